@@ -1,0 +1,50 @@
+"""The built-in methods and metrics, as lazy "module:attr" targets (nothing is imported here)."""
+
+from __future__ import annotations
+
+from bench.registry import Registry
+
+BUILTIN_METHODS: dict[str, str] = {
+    # weight-free (issue 2)
+    "source": "methods.source:SourceMethod",
+    "flow-propagate": "methods.flow_propagate:FlowPropagateComposite",
+    "color-transfer": "methods.color_transfer:ReferenceColorTransfer",
+    # diffusion (issue 4)
+    "framewise-sdedit": "methods.sdedit:FramewiseSDEdit",
+    "framewise-ip2p": "methods.ip2p:FramewiseInstructPix2Pix",
+    "text2video-zero": "methods.text2video_zero:Text2VideoZero",
+    "controlnet-depth": "methods.controlnet_depth:ControlNetDepth",
+    "animatediff-v2v": "methods.animatediff_v2v:AnimateDiffV2V",
+    "rave": "methods.rave:RAVE",
+    "framewise-paint-by-example": "methods.paint_by_example:FramewisePaintByExample",
+    "external": "methods.external:ExternalMethod",
+    "precomputed": "methods.precomputed:PrecomputedMethod",
+}
+
+BUILTIN_METRICS: dict[str, str] = {
+    # weight-free (issue 2)
+    "generation_time": "metrics.efficiency:GenerationTime",
+    "preprocess_time": "metrics.efficiency:PreprocessTime",
+    "peak_memory": "metrics.efficiency:PeakMemory",
+    "temporal_flickering": "metrics.flicker:TemporalFlickering",
+    "bg_psnr": "metrics.background:BackgroundPSNR",
+    "bg_ssim": "metrics.background:BackgroundSSIM",
+    # model-based (issue 3)
+    "clip_text": "metrics.clip:ClipTextAlignment",
+    "clip_consistency": "metrics.clip:ClipConsistency",
+    "dino_consistency": "metrics.dino:DinoConsistency",
+    "clip_image": "metrics.clip:ClipImageSimilarity",
+    "dino_image": "metrics.dino:DinoImageSimilarity",
+    "aesthetic": "metrics.aesthetic:LaionAesthetic",
+    "pick_score": "metrics.pick_score:PickScore",
+    "dover": "metrics.dover:DoverScore",
+    "motion_alignment": "metrics.motion:MotionAlignment",
+    "warp_error": "metrics.warp:WarpError",
+    "fid": "metrics.fid:FrechetInceptionDistance",
+    "subject_consistency": "metrics.vbench:SubjectConsistency",
+    "background_consistency": "metrics.vbench:BackgroundConsistency",
+    "imaging_quality": "metrics.vbench:ImagingQuality",
+}
+
+METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)
+METRICS: Registry = Registry("metric", "videditbench.metrics", BUILTIN_METRICS)

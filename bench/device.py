@@ -1,0 +1,37 @@
+"""Automatic, overridable device selection (`--device auto|cpu|cuda|cuda:N|mps`)."""
+
+from __future__ import annotations
+
+import os
+
+from bench.errors import VidEditBenchError
+
+VALID_DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def resolve_device(name: str | None = None) -> str:
+    """Return a concrete torch device string. `auto` (default, or $VIDEDITBENCH_DEVICE) picks CUDA if present."""
+    name = (name or os.environ.get("VIDEDITBENCH_DEVICE") or "auto").strip().lower()
+    if name == "cpu":
+        return "cpu"
+    if name not in ("auto", "mps") and not (name == "cuda" or name.startswith("cuda:")):
+        raise VidEditBenchError(f"bad device '{name}'; valid choices: {', '.join(VALID_DEVICES)}")
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise VidEditBenchError("device 'mps' requested but not available; use --device cpu or auto")
+        return "mps"
+    if not torch.cuda.is_available():
+        raise VidEditBenchError(f"device '{name}' requested but CUDA is not available; use --device cpu or auto")
+    if ":" in name:
+        idx = name.split(":", 1)[1]
+        if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
+            raise VidEditBenchError(f"device '{name}' does not exist; {torch.cuda.device_count()} CUDA device(s) present")
+    return name

@@ -1,0 +1,103 @@
+"""The metric interface: classes with metadata (like torchmetrics) over plain math functions.
+
+A metric declares whether higher is better, its expected range, what it needs (source video,
+text, reference, mask, ground-truth flow), whether it is per-sample or set-level (FID), the
+weights it loads, and its *variant*: everything that changes the number (backbone, pairing,
+image backend, flow model...). Every stored value carries its variant id, so numbers computed
+differently never mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable
+
+from bench.types import EvalItem
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """Metadata of one stored value (a metric may store several, e.g. dover / dover_technical)."""
+
+    name: str
+    higher_is_better: bool
+    value_range: tuple[float, float]
+    unit: str = ""
+    description: str = ""
+
+
+class Metric:
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    value_range: ClassVar[tuple[float, float]] = (float("-inf"), float("inf"))
+    unit: ClassVar[str] = ""
+    #: subset of {"source", "text", "reference", "mask", "flow_gt", "efficiency"}
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: "sample" (one value per edited video) or "set" (one value per method over all its samples)
+    level: ClassVar[str] = "sample"
+    #: extra stored values beyond `name` (e.g. dover_technical); name -> OutputInfo
+    extra_outputs: ClassVar[tuple[OutputInfo, ...]] = ()
+    #: default options (the variant); user overrides are merged over these
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: choices for options that have a closed set of values (validated in __init__)
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+        from bench.errors import VidEditBenchError
+
+        unknown = set(options) - set(self.defaults)
+        if unknown:
+            raise VidEditBenchError(
+                f"metric '{self.name}' got unknown option(s) {sorted(unknown)}; valid: {sorted(self.defaults) or '(none)'}"
+            )
+        self.options: dict[str, Any] = {**self.defaults, **options}
+        for key, allowed in self.choices.items():
+            if self.options.get(key) not in allowed:
+                raise VidEditBenchError(
+                    f"metric '{self.name}': bad {key} '{self.options.get(key)}'; valid choices: {', '.join(map(str, allowed))}"
+                )
+        self.device = device
+        self.batch_size = int(batch_size)
+
+    # --- metadata -----------------------------------------------------------------------------
+    @classmethod
+    def outputs(cls) -> tuple[OutputInfo, ...]:
+        main = OutputInfo(cls.name, cls.higher_is_better, cls.value_range, cls.unit, cls.description)
+        return (main, *cls.extra_outputs)
+
+    def variant(self) -> dict[str, Any]:
+        """Everything that changes the value. Subclasses may add resolved facts (e.g. weight names)."""
+        return dict(sorted(self.options.items()))
+
+    def variant_id(self) -> str:
+        blob = json.dumps(self.variant(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def variant_label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.variant().items()) or "default"
+
+    def required_weights(self) -> list[str]:
+        """Names in the weights registry this variant loads (checked before the run computes it)."""
+        return []
+
+    def applicable(self, item_has: set[str]) -> str | None:
+        missing = sorted(self.needs - item_has)
+        return f"{self.name} needs {', '.join(missing)}" if missing else None
+
+    # --- computation ----------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Load models once per run (raise bench.errors.WeightsMissing when absent)."""
+
+    def compute(self, item: EvalItem) -> dict[str, float]:
+        """Per-sample value(s): {name: value, **extra_outputs}."""
+        raise NotImplementedError
+
+    def compute_set(self, items: Iterable[EvalItem]) -> dict[str, float]:
+        """Set-level value(s) over all samples of one method (level == "set")."""
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        """Release models."""

@@ -1,0 +1,177 @@
+"""Reading and writing videos, frame folders, images and masks (decord first, PyAV as fallback)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import VideoReadError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif")
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    return files
+
+
+def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode)).copy()
+    except FileNotFoundError:
+        raise VideoReadError(str(path), "file not found", "check the path in the manifest") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise VideoReadError(str(path), f"not a readable image ({e})", "re-export it as PNG") from None
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.asarray(image)).save(path)
+
+
+def _read_with_decord(path: Path) -> tuple[np.ndarray, float]:
+    import decord  # type: ignore
+
+    vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
+    n = len(vr)
+    if n == 0:
+        raise ValueError("no frames")
+    frames = vr.get_batch(list(range(n))).asnumpy()
+    return frames, float(vr.get_avg_fps() or 8.0)
+
+
+def _read_with_pyav(path: Path) -> tuple[np.ndarray, float]:
+    import av  # type: ignore
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else 8.0
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    if not frames:
+        raise ValueError("no frames")
+    return np.stack(frames), fps
+
+
+def _read_gif(path: Path) -> tuple[np.ndarray, float]:
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        frames = [np.asarray(f.convert("RGB")).copy() for f in ImageSequence.Iterator(im)]
+        duration = im.info.get("duration", 125) or 125
+    return np.stack(frames), 1000.0 / float(duration)
+
+
+def read_video(path: str | os.PathLike, backend: str = "auto") -> tuple[np.ndarray, float]:
+    """(frames uint8 (T,H,W,3) RGB, fps) from a video file, a .gif, or a folder of frame images."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoReadError(str(p), "does not exist", "check the path")
+    if p.is_dir():
+        files = list_frame_files(p)
+        if not files:
+            raise VideoReadError(str(p), "folder has no frame images (.png/.jpg)", "put 00.png, 01.png, … in it")
+        frames = [read_image(f) for f in files]
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise VideoReadError(str(p), f"frames have different sizes {sorted(shapes)}", "resize them to one size")
+        return np.stack(frames), 8.0
+    if p.suffix.lower() == ".gif":
+        try:
+            return _read_gif(p)
+        except Exception as e:  # noqa: BLE001
+            raise VideoReadError(str(p), f"not a readable GIF ({e})", "re-export the video") from None
+    errors = []
+    readers = {"decord": [_read_with_decord], "pyav": [_read_with_pyav], "auto": [_read_with_decord, _read_with_pyav]}
+    for reader in readers.get(backend, readers["auto"]):
+        try:
+            frames, fps = reader(p)
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise ValueError(f"unexpected frame shape {frames.shape}")
+            return np.ascontiguousarray(frames.astype(np.uint8, copy=False)), fps
+        except ImportError as e:
+            errors.append(f"{reader.__name__}: {e}")
+        except Exception as e:  # noqa: BLE001  (decoders raise many types)
+            errors.append(f"{reader.__name__.replace('_read_with_', '')}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    raise VideoReadError(str(p), "cannot decode video (" + "; ".join(errors) + ")", "check the file is a valid video, or re-encode it")
+
+
+def read_mask_frames(path: str | os.PathLike) -> np.ndarray:
+    """Per-frame masks as bool (T,H,W) from a folder of mask images or a video; nonzero = inside."""
+    p = Path(path)
+    if p.is_dir():
+        files = list_frame_files(p)
+        if not files:
+            raise VideoReadError(str(p), "mask folder has no images", "put one mask image per frame in it")
+        return np.stack([read_image(f, "L") > 127 for f in files])
+    if p.suffix.lower() in IMAGE_EXTS:
+        return (read_image(p, "L") > 127)[None]
+    frames, _ = read_video(p)
+    return frames.max(axis=-1) > 127
+
+
+def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> Path:
+    """Write frames losslessly as PNGs (00000.png, …) atomically: a temp folder renamed into place."""
+    from PIL import Image
+
+    dest = Path(folder)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    for i, f in enumerate(frames):
+        Image.fromarray(np.asarray(f, dtype=np.uint8)).save(tmp / f"{i:05d}.png", compress_level=1)
+    if dest.exists():
+        import shutil
+
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
+
+
+def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, max_side: int = 256) -> Path:
+    """An animated preview (lossy palette; for reports only, never for scoring)."""
+    from PIL import Image
+
+    imgs = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    if imgs and max(imgs[0].size) > max_side:
+        scale = max_side / max(imgs[0].size)
+        size = (max(1, round(imgs[0].width * scale)), max(1, round(imgs[0].height * scale)))
+        imgs = [im.resize(size, Image.BILINEAR) for im in imgs]
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".tmp.gif")
+    imgs[0].save(tmp, save_all=True, append_images=imgs[1:], duration=int(1000 / max(fps, 1e-3)), loop=0)
+    os.replace(tmp, p)
+    return p
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, lossless: bool = True) -> Path:
+    """H.264 via PyAV; `lossless=True` uses libx264rgb with qp 0 (bit-exact RGB)."""
+    import av  # type: ignore
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.stem + ".tmp" + p.suffix)
+    t, h, w, _ = frames.shape
+    with av.open(str(tmp), mode="w") as out:
+        if lossless:
+            stream = out.add_stream("libx264rgb", rate=round(fps))
+            stream.pix_fmt = "rgb24"
+            stream.options = {"qp": "0", "preset": "veryfast"}
+        else:
+            stream = out.add_stream("libx264", rate=round(fps))
+            stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = w, h
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    os.replace(tmp, p)
+    return p

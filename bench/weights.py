@@ -1,0 +1,208 @@
+"""One registry of model weights: where each comes from, where it lives locally, its licence.
+
+Resolution order for a spec named NAME (first hit wins):
+  1. `$VIDEDITBENCH_WEIGHT_<NAME>` (NAME upper-cased, non-alphanumerics as `_`): a local file or folder;
+  2. the project cache `$VIDEDITBENCH_CACHE/weights/<NAME>/` (default `~/.cache/videditbench`);
+  3. for Hugging Face repos, the standard HF cache (`HF_HOME` / `HF_HUB_CACHE`), read with
+     `local_files_only=True`.
+Nothing is downloaded at import or during a run: `videditbench weights download NAME` does that,
+and it refuses at once when offline (`HF_HUB_OFFLINE=1` or `--offline`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import VidEditBenchError, WeightsMissing
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    #: "hf" (a Hugging Face repo, downloaded as a snapshot), "hf-file" (one file of a HF repo),
+    #: "url" (one file over HTTPS), "package" (shipped/handled by a pip package)
+    kind: str
+    source: str  # repo id for hf / hf-file, URL for url
+    filename: str | None = None  # file inside the repo (hf-file) or the local file name (url)
+    sha256: str | None = None
+    licence: str = "unknown"
+    used_by: tuple[str, ...] = ()
+    size_mb: float | None = None
+    allow_patterns: tuple[str, ...] = ()  # for "hf": which files of the repo are needed
+    revision: str | None = None
+    notes: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def env_var(self) -> str:
+        return "VIDEDITBENCH_WEIGHT_" + re.sub(r"[^A-Za-z0-9]", "_", self.name).upper()
+
+    @property
+    def fix_command(self) -> str:
+        return f"videditbench weights download {self.name}"
+
+
+_SPECS: dict[str, WeightSpec] = {}
+
+
+def register_weight(spec: WeightSpec) -> WeightSpec:
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> WeightSpec:
+    _ensure_catalog()
+    if name not in _SPECS:
+        from bench.errors import UnknownNameError
+
+        raise UnknownNameError("weights", name, list(_SPECS))
+    return _SPECS[name]
+
+
+def all_specs() -> list[WeightSpec]:
+    _ensure_catalog()
+    return [_SPECS[n] for n in sorted(_SPECS)]
+
+
+def _ensure_catalog() -> None:
+    import bench.weights_catalog  # noqa: F401  (registers the built-in specs)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIDEDITBENCH_CACHE", Path.home() / ".cache" / "videditbench")).expanduser()
+
+
+def project_cache_path(spec: WeightSpec) -> Path:
+    return cache_dir() / "weights" / spec.name
+
+
+def is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on") or os.environ.get(
+        "VIDEDITBENCH_OFFLINE", "0"
+    ).lower() in ("1", "true", "yes", "on")
+
+
+def _local_in_project_cache(spec: WeightSpec) -> Path | None:
+    root = project_cache_path(spec)
+    if spec.kind in ("url", "hf-file") and spec.filename:
+        p = root / Path(spec.filename).name
+        return p if p.is_file() else None
+    if root.is_dir() and any(root.iterdir()):
+        return root
+    return None
+
+
+def _local_in_hf_cache(spec: WeightSpec) -> Path | None:
+    if spec.kind not in ("hf", "hf-file"):
+        return None
+    try:
+        if spec.kind == "hf-file":
+            from huggingface_hub import try_to_load_from_cache
+
+            got = try_to_load_from_cache(spec.source, spec.filename, revision=spec.revision)
+            return Path(got) if isinstance(got, str) and Path(got).is_file() else None
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(
+            spec.source,
+            revision=spec.revision,
+            local_files_only=True,
+            allow_patterns=list(spec.allow_patterns) or None,
+        )
+        return Path(path)
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        return None
+
+
+def locate(name: str) -> Path | None:
+    """The local path of weights NAME, or None when they are not present. Never downloads."""
+    spec = get_spec(name)
+    override = os.environ.get(spec.env_var)
+    if override:
+        p = Path(override).expanduser()
+        return p if p.exists() else None
+    return _local_in_project_cache(spec) or _local_in_hf_cache(spec)
+
+
+def resolve(name: str) -> Path:
+    """Like `locate`, but raise WeightsMissing with the exact command that fixes it."""
+    spec = get_spec(name)
+    override = os.environ.get(spec.env_var)
+    if override and not Path(override).expanduser().exists():
+        raise WeightsMissing(name, f"fix or unset ${spec.env_var}", f"${spec.env_var}={override} does not exist")
+    path = locate(name)
+    if path is None:
+        raise WeightsMissing(name, spec.fix_command, f"source {spec.source}")
+    return path
+
+
+def is_available(name: str) -> bool:
+    return locate(name) is not None
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def size_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def download(name: str, offline: bool | None = None) -> Path:
+    """Fetch weights NAME into the standard cache (HF cache for hub repos, project cache for URLs)."""
+    spec = get_spec(name)
+    if offline or (offline is None and is_offline()):
+        raise VidEditBenchError(
+            f"cannot download '{name}' while offline (HF_HUB_OFFLINE/--offline); "
+            f"copy it from a machine with internet into {project_cache_path(spec)} or set ${spec.env_var}"
+        )
+    if spec.kind == "hf":
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(spec.source, revision=spec.revision, allow_patterns=list(spec.allow_patterns) or None)
+        )
+    if spec.kind == "hf-file":
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(spec.source, spec.filename, revision=spec.revision))
+    if spec.kind == "url":
+        dest_dir = project_cache_path(spec)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / (spec.filename or Path(spec.source).name)
+        with tempfile.NamedTemporaryFile(dir=dest_dir, delete=False) as tmp:
+            with urllib.request.urlopen(spec.source, timeout=60) as resp:  # noqa: S310 (explicit user command)
+                shutil.copyfileobj(resp, tmp)
+        if spec.sha256 and sha256_of(Path(tmp.name)) != spec.sha256:
+            os.unlink(tmp.name)
+            raise VidEditBenchError(f"download of '{name}' from {spec.source} failed its sha256 check")
+        os.replace(tmp.name, dest)
+        return dest
+    raise VidEditBenchError(f"weights '{name}' are managed by a package ({spec.source}); install it and see its docs")
+
+
+def verify(name: str) -> tuple[bool, str]:
+    """(ok, message): present, and matching its sha256 where one is known."""
+    spec = get_spec(name)
+    path = locate(name)
+    if path is None:
+        return False, f"missing; run: {spec.fix_command}"
+    if spec.sha256 and path.is_file():
+        digest = sha256_of(path)
+        if digest != spec.sha256:
+            return False, f"sha256 mismatch at {path}: {digest[:12]}… != {spec.sha256[:12]}…"
+        return True, f"ok (sha256 verified) {path}"
+    return True, f"present at {path} (no sha256 known)"

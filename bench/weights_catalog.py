@@ -1,0 +1,50 @@
+"""Built-in weight specs. Add a spec here (or call `register_weight` from a plug-in) for new models."""
+
+from __future__ import annotations
+
+from bench.weights import WeightSpec, register_weight
+
+_HF_MODEL_FILES = ("*.json", "*.txt", "*.safetensors", "*.model")
+
+for _spec in (
+    # ---- metrics -------------------------------------------------------------------------------
+    WeightSpec("clip-vit-large-patch14", "hf", "openai/clip-vit-large-patch14", licence="MIT",
+               used_by=("clip_text", "clip_consistency", "clip_image", "aesthetic"), size_mb=1710,
+               allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("clip-vit-base-patch32", "hf", "openai/clip-vit-base-patch32", licence="MIT",
+               used_by=("background_consistency",), size_mb=605, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("dinov2-base", "hf", "facebook/dinov2-base", licence="Apache-2.0",
+               used_by=("dino_consistency", "dino_image"), size_mb=346, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("dino-vitb16", "hf", "facebook/dino-vitb16", licence="Apache-2.0",
+               used_by=("subject_consistency",), size_mb=343, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("laion-aesthetic-v2", "url",
+               "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth",
+               filename="sac+logos+ava1-l14-linearMSE.pth", licence="Apache-2.0", used_by=("aesthetic",), size_mb=3.7),
+    WeightSpec("pickscore-v1", "hf", "yuvalkirstain/PickScore_v1", licence="MIT", used_by=("pick_score",),
+               size_mb=3940, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("clip-vit-h-14-laion-processor", "hf", "laion/CLIP-ViT-H-14-laion2B-s32B-b79K", licence="MIT",
+               used_by=("pick_score",), size_mb=4, allow_patterns=("*.json", "*.txt"),
+               notes="only the processor (tokenizer + image processor) files"),
+    WeightSpec("dover", "url", "https://github.com/VQAssessment/DOVER/releases/download/v0.1.0/DOVER.pth",
+               filename="DOVER.pth", licence="S-Lab License 1.0 (non-commercial)", used_by=("dover",), size_mb=236),
+    WeightSpec("fid-inception", "url",
+               "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+               filename="pt_inception-2015-12-05-6726825d.pth", licence="Apache-2.0", used_by=("fid",), size_mb=91),
+    # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
+    WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
+               licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),
+               size_mb=5200, allow_patterns=("*.json", "*.txt", "*.fp16.safetensors", "tokenizer/*")),
+    WeightSpec("instruct-pix2pix", "hf", "timbrooks/instruct-pix2pix", licence="MIT",
+               used_by=("framewise-ip2p", "text2video-zero"), size_mb=5200,
+               allow_patterns=("*.json", "*.txt", "*.safetensors", "tokenizer/*")),
+    WeightSpec("controlnet-depth-sd15", "hf", "lllyasviel/control_v11f1p_sd15_depth", licence="OpenRAIL",
+               used_by=("controlnet-depth", "rave"), size_mb=1450, allow_patterns=("*.json", "*.safetensors")),
+    WeightSpec("dpt-hybrid-midas", "hf", "Intel/dpt-hybrid-midas", licence="Apache-2.0",
+               used_by=("controlnet-depth", "rave"), size_mb=490, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("animatediff-motion-adapter-v1-5-2", "hf", "guoyww/animatediff-motion-adapter-v1-5-2",
+               licence="Apache-2.0", used_by=("animatediff-v2v",), size_mb=1820, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("paint-by-example", "hf", "Fantasy-Studio/Paint-by-Example", licence="CreativeML OpenRAIL-M",
+               used_by=("framewise-paint-by-example",), size_mb=6300,
+               allow_patterns=("*.json", "*.txt", "*.safetensors")),
+):
+    register_weight(_spec)
