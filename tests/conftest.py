@@ -1,0 +1,76 @@
+"""Test environment: never touch the network, keep caches in temp dirs, keep CPU threads modest."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Must be set before huggingface_hub / transformers / diffusers are imported anywhere.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def goldens_path() -> Path:
+    return Path(os.environ.get("VIDEDITBENCH_GOLDENS", REPO_ROOT.parent / "shared" / "goldens"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory, monkeypatch):
+    """Every test gets an empty project cache and HF cache, so nothing real is ever found or fetched."""
+    root = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("VIDEDITBENCH_CACHE", str(root / "videditbench"))
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(root / "hf" / "hub"))
+    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
+    for key in list(os.environ):
+        if key.startswith("VIDEDITBENCH_WEIGHT_"):
+            monkeypatch.delenv(key)
+    yield
+
+
+@pytest.fixture(scope="session")
+def goldens_dir() -> Path:
+    path = goldens_path()
+    if not (path / "expected.json").is_file():
+        pytest.skip(f"golden fixtures not found at {path} (expected ../shared/goldens beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden_expected(goldens_dir) -> dict:
+    import json
+
+    return json.loads((goldens_dir / "expected.json").read_text())
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def small_video(rng):
+    """A 6-frame 64x64 clip: a textured background translating by 2 px/frame plus a moving square."""
+    from bench.types import Video
+
+    h = w = 64
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = []
+    for t in range(6):
+        bg = 128 + 60 * np.sin(2 * np.pi * (x - 2 * t) / 23.0)[..., None] * np.array([1.0, 0.6, -0.4])
+        f = bg.copy()
+        f[20 + t : 36 + t, 10 + 3 * t : 26 + 3 * t] = (220, 40, 40)
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return Video(np.stack(frames), fps=8.0)
