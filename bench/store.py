@@ -272,7 +272,8 @@ class ResultStore:
             other_path = other_path / self.FILENAME
         before = self.counts()
         self.conn.execute("ATTACH DATABASE ? AS other", (str(other_path),))
-            try:
+        try:
+            with self._tx():
                 for table, key in (("edits", "edit_key"), ("scores", "score_key")):
                     self.conn.execute(
                         f"INSERT OR REPLACE INTO {table} SELECT o.* FROM other.{table} o "
@@ -280,7 +281,8 @@ class ResultStore:
                     )
                 self.conn.execute(
                     "INSERT INTO invocations (started, config, code_version, environment) "
-                    "SELECT started, config, code_version, environment FROM other.invocations"
+                    "SELECT o.started, o.config, o.code_version, o.environment FROM other.invocations o "
+                    "WHERE NOT EXISTS (SELECT 1 FROM invocations m WHERE m.started = o.started AND m.config = o.config)"
                 )
         finally:
             self.conn.execute("DETACH DATABASE other")
