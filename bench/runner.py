@@ -1,0 +1,667 @@
+"""The benchmark loop: methods × samples -> edited videos (stored losslessly) -> metrics -> store.
+
+The unit of work is one (method, sample) edit and one (edit, metric variant) score; both are keyed
+by content hashes, so a rerun or `--resume` skips finished work, shards (`--shard i/n`) never
+overlap, and their stores merge. A failing sample, method or metric becomes an error row and the
+run goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from bench.cache import FeatureCache
+from bench.catalog import METHODS, METRICS
+from bench.errors import MethodOutputError, NotApplicable, VidEditBenchError, WeightsMissing
+from bench.hashing import hash_obj
+from bench.store import EditRow, ResultStore, ScoreRow
+from bench.types import Efficiency, EvalItem, LoadedSample, Sample, Video
+
+DEFAULT_METHODS = ("source", "flow-propagate", "color-transfer")
+#: the default metric set: every built-in metric; model-based ones are skipped (with the fix) when
+#: their weights are absent, so the default run is meaningful offline.
+DEFAULT_METRICS = (
+    "clip_text", "clip_consistency", "dino_consistency", "aesthetic", "pick_score", "dover",
+    "motion_alignment", "warp_error", "fid", "clip_image", "dino_image",
+    "temporal_flickering", "bg_psnr", "bg_ssim", "generation_time", "preprocess_time", "peak_memory",
+)
+
+Progress = Callable[[str, int, int], None]  # (phase label, done, total)
+
+
+@dataclass
+class RunConfig:
+    suite: str = "mini"
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    run_name: str | None = None
+    results_dir: str = "results"
+    device: str = "auto"
+    seed: int = 0
+    limit: int | None = None
+    shard: tuple[int, int] | None = None  # (index, count), index in [0, count)
+    retry_errors: bool = False
+    batch_size: int = 16
+    warmup: int = 0
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
+    suite_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. num_frames, size
+    source_cache: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.run_name or Path(self.suite).stem
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.results_dir) / self.name
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    edits: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> status -> count
+    scores: dict[str, dict[str, int]] = field(default_factory=dict)  # metric -> status -> count
+    problems: list[tuple[str, str, str, str]] = field(default_factory=list)  # (kind, what, status, message)
+    edits_done: int = 0
+    edits_skipped_existing: int = 0
+    scores_done: int = 0
+    scores_skipped_existing: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    seconds: float = 0.0
+
+
+def code_version() -> str:
+    from bench import __version__
+
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        if rev:
+            return f"{__version__}+g{rev}{'.dirty' if dirty else ''}"
+    except Exception:  # noqa: BLE001
+        pass
+    return __version__
+
+
+def environment_info(device: str) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    info: dict[str, Any] = {
+        "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "device": device,
+    }
+    for pkg in ("torch", "torchvision", "transformers", "diffusers", "open_clip_torch", "ptlflow", "numpy"):
+        try:
+            info[pkg] = version(pkg)
+        except PackageNotFoundError:
+            info[pkg] = None
+    if device.startswith("cuda"):
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def shard_filter(samples: list[Sample], shard: tuple[int, int] | None) -> list[Sample]:
+    if not shard:
+        return samples
+    i, n = shard
+    return [s for s in samples if int(hash_obj(s.uid, 8), 16) % n == i]
+
+
+def sample_key(sample: Sample) -> str:
+    return hash_obj(asdict(sample))
+
+
+def edit_key(sample: Sample, method_key: str) -> str:
+    return hash_obj({"sample": sample_key(sample), "method": method_key})
+
+
+def score_key(edit_or_set_key: str, output: str, variant_id: str) -> str:
+    return hash_obj({"edit": edit_or_set_key, "metric": output, "variant": variant_id})
+
+
+def validate_output(out: Any, source: Video, method: str) -> np.ndarray:
+    """Check an edit's frames against its source: count, size, dtype, finiteness."""
+    frames = out.frames if isinstance(out, Video) else out
+    if frames is None:
+        raise MethodOutputError(f"method '{method}' returned None instead of frames")
+    try:
+        frames = np.asarray(frames)
+    except Exception as e:  # noqa: BLE001
+        raise MethodOutputError(f"method '{method}' returned something that is not an array ({type(out).__name__}): {e}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise MethodOutputError(f"method '{method}' returned frames of shape {frames.shape}; expected (T, H, W, 3)")
+    if frames.shape[0] != source.num_frames:
+        raise MethodOutputError(
+            f"method '{method}' returned {frames.shape[0]} frames; the source has {source.num_frames}"
+        )
+    if frames.shape[1:3] != source.frames.shape[1:3]:
+        raise MethodOutputError(
+            f"method '{method}' returned frames of size {frames.shape[2]}x{frames.shape[1]}; "
+            f"the source is {source.width}x{source.height}"
+        )
+    if frames.dtype != np.uint8:
+        if not np.issubdtype(frames.dtype, np.number):
+            raise MethodOutputError(f"method '{method}' returned frames of dtype {frames.dtype}; expected uint8")
+        if not np.all(np.isfinite(frames)):
+            raise MethodOutputError(f"method '{method}' returned frames containing NaN or infinite values")
+        lo, hi = float(frames.min()), float(frames.max())
+        if lo < 0.0 or hi > 1.0:
+            raise MethodOutputError(
+                f"method '{method}' returned {frames.dtype} frames in [{lo:.3g}, {hi:.3g}]; return uint8 in [0, 255] "
+                "or floats in [0, 1]"
+            )
+        frames = np.round(frames * 255.0).astype(np.uint8)
+    return frames
+
+
+def _is_oom(e: BaseException) -> bool:
+    if isinstance(e, MemoryError):
+        return True
+    return type(e).__name__ in ("OutOfMemoryError",) or "out of memory" in str(e).lower()
+
+
+def describe_exception(e: BaseException) -> str:
+    if _is_oom(e):
+        return f"out of memory: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    if isinstance(e, VidEditBenchError):
+        return str(e)
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {msg}{where}"
+
+
+def _free_memory() -> None:
+    gc.collect()
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+    import sys
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+class Runner:
+    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None):
+        from bench.device import resolve_device
+        from bench.suites import load_suite
+
+        self.config = config
+        self.progress = progress or (lambda label, done, total: None)
+        self.log = log or (lambda msg: None)
+        self.suite = load_suite(config.suite, **config.suite_overrides)
+        self.device = resolve_device(config.device)
+        samples = shard_filter(list(self.suite.samples), config.shard)
+        self.samples = samples[: config.limit] if config.limit else samples
+        self.run_dir = config.run_dir
+        self.store = ResultStore(self.run_dir)
+        self.cache = FeatureCache(enabled=config.source_cache)
+        self.summary = RunSummary(self.run_dir)
+        self._loaded: dict[str, LoadedSample] = {}
+        self._source_dirs: dict[str, str] = {}
+        METHODS.validate(config.methods)
+        METRICS.validate(config.metrics)
+
+    # --- entry point ----------------------------------------------------------------------------
+    def run(self, do_edits: bool = True, do_metrics: bool = True) -> RunSummary:
+        t0 = time.perf_counter()
+        self.store.add_invocation(self._config_record(), code_version(), environment_info(self.device))
+        if do_edits:
+            for name in self.config.methods:
+                self._run_method(name)
+                _free_memory()
+        if do_metrics:
+            for name in self.config.metrics:
+                self._run_metric(name)
+                _free_memory()
+        self.summary.cache_hits, self.summary.cache_misses = self.cache.hits, self.cache.misses
+        self.summary.seconds = time.perf_counter() - t0
+        self._tally()
+        return self.summary
+
+    def _config_record(self) -> dict[str, Any]:
+        d = asdict(self.config)
+        d["resolved_device"] = self.device
+        d["num_samples"] = len(self.samples)
+        return d
+
+    # --- samples ----------------------------------------------------------------------------------
+    def load(self, sample: Sample) -> LoadedSample:
+        if sample.uid not in self._loaded:
+            if len(self._loaded) > 64:
+                self._loaded.clear()
+            self._loaded[sample.uid] = self.suite.load(sample)
+        return self._loaded[sample.uid]
+
+    def _source_dir(self, loaded: LoadedSample) -> str:
+        """The preprocessed source frames, saved once per source video (for previews and re-scoring)."""
+        from bench.video_io import write_frames
+
+        key = loaded.source_key
+        if key not in self._source_dirs:
+            dest = self.run_dir / "sources" / f"{loaded.sample.video_id}-{key[:10]}"
+            if not (dest.is_dir() and len(list(dest.glob("*.png"))) == loaded.video.num_frames):
+                write_frames(dest, loaded.video.frames)
+            self._source_dirs[key] = str(dest)
+        return self._source_dirs[key]
+
+    # --- methods ------------------------------------------------------------------------------------
+    def _method_label(self, name: str) -> str:
+        return self.config.method_labels.get(name, name)
+
+    def _edit_row(self, sample: Sample, label: str, mkey: str, mconfig: dict, status: str, **kw: Any) -> EditRow:
+        return EditRow(
+            edit_key=edit_key(sample, mkey), method=label, method_key=mkey,
+            method_config=json.dumps(mconfig, sort_keys=True, default=str), sample_uid=sample.uid,
+            sample_key=sample_key(sample), suite=sample.suite, video_id=sample.video_id, edit_id=sample.edit_id,
+            edit_type=sample.edit_type, category=sample.category, task=sample.task, prompt=sample.target_prompt,
+            status=status, **kw,
+        )
+
+    def _needs_edit(self, row: dict | None) -> bool:
+        if row is None:
+            return True
+        if row["status"] == "ok":
+            return not (row["output_dir"] and Path(row["output_dir"]).is_dir())
+        if row["status"] == "error":
+            return self.config.retry_errors
+        if row["status"] == "skipped":
+            return True  # weights may have appeared since; re-checking is cheap
+        return False
+
+    def _run_method(self, name: str) -> None:
+        label = self._method_label(name)
+        options = dict(self.config.method_options.get(name, {}))
+        fallback_config = {"name": label, "seed": self.config.seed, **options}
+        try:
+            cls = METHODS.get(name)
+            method = cls(device=self.device, seed=self.config.seed, **options)
+            mconfig = {**method.config(), "label": label}
+        except Exception as e:  # noqa: BLE001  (import errors, bad options)
+            mkey = hash_obj(fallback_config)
+            msg = f"method '{name}' could not be created: {describe_exception(e)}"
+            self.log(msg)
+            for s in self.samples:
+                if self._needs_edit(self.store.get_edit(edit_key(s, mkey))):
+                    self.store.put_edit(self._edit_row(s, label, mkey, fallback_config, "error", message=msg))
+            return
+        mkey = hash_obj(mconfig)
+        todo: list[Sample] = []
+        for s in self.samples:
+            row = self.store.get_edit(edit_key(s, mkey))
+            if not self._needs_edit(row):
+                self.summary.edits_skipped_existing += 1
+                continue
+            reason = method.applicable(
+                s.task, bool(s.target_prompt), bool(s.reference), bool(s.mask)
+            )
+            if reason:
+                self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "not_applicable", message=reason))
+                continue
+            todo.append(s)
+        if not todo:
+            return
+        from bench.weights import get_spec, locate
+
+        missing = []
+        for w in method.required_weights():
+            try:
+                if locate(w) is None:
+                    missing.append(get_spec(w))
+            except VidEditBenchError:
+                pass  # a local path or unknown name: setup() will say precisely
+        if missing:
+            msg = "; ".join(f"weights '{m.name}' ({m.source}) missing; run: {m.fix_command}" for m in missing)
+            self.log(f"{label}: skipped — {msg}")
+            for s in todo:
+                self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "skipped", message=msg))
+            return
+        try:
+            method.setup()
+        except Exception as e:  # noqa: BLE001
+            status = "skipped" if isinstance(e, (WeightsMissing, ImportError)) else "error"
+            msg = describe_exception(e)
+            self.log(f"{label}: setup failed — {msg}")
+            for s in todo:
+                self.store.put_edit(self._edit_row(s, label, mkey, mconfig, status, message=msg))
+            return
+        by_video: dict[str, list[Sample]] = defaultdict(list)
+        for s in todo:
+            by_video[s.source].append(s)
+        done = 0
+        try:
+            for _, group in by_video.items():
+                prepared, prep_time, prep_error = None, None, None
+                for s in group:
+                    done += 1
+                    self.progress(f"edit {label}", done, len(todo))
+                    try:
+                        loaded = self.load(s)
+                    except Exception as e:  # noqa: BLE001
+                        self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "error", message=describe_exception(e)))
+                        continue
+                    if prep_time is None and prep_error is None:
+                        try:
+                            _seed_everything(self.config.seed)
+                            from bench.efficiency import measure
+
+                            prepared, m = measure(lambda: method.prepare(loaded.video), self.device)
+                            prep_time = m.seconds
+                        except Exception as e:  # noqa: BLE001
+                            prep_error = f"prepare failed: {describe_exception(e)}"
+                    if prep_error:
+                        self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "error", message=prep_error))
+                        continue
+                    self._edit_one(method, s, loaded, label, mkey, mconfig, prepared, prep_time, first=done == 1)
+        finally:
+            try:
+                method.teardown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _edit_one(self, method, s: Sample, loaded: LoadedSample, label: str, mkey: str, mconfig: dict,
+                  prepared: Any, prep_time: float | None, first: bool) -> None:
+        from bench.efficiency import measure
+        from bench.video_io import write_frames
+
+        def call():
+            return method.edit(
+                loaded.video, prompt=s.target_prompt, reference=loaded.reference, mask=loaded.mask,
+                prepared=prepared, source_prompt=s.source_prompt,
+            )
+
+        ekey = edit_key(s, mkey)
+        try:
+            if first and self.config.warmup:
+                for _ in range(self.config.warmup):
+                    _seed_everything(self.config.seed)
+                    call()
+            _seed_everything(self.config.seed)
+            out, m = measure(call, self.device)
+            frames = validate_output(out, loaded.video, label)
+            out_dir = self.run_dir / "edits" / label / mkey[:10] / s.video_id / s.edit_id
+            write_frames(out_dir, frames)
+            row = self._edit_row(
+                s, label, mkey, mconfig, "ok", output_dir=str(out_dir), source_dir=self._source_dir(loaded),
+                preprocess_s=prep_time, generate_s=m.seconds, peak_memory_mb=m.peak_memory_mb,
+                memory_device=m.memory_device,
+            )
+            self.summary.edits_done += 1
+        except Exception as e:  # noqa: BLE001
+            msg = describe_exception(e)
+            self.log(f"{label} on {s.uid}: {msg}")
+            row = self._edit_row(s, label, mkey, mconfig, "error", message=msg)
+            _free_memory()
+        assert row.edit_key == ekey
+        self.store.put_edit(row)
+
+    # --- metrics --------------------------------------------------------------------------------------
+    def _selected_edits(self) -> list[dict]:
+        """The ok edits of this invocation's methods and samples."""
+        uids = {s.uid for s in self.samples}
+        labels = {self._method_label(m) for m in self.config.methods}
+        rows = [r for r in self.store.iter_edits("ok") if r["sample_uid"] in uids and r["method"] in labels]
+        return rows
+
+    def _eval_item(self, row: dict, sample: Sample) -> EvalItem:
+        from bench.video_io import read_video
+
+        loaded = self.load(sample)
+        frames, _ = read_video(row["output_dir"])
+        return EvalItem(
+            sample=sample, source=loaded.video, edited=Video(frames, fps=loaded.video.fps), prompt=sample.target_prompt,
+            reference=loaded.reference, mask=loaded.mask, flow_gt=loaded.flow_gt,
+            efficiency=Efficiency(row["preprocess_s"], row["generate_s"], row["peak_memory_mb"], row["memory_device"] or "cpu"),
+            source_key=loaded.source_key, method=row["method"], cache=self.cache,
+        )
+
+    @staticmethod
+    def _has(sample: Sample, row: dict) -> set[str]:
+        has = {"source"}
+        if sample.target_prompt:
+            has.add("text")
+        if sample.reference:
+            has.add("reference")
+        if sample.mask:
+            has.add("mask")
+        if dict(sample.meta).get("has_flow_gt"):
+            has.add("flow_gt")
+        if row.get("generate_s") is not None:
+            has.add("efficiency")
+        return has
+
+    def _score_rows(self, metric, row_like: dict, ekey: str, sample_uid: str, status: str,
+                    values: dict[str, float] | None = None, message: str | None = None) -> list[ScoreRow]:
+        vid, vlabel = metric.variant_id(), metric.variant_label()
+        rows = []
+        for out in metric.outputs():
+            value = None if values is None else values.get(out.name)
+            st, msg = status, message
+            if status == "ok":
+                if value is None:
+                    continue
+                if not math.isfinite(float(value)):
+                    st, msg = "error", f"{out.name} is {value} (not finite)"
+                    value = None
+            rows.append(ScoreRow(
+                score_key=score_key(ekey, out.name, vid), edit_key=ekey if sample_uid != "__set__" else None,
+                method=row_like["method"], method_key=row_like["method_key"], sample_uid=sample_uid, metric=out.name,
+                metric_family=metric.name, variant_id=vid, variant_label=vlabel, value=value, status=st,
+                message=msg, higher_is_better=out.higher_is_better, value_min=out.value_range[0],
+                value_max=out.value_range[1], level=metric.level,
+            ))
+        return rows
+
+    def _score_done(self, existing: dict[str, str], metric, ekey: str) -> bool:
+        st = existing.get(score_key(ekey, metric.name, metric.variant_id()))
+        if st is None or st == "skipped":
+            return False
+        return not (st == "error" and self.config.retry_errors)
+
+    def _run_metric(self, name: str) -> None:
+        options = dict(self.config.metric_options.get(name, {}))
+        edits = self._selected_edits()
+        if not edits:
+            return
+        by_uid = {s.uid: s for s in self.samples}
+        try:
+            cls = METRICS.get(name)
+            metric = cls(device=self.device, batch_size=self.config.batch_size, **options)
+        except Exception as e:  # noqa: BLE001
+            msg = f"metric '{name}' could not be created: {describe_exception(e)}"
+            self.log(msg)
+            self.summary.problems.append(("metric", name, "error", msg))
+            status = "skipped" if isinstance(e, ImportError) else "error"
+            rows = []
+            for r in edits:
+                rows.append(ScoreRow(
+                    score_key=score_key(r["edit_key"], name, "unavailable"), edit_key=r["edit_key"], method=r["method"],
+                    method_key=r["method_key"], sample_uid=r["sample_uid"], metric=name, metric_family=name,
+                    variant_id="unavailable", variant_label="unavailable", value=None, status=status, message=msg,
+                    higher_is_better=True, value_min=None, value_max=None, level="sample",
+                ))
+            self.store.put_scores(rows)
+            return
+        existing = self.store.existing_score_keys()
+        if metric.level == "set":
+            self._run_set_metric(metric, edits, by_uid, existing)
+            return
+        pending = []
+        for r in edits:
+            if self._score_done(existing, metric, r["edit_key"]):
+                self.summary.scores_skipped_existing += 1
+                continue
+            s = by_uid[r["sample_uid"]]
+            reason = metric.applicable(self._has(s, r))
+            if reason:
+                self.store.put_scores(self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=reason))
+                continue
+            pending.append((r, s))
+        if not pending:
+            return
+        if not self._metric_ready(metric, [(r, r["edit_key"], r["sample_uid"]) for r, _ in pending]):
+            return
+        pending.sort(key=lambda rs: (rs[1].source, rs[0]["method"]))  # source-major: cached source features hit
+        try:
+            for i, (r, s) in enumerate(pending, 1):
+                self.progress(f"score {name}", i, len(pending))
+                try:
+                    values = metric.compute(self._eval_item(r, s))
+                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "ok", values=values)
+                    self.summary.scores_done += 1
+                except NotApplicable as e:
+                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=str(e))
+                except Exception as e:  # noqa: BLE001
+                    msg = describe_exception(e)
+                    self.log(f"{name} on {r['method']} {r['sample_uid']}: {msg}")
+                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "error", message=msg)
+                self.store.put_scores(rows)
+        finally:
+            try:
+                metric.teardown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _metric_ready(self, metric, targets: list[tuple[dict, str, str]]) -> bool:
+        """Check weights and run setup(); on failure write skipped/error rows for every target."""
+        from bench.weights import get_spec, locate
+
+        msg, status = None, "skipped"
+        missing = []
+        for w in metric.required_weights():
+            try:
+                if locate(w) is None:
+                    missing.append(get_spec(w))
+            except VidEditBenchError:
+                pass  # a local path or unknown name: setup() says precisely
+        if missing:
+            msg = "; ".join(f"weights '{m.name}' ({m.source}) missing; run: {m.fix_command}" for m in missing)
+        else:
+            try:
+                metric.setup()
+            except Exception as e:  # noqa: BLE001
+                status = "skipped" if isinstance(e, (WeightsMissing, ImportError)) else "error"
+                msg = describe_exception(e)
+        if msg is None:
+            return True
+        self.log(f"{metric.name}: {status} — {msg}")
+        rows = []
+        for r, ekey, uid in targets:
+            rows += self._score_rows(metric, r, ekey, uid, status, message=msg)
+        self.store.put_scores(rows)
+        return False
+
+    def _run_set_metric(self, metric, edits: list[dict], by_uid: dict[str, Sample], existing: dict[str, str]) -> None:
+        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for r in edits:
+            groups[(r["method"], r["method_key"])].append(r)
+        todo = []
+        for (method, mkey), rows in groups.items():
+            set_key = hash_obj({"method": mkey, "samples": sorted(r["sample_key"] for r in rows)})
+            if self._score_done(existing, metric, set_key):
+                self.summary.scores_skipped_existing += 1
+                continue
+            applicable = [r for r in rows if not metric.applicable(self._has(by_uid[r["sample_uid"]], r))]
+            todo.append((rows[0], set_key, applicable))
+        if not todo:
+            return
+        if not self._metric_ready(metric, [(r, k, "__set__") for r, k, _ in todo]):
+            return
+        try:
+            for i, (r0, set_key, rows) in enumerate(todo, 1):
+                self.progress(f"score {metric.name}", i, len(todo))
+                # a new set replaces older set rows of the same method/metric variant (e.g. more samples)
+                stale = self.store.conn.execute(
+                    "SELECT score_key FROM scores WHERE level='set' AND method_key=? AND metric_family=? AND variant_id=?",
+                    (r0["method_key"], metric.name, metric.variant_id()),
+                ).fetchall()
+                self.store.delete_scores([k for (k,) in stale])
+                if not rows:
+                    out = self._score_rows(metric, r0, set_key, "__set__", "not_applicable", message="no applicable samples")
+                else:
+                    try:
+                        items = (self._eval_item(r, by_uid[r["sample_uid"]]) for r in rows)
+                        values = metric.compute_set(items)
+                        out = self._score_rows(metric, r0, set_key, "__set__", "ok", values=values)
+                        self.summary.scores_done += 1
+                    except Exception as e:  # noqa: BLE001
+                        out = self._score_rows(metric, r0, set_key, "__set__", "error", message=describe_exception(e))
+                self.store.put_scores(out)
+        finally:
+            try:
+                metric.teardown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # --- summary ---------------------------------------------------------------------------------------
+    def _tally(self) -> None:
+        labels = {self._method_label(m) for m in self.config.methods}
+        uids = {s.uid for s in self.samples}
+        edits: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for r in self.store.iter_edits():
+            if r["method"] in labels and r["sample_uid"] in uids:
+                edits[r["method"]][r["status"]] += 1
+                if r["status"] in ("error", "skipped"):
+                    self.summary.problems.append(("edit", f"{r['method']} {r['sample_uid']}", r["status"], r["message"] or ""))
+        scores: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        q = "SELECT metric, method, sample_uid, status, message FROM scores"
+        seen_msgs: set[tuple[str, str, str]] = set()
+        for metric, method, uid, status, message in self.store.conn.execute(q):
+            if method not in labels or (uid != "__set__" and uid not in uids):
+                continue
+            scores[metric][status] += 1
+            if status in ("error", "skipped") and (metric, status, message) not in seen_msgs:
+                seen_msgs.add((metric, status, message))
+                self.summary.problems.append(("metric", metric, status, message or ""))
+        self.summary.edits = {k: dict(v) for k, v in edits.items()}
+        self.summary.scores = {k: dict(v) for k, v in scores.items()}
+
+
+def run_benchmark(config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                  do_edits: bool = True, do_metrics: bool = True) -> RunSummary:
+    runner = Runner(config, progress=progress, log=log)
+    try:
+        return runner.run(do_edits=do_edits, do_metrics=do_metrics)
+    finally:
+        runner.store.close()
+
+
+def iter_chunks(xs: list, n: int) -> Iterable[list]:
+    for i in range(0, len(xs), n):
+        yield xs[i : i + n]
