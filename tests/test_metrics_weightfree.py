@@ -112,7 +112,7 @@ def test_bg_ssim_equals_full_map_mean_when_mask_empty(rng):
     )
     out = METRICS.get("bg_ssim")().compute(_item(edited, src, mask))
     assert out["bg_ssim"] == pytest.approx(expected, rel=1e-9)
-    assert out["bg_ssim"] < 0.9
+    assert out["bg_ssim"] < 0.99
     inverted = METRICS.get("bg_ssim")().compute(_item(255 - src, src, mask))["bg_ssim"]
     assert inverted < 0
 
