@@ -28,6 +28,9 @@ class Method:
     min_gpu_memory_gb: ClassVar[float] = 0.0
     #: default config values; user overrides are merged over these and hashed into result keys
     defaults: ClassVar[dict[str, Any]] = {}
+    #: if True the harness also passes `sample=<bench.types.Sample>` to `edit` (adapters that look
+    #: outputs up by video_id / edit_id, e.g. "precomputed", or pass them to an external script)
+    receives_sample: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
         unknown = set(config) - set(self.defaults)
