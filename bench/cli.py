@@ -1,0 +1,464 @@
+"""The `videditbench` command line (same as `python run_bench.py`).
+
+Only typer, rich and the lazy registries are imported at start-up: `--help` and `list` never import
+torch. Errors that a user can fix are printed as one line with the valid choices, exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import VidEditBenchError
+
+app = typer.Typer(
+    name="videditbench",
+    help="Benchmark and evaluation harness for diffusion-based video editing (V2VBench / IVE-Benchmark metrics).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+list_app = typer.Typer(help="List registered methods, metrics, suites.", no_args_is_help=True)
+suite_app = typer.Typer(help="Inspect and validate suites.", no_args_is_help=True)
+weights_app = typer.Typer(help="Model weights: list, download, verify.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+app.add_typer(suite_app, name="suite")
+app.add_typer(weights_app, name="weights")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+def _parse_options(values: list[str] | None, kind: str) -> dict[str, dict[str, Any]]:
+    """`NAME.KEY=VALUE` (VALUE parsed as YAML) -> {NAME: {KEY: VALUE}}."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            _fail(f"bad --{kind}-opt '{item}'; expected NAME.KEY=VALUE, e.g. --{kind}-opt "
+                  f"{'rave.num_inference_steps=20' if kind == 'method' else 'clip_consistency.pairing=all'}")
+        lhs, value = item.split("=", 1)
+        name, key = lhs.split(".", 1)
+        out.setdefault(name, {})[key] = yaml.safe_load(value)
+    return out
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int] | None:
+    if not shard:
+        return None
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+        assert n >= 1 and 0 <= i < n
+    except Exception:  # noqa: BLE001
+        _fail(f"bad --shard '{shard}'; expected i/n with 0 <= i < n, e.g. --shard 0/4")
+    return i, n
+
+
+def _load_config_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.is_file():
+        _fail(f"config file {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        _fail(f"{path}: expected a mapping with keys like methods, metrics, method_options, metric_options")
+    return data
+
+
+def _progress_and_log():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not console.is_terminal)
+    tasks: dict[str, int] = {}
+
+    def on_progress(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = progress.add_task(label, total=total)
+        progress.update(tasks[label], completed=done, total=total)
+
+    def on_log(msg: str) -> None:
+        progress.console.print(f"[dim]{msg}[/]", highlight=False, soft_wrap=True)
+
+    return progress, on_progress, on_log
+
+
+def _print_summary(summary) -> None:
+    statuses = ("ok", "error", "skipped", "not_applicable")
+    t = Table(title="Edits", show_lines=False)
+    t.add_column("method")
+    for s in statuses:
+        t.add_column(s, justify="right")
+    for method, counts in sorted(summary.edits.items()):
+        t.add_row(method, *[str(counts.get(s, 0) or "") for s in statuses])
+    console.print(t)
+    t = Table(title="Scores")
+    t.add_column("metric")
+    for s in statuses:
+        t.add_column(s, justify="right")
+    for metric, counts in sorted(summary.scores.items()):
+        t.add_row(metric, *[str(counts.get(s, 0) or "") for s in statuses])
+    console.print(t)
+    if summary.problems:
+        t = Table(title="Skipped and failed (with the reason or the fix)")
+        for c in ("kind", "what", "status", "message"):
+            t.add_column(c, overflow="fold")
+        seen = set()
+        for kind, what, status, msg in summary.problems:
+            key = (kind, what.split(" ")[0] if kind == "edit" else what, status, msg)
+            if key in seen:
+                continue
+            seen.add(key)
+            t.add_row(kind, what, status, msg)
+            if len(seen) >= 40:
+                t.add_row("…", "", "", "more in the leaderboard's status table")
+                break
+        console.print(t)
+    console.print(
+        f"new edits: {summary.edits_done} (already done: {summary.edits_skipped_existing}); "
+        f"new scores: {summary.scores_done} (already done: {summary.scores_skipped_existing}); "
+        f"source-feature cache hits: {summary.cache_hits}; time {summary.seconds:.1f}s"
+    )
+
+
+def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> dict[str, Path]:
+    from bench.leaderboard import build_leaderboard, export_leaderboard
+    from bench.store import ResultStore
+
+    out = out_dir or (run_dir / "leaderboard")
+    with ResultStore(run_dir) as store:
+        scores, edits = store.scores_frame(), store.edits_frame()
+    lb = build_leaderboard(scores, edits)
+    paths = dict(export_leaderboard(lb, out))
+    if report:
+        from bench.report import write_report
+
+        paths["report"] = write_report(lb, edits, out)
+    return paths
+
+
+def _run(config, do_edits: bool = True, export: bool = True) -> None:
+    from bench.runner import run_benchmark
+
+    progress, on_progress, on_log = _progress_and_log()
+    with progress:
+        summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
+    _print_summary(summary)
+    console.print(f"results: {summary.run_dir / 'results.sqlite'}")
+    if export:
+        paths = _export(summary.run_dir)
+        for kind, p in paths.items():
+            console.print(f"{kind}: {p}")
+
+
+def _offline(offline: bool) -> None:
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["VIDEDITBENCH_OFFLINE"] = "1"
+
+
+@app.command()
+def run(
+    suite: str = typer.Option("mini", "--suite", "-s", help="Embedded suite name or a manifest path."),
+    methods: Optional[list[str]] = typer.Option(None, "--methods", "-m", help="Comma-separated method names (default: the weight-free baselines)."),
+    metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-k", help="Comma-separated metric names (default: all built-in)."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Run name: results go to <results-dir>/<name> (default: the suite name)."),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Output root."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    seed: int = typer.Option(0, "--seed"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="i/n: run only this shard of the samples (stores merge)."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip work already in the store (default). --no-resume starts a fresh store."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Redo edits and scores that failed before."),
+    method_opt: Optional[list[str]] = typer.Option(None, "--method-opt", help="NAME.KEY=VALUE option for a method."),
+    metric_opt: Optional[list[str]] = typer.Option(None, "--metric-opt", help="NAME.KEY=VALUE variant option for a metric."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML with methods, metrics, method_options, metric_options."),
+    num_frames: Optional[int] = typer.Option(None, "--num-frames", help="Override the suite's frame count."),
+    size: Optional[int] = typer.Option(None, "--size", help="Override the suite's square frame size."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Frames per model batch in metrics."),
+    warmup: int = typer.Option(0, "--warmup", help="Untimed warm-up edits before each method's first timed edit."),
+    no_source_cache: bool = typer.Option(False, "--no-source-cache", help="Recompute source features per edit (V2VBench behaviour)."),
+    offline: bool = typer.Option(False, "--offline", help="Never try the network (sets HF_HUB_OFFLINE=1)."),
+    no_export: bool = typer.Option(False, "--no-export", help="Do not write the leaderboard and report at the end."),
+) -> None:
+    """Run methods on a suite, score the edits, and write the leaderboard and report."""
+    _offline(offline)
+    _run(_build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
+                       method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache),
+         export=not no_export)
+
+
+def _build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
+                  method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache,
+                  method_labels=None):
+    from bench.catalog import METHODS, METRICS
+    from bench.device import resolve_device
+    from bench.runner import DEFAULT_METHODS, DEFAULT_METRICS, RunConfig
+
+    file_cfg = _load_config_file(config_file)
+    method_names = _split(methods) or list(file_cfg.get("methods") or DEFAULT_METHODS)
+    metric_names = _split(metrics) or list(file_cfg.get("metrics") or DEFAULT_METRICS)
+    try:
+        METHODS.validate(method_names)
+        METRICS.validate(metric_names)
+        resolve_device(device)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    if limit is not None and limit < 1:
+        _fail("--limit must be >= 1")
+    m_opts = {**(file_cfg.get("method_options") or {}), **_parse_options(method_opt, "method")}
+    k_opts = {**(file_cfg.get("metric_options") or {}), **_parse_options(metric_opt, "metric")}
+    overrides = {k: v for k, v in {"num_frames": num_frames, "size": size}.items() if v is not None}
+    cfg = RunConfig(
+        suite=suite, methods=method_names, metrics=metric_names, run_name=name, results_dir=str(results_dir),
+        device=device, seed=seed, limit=limit, shard=_parse_shard(shard), retry_errors=retry_errors,
+        batch_size=batch_size, warmup=warmup, method_options=m_opts, metric_options=k_opts,
+        method_labels=method_labels or {}, suite_overrides=overrides, source_cache=not no_source_cache,
+    )
+    if not resume and cfg.run_dir.exists():
+        import shutil
+
+        shutil.rmtree(cfg.run_dir)
+    try:
+        from bench.suites import load_suite
+
+        load_suite(suite, **overrides)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    return cfg
+
+
+@app.command("eval")
+def eval_(
+    edits: Path = typer.Argument(..., help="Edited videos in the V2VBench layout <dir>/<video_id>/<edit_idx> (frames dir, .mp4 or .gif)."),
+    suite: str = typer.Option("mini", "--suite", "-s", help="The suite the edits were made from (source videos, prompts)."),
+    label: Optional[str] = typer.Option(None, "--label", help="Method name to store the scores under (default: the folder name)."),
+    metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-k"),
+    name: Optional[str] = typer.Option(None, "--name", "-n"),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir"),
+    device: str = typer.Option("auto", "--device"),
+    limit: Optional[int] = typer.Option(None, "--limit"),
+    resize: bool = typer.Option(False, "--resize", help="Resample edits whose size or frame count differ from the suite's."),
+    metric_opt: Optional[list[str]] = typer.Option(None, "--metric-opt"),
+    num_frames: Optional[int] = typer.Option(None, "--num-frames"),
+    size: Optional[int] = typer.Option(None, "--size"),
+    offline: bool = typer.Option(False, "--offline"),
+) -> None:
+    """Score edited videos that already exist on disk, without running any method."""
+    _offline(offline)
+    if not edits.is_dir():
+        _fail(f"{edits} is not a folder; expected <dir>/<video_id>/<edit_idx> frames, .mp4 or .gif")
+    label = label or edits.resolve().name
+    cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
+                        True, True, [f"precomputed.dir={edits.resolve()}", f"precomputed.resize={str(resize).lower()}"],
+                        metric_opt, None, num_frames, size, 16, 0, False, method_labels={"precomputed": label})
+    _run(cfg)
+
+
+@app.command()
+def leaderboard(
+    run_dir: Path = typer.Argument(..., help="A run folder (results/<run>) or its results.sqlite."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: <run>/leaderboard)."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report."),
+) -> None:
+    """Build the leaderboard (CSV, Markdown, JSON, plots) and the HTML report from a run's store."""
+    path = run_dir.parent if run_dir.suffix == ".sqlite" else run_dir
+    if not (path / "results.sqlite").is_file():
+        _fail(f"{path} has no results.sqlite; pass a run folder like results/mini")
+    for kind, p in _export(path, out, report=not no_report).items():
+        console.print(f"{kind}: {p}")
+
+
+@app.command()
+def merge(
+    dest: Path = typer.Argument(..., help="Run folder to merge into (created if absent)."),
+    sources: list[Path] = typer.Argument(..., help="Run folders of shards to merge."),
+) -> None:
+    """Merge the stores of several shards (e.g. from --shard i/n on different nodes) into one run."""
+    from bench.store import ResultStore
+
+    with ResultStore(dest) as store:
+        for src in sources:
+            if not (src / "results.sqlite").is_file():
+                _fail(f"{src} has no results.sqlite")
+            added = store.merge_from(src)
+            console.print(f"merged {src}: +{added['edits']} edits, +{added['scores']} scores")
+
+
+@list_app.command("methods")
+def list_methods() -> None:
+    """Registered editing methods (no module is imported)."""
+    from bench.catalog import METHODS
+
+    t = Table(title="methods")
+    t.add_column("name")
+    t.add_column("target")
+    t.add_column("origin")
+    for n in METHODS.names():
+        e = METHODS.entry(n)
+        t.add_row(n, e.target, e.origin)
+    console.print(t)
+
+
+@list_app.command("metrics")
+def list_metrics(details: bool = typer.Option(False, "--details", help="Import each metric to show its metadata.")) -> None:
+    """Registered metrics; --details shows higher-is-better, range, needs and level."""
+    from bench.catalog import METRICS
+
+    t = Table(title="metrics")
+    for c in ("name", "target") + (("↑/↓", "range", "needs", "level", "variant") if details else ()):
+        t.add_column(c)
+    for n in METRICS.names():
+        e = METRICS.entry(n)
+        row = [n, e.target]
+        if details:
+            try:
+                cls = METRICS.get(n)
+                row += ["↑" if cls.higher_is_better else "↓", str(cls.value_range), ",".join(sorted(cls.needs)) or "-",
+                        cls.level, ", ".join(f"{k}={v}" for k, v in cls.defaults.items())]
+            except Exception as ex:  # noqa: BLE001
+                row += ["?", "", "", "", f"unavailable: {type(ex).__name__}: {ex}"]
+        t.add_row(*row)
+    console.print(t)
+
+
+@list_app.command("suites")
+def list_suites_cmd() -> None:
+    """Embedded suites."""
+    from bench.suites import list_suites
+
+    for n in list_suites():
+        console.print(n)
+
+
+@suite_app.command("validate")
+def suite_validate(suite: str = typer.Argument(..., help="Suite name or manifest path."),
+                   load: bool = typer.Option(False, "--load", help="Also decode every video and mask.")) -> None:
+    """Validate a suite manifest (and optionally load every sample)."""
+    from bench.suites import load_suite
+
+    try:
+        s = load_suite(suite)
+        n_loaded = 0
+        if load:
+            for sample in s.samples:
+                s.load(sample)
+                n_loaded += 1
+    except VidEditBenchError as e:
+        _fail(str(e))
+    by_task: dict[str, int] = {}
+    for sample in s.samples:
+        by_task[sample.task] = by_task.get(sample.task, 0) + 1
+    console.print(f"{s.name}: {len(s.samples)} samples ({', '.join(f'{k}: {v}' for k, v in sorted(by_task.items()))}) — valid"
+                  + (f"; loaded {n_loaded}" if load else ""))
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """Every weight spec: present or missing, size, licence, source, what uses it."""
+    from bench.weights import all_specs, locate, size_on_disk
+
+    t = Table(title="weights")
+    for c in ("name", "status", "size", "licence", "source", "used by"):
+        t.add_column(c, overflow="fold")
+    for spec in all_specs():
+        path = locate(spec.name)
+        status = "[green]present[/]" if path else "[red]missing[/]"
+        size = f"{size_on_disk(path) / 2**20:.0f} MB" if path else (f"~{spec.size_mb:.0f} MB" if spec.size_mb else "?")
+        t.add_row(spec.name, status, size, spec.licence, f"{spec.kind}:{spec.source}", ", ".join(spec.used_by))
+    console.print(t)
+    console.print("Get one with: videditbench weights download NAME   (or --for METRIC_OR_METHOD); "
+                  "override with $VIDEDITBENCH_WEIGHT_<NAME>=/local/path")
+
+
+@weights_app.command("download")
+def weights_download(
+    names: Optional[list[str]] = typer.Argument(None, help="Weight names (see `weights list`)."),
+    for_: Optional[list[str]] = typer.Option(None, "--for", help="Everything a metric or method uses."),
+    offline: bool = typer.Option(False, "--offline"),
+) -> None:
+    """Download weights into the standard caches (HF cache for hub repos, the project cache for files)."""
+    from bench.weights import all_specs, download, get_spec
+
+    wanted = _split(names)
+    for target in _split(for_):
+        users = [s.name for s in all_specs() if target in s.used_by]
+        if not users:
+            _fail(f"nothing in the weights registry is used by '{target}'")
+        wanted += users
+    if not wanted:
+        _fail("name weights to download, or use --for METRIC_OR_METHOD; see `videditbench weights list`")
+    try:
+        for n in dict.fromkeys(wanted):
+            get_spec(n)
+        for n in dict.fromkeys(wanted):
+            console.print(f"{n}: {download(n, offline=True if offline else None)}")
+    except VidEditBenchError as e:
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001  (network errors)
+        _fail(f"download failed: {type(e).__name__}: {e}")
+
+
+@weights_app.command("verify")
+def weights_verify(names: Optional[list[str]] = typer.Argument(None)) -> None:
+    """Check presence (and sha256 where known) of weights."""
+    from bench.weights import all_specs, verify
+
+    names = _split(names) or [s.name for s in all_specs()]
+    bad = 0
+    try:
+        for n in names:
+            ok, msg = verify(n)
+            bad += not ok
+            console.print(f"{'[green]ok[/]' if ok else '[red]!![/]'} {n}: {msg}", highlight=False)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command("new-method")
+def new_method(
+    name: str = typer.Argument(..., help="Method name, e.g. my-editor."),
+    dest: Path = typer.Option(Path("."), "--dest", help="Project root to write methods/ and tests/ into."),
+) -> None:
+    """Write a working adapter skeleton (methods/<name>.py) and its test."""
+    from bench.scaffold import write_method_scaffold
+
+    try:
+        for p in write_method_scaffold(name, dest):
+            console.print(f"wrote {p}")
+    except VidEditBenchError as e:
+        _fail(str(e))
+
+
+def main() -> None:
+    try:
+        app()
+    except VidEditBenchError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
