@@ -19,7 +19,7 @@ import traceback
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -400,10 +400,12 @@ class Runner:
         from bench.efficiency import measure
         from bench.video_io import write_frames
 
+        extra = {"sample": s} if getattr(method, "receives_sample", False) else {}
+
         def call():
             return method.edit(
                 loaded.video, prompt=s.target_prompt, reference=loaded.reference, mask=loaded.mask,
-                prepared=prepared, source_prompt=s.source_prompt,
+                prepared=prepared, source_prompt=s.source_prompt, **extra,
             )
 
         ekey = edit_key(s, mkey)
@@ -661,7 +663,3 @@ def run_benchmark(config: RunConfig, progress: Progress | None = None, log: Call
     finally:
         runner.store.close()
 
-
-def iter_chunks(xs: list, n: int) -> Iterable[list]:
-    for i in range(0, len(xs), n):
-        yield xs[i : i + n]
