@@ -1,0 +1,56 @@
+"""Tiny random-weight structure-control models for CPU tests, saved in the hub layout.
+
+* `build_tiny_dpt(path)`: a transformers DPT depth model (`config.json`, `model.safetensors`,
+  `preprocessor_config.json`) that `methods.depth.load_depth_model` loads like `Intel/dpt-hybrid-midas`.
+* `build_tiny_controlnet(path)`: the tiny diffusers `ControlNetModel` of `tests.tiny_diffusers` (it
+  matches the tiny SD 1.5 UNet there), with its zero-convolutions re-initialised to small random values
+  so that the control image actually changes the UNet's prediction (a fresh ControlNet is a no-op).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_tiny_dpt(path: str | Path, seed: int = 0, image_size: int = 32) -> Path:
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    path = Path(path)
+    cfg = DPTConfig(
+        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=image_size,
+        patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16,
+        use_auxiliary_head=False, initializer_range=0.2,
+    )
+    torch.manual_seed(seed)
+    model = DPTForDepthEstimation(cfg).eval()
+    with torch.no_grad():
+        model.head.head[-2].bias.fill_(0.5)  # keep the final ReLU mostly active: a non-flat depth map
+    processor = DPTImageProcessor(size={"height": image_size, "width": image_size}, keep_aspect_ratio=False,
+                                  image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float = 0.05) -> Path:
+    """`tiny_diffusers.tiny_controlnet()` (matches the tiny SD UNet) with live zero-convolutions."""
+    import torch
+
+    try:
+        from tests.tiny_diffusers import tiny_controlnet
+    except ImportError:  # tests/ itself on sys.path (pytest's rootdir-less import mode)
+        from tiny_diffusers import tiny_controlnet
+
+    path = Path(path)
+    controlnet = tiny_controlnet(seed)
+    gen = torch.Generator().manual_seed(seed + 1000)
+    with torch.no_grad():
+        zero_convs = list(controlnet.controlnet_down_blocks) + [controlnet.controlnet_mid_block,
+                                                                controlnet.controlnet_cond_embedding.conv_out]
+        for conv in zero_convs:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * zero_conv_std)
+            if conv.bias is not None:
+                conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * zero_conv_std)
+    controlnet.save_pretrained(path, safe_serialization=True)
+    return path
