@@ -1,0 +1,177 @@
+"""Core pieces that do not need a suite: registries, store, output validation, measurement, CLI start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench.catalog import METHODS, METRICS
+from bench.errors import MethodOutputError, UnknownNameError
+from bench.registry import Registry
+from bench.runner import validate_output
+from bench.store import EditRow, ResultStore, ScoreRow
+from bench.types import Video
+
+
+def test_registry_is_lazy_and_rejects_unknown_names():
+    reg = Registry("method", "videditbench.test-none", {"x": "json:dumps"})
+    assert reg.names() == ["x"]
+    assert "json" in sys.modules  # stdlib anyway; the point is get() resolves module:attr
+    import json
+
+    assert reg.get("x") is json.dumps
+    with pytest.raises(UnknownNameError) as e:
+        reg.entry("nope")
+    assert "valid choices: x" in str(e.value)
+
+
+def test_runtime_registration_decorator():
+    reg = Registry("metric", "videditbench.test-none", {})
+
+    @reg.register("mine")
+    class Mine:
+        pass
+
+    assert reg.get("mine") is Mine and reg.entry("mine").origin == "runtime"
+
+
+def test_builtin_catalog_names_every_method_and_metric_of_the_spec():
+    for name in ("source", "framewise-sdedit", "text2video-zero", "rave", "external", "precomputed"):
+        assert name in METHODS
+    for name in ("clip_text", "clip_consistency", "dino_consistency", "dover", "motion_alignment", "warp_error", "fid"):
+        assert name in METRICS
+
+
+def test_help_and_list_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from bench.cli import app\n"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['list', 'methods']); assert r.exit_code == 0, r.output\n"
+        "r = CliRunner().invoke(app, ['list', 'metrics']); assert r.exit_code == 0, r.output\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print('OK')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr
+
+
+def _edit(key: str, status: str = "ok") -> EditRow:
+    return EditRow(key, "m", "mk", "{}", "mini/v/e", "sk", "mini", "v", "e", "style", "animals", "text", "p", status)
+
+
+def _score(key: str, value: float | None, status: str = "ok") -> ScoreRow:
+    return ScoreRow(key, "k1", "m", "mk", "mini/v/e", "clip_text", "clip_text", "vid", "backend=pil", value, status,
+                    None, True, float("-inf"), float("inf"), "sample")
+
+
+def test_store_upserts_by_key_never_duplicates(tmp_path):
+    store = ResultStore(tmp_path / "run")
+    store.put_edit(_edit("k1"))
+    store.put_edit(_edit("k1"))
+    store.put_scores([_score("s1", 1.0), _score("s1", 2.0), _score("s2", float("nan"), "error")])
+    assert store.counts() == {"edits": 1, "scores": 2}
+    df = store.scores_frame()
+    assert df.set_index("score_key").loc["s1", "value"] == 2.0
+    assert np.isnan(df.set_index("score_key").loc["s2", "value"])
+    assert df.iloc[0]["edit_type"] == "style"  # joined sample metadata
+
+
+def test_store_merge_of_shards(tmp_path):
+    a, b, dest = ResultStore(tmp_path / "a"), ResultStore(tmp_path / "b"), ResultStore(tmp_path / "dest")
+    a.put_edit(_edit("k1"))
+    b.put_edit(_edit("k2"))
+    a.put_scores([_score("s1", 1.0)])
+    b.put_scores([_score("s2", 3.0)])
+    a.close(), b.close()
+    dest.merge_from(tmp_path / "a")
+    dest.merge_from(tmp_path / "b")
+    dest.merge_from(tmp_path / "b")  # idempotent
+    assert dest.counts() == {"edits": 2, "scores": 2}
+
+
+def test_store_write_is_atomic(tmp_path):
+    store = ResultStore(tmp_path / "run")
+    bad = _score("s2", 1.0)
+    bad.method = None  # NOT NULL violation on the second row of the batch
+    with pytest.raises(Exception):
+        store.put_scores([_score("s1", 1.0), bad])
+    assert store.counts()["scores"] == 0
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (np.zeros((3, 8, 8, 3), np.uint8), "3 frames; the source has 4"),
+        (np.zeros((4, 8, 6, 3), np.uint8), "size 6x8"),
+        (np.full((4, 8, 8, 3), np.nan, np.float32), "NaN"),
+        (np.zeros((4, 8, 8), np.uint8), "shape"),
+        (np.full((4, 8, 8, 3), 7.0, np.float32), "floats in [0, 1]"),
+        (None, "None"),
+    ],
+)
+def test_validate_output_rejects_bad_frames(frames, message):
+    src = Video(np.zeros((4, 8, 8, 3), np.uint8))
+    with pytest.raises(MethodOutputError) as e:
+        validate_output(frames, src, "m")
+    assert message in str(e.value)
+
+
+def test_validate_output_accepts_unit_floats():
+    src = Video(np.zeros((2, 4, 4, 3), np.uint8))
+    out = validate_output(np.full((2, 4, 4, 3), 0.5, np.float32), src, "m")
+    assert out.dtype == np.uint8 and int(out[0, 0, 0, 0]) == 128
+
+
+def test_measure_reports_time_and_peak_memory():
+    from bench.efficiency import measure
+
+    def work():
+        buf = np.ones(64 * 2**20, np.uint8)  # 64 MB touched
+        return int(buf[::4096].sum())
+
+    result, m = measure(work, "cpu")
+    assert result == 64 * 2**20 // 4096
+    assert m.seconds > 0 and m.memory_device == "cpu" and m.peak_memory_mb > 64
+
+
+def test_device_resolution_errors_are_one_line():
+    from bench.device import resolve_device
+    from bench.errors import VidEditBenchError
+
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(VidEditBenchError, match="valid choices"):
+        resolve_device("tpu")
+
+
+def test_weights_missing_has_fix_command():
+    from bench.errors import WeightsMissing
+    from bench.weights import all_specs, resolve
+
+    names = [s.name for s in all_specs()]
+    assert "dover" in names and "clip-vit-large-patch14" in names
+    with pytest.raises(WeightsMissing) as e:
+        resolve("dover")
+    assert "videditbench weights download dover" in str(e.value)
+
+
+def test_weights_local_override(tmp_path, monkeypatch):
+    from bench.weights import locate, verify
+
+    f = tmp_path / "DOVER.pth"
+    f.write_bytes(b"x")
+    monkeypatch.setenv("VIDEDITBENCH_WEIGHT_DOVER", str(f))
+    assert locate("dover") == f
+    assert verify("dover")[0]
+
+
+def test_download_refuses_offline_at_once():
+    from bench.errors import VidEditBenchError
+    from bench.weights import download
+
+    with pytest.raises(VidEditBenchError, match="offline"):
+        download("dover")  # HF_HUB_OFFLINE=1 in tests
