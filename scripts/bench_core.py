@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""Benchmark (not a test): decode, preprocessing and result-store throughput on the mini suite.
+
+Prints medians of several repeats and ratios against a baseline measured in the same run:
+decord vs PyAV decode, cold vs cached sample loading, and store writes one-row-per-transaction vs
+batched. Usage: python scripts/bench_core.py [--repeats 5] [--size 256] [--num-frames 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--num-frames", type=int, default=24)
+    args = ap.parse_args()
+
+    from bench.store import EditRow, ResultStore, ScoreRow
+    from bench.suites import load_suite
+    from bench.video_io import read_video
+
+    suite = load_suite("mini", num_frames=args.num_frames, size=args.size)
+    sources = sorted({s.source for s in suite.samples})
+    files = [p for p in (suite.resolve_source(s) if hasattr(suite, "resolve_source") else s for s in sources)
+             if str(p).endswith(".mp4") and Path(p).exists()]
+    print(f"mini suite: {len(suite.samples)} samples, {len(sources)} source videos; {args.repeats} repeats, medians\n")
+
+    print("decode (whole file):")
+    for f in files:
+        frames, _ = read_video(f, backend="pyav")
+        t_av = median_time(lambda: read_video(f, backend="pyav"), args.repeats)
+        try:
+            t_dec = median_time(lambda: read_video(f, backend="decord"), args.repeats)
+            ratio = f"decord {t_dec * 1e3:7.1f} ms  ({t_av / t_dec:4.2f}x PyAV speed)"
+        except Exception as e:  # noqa: BLE001
+            ratio = f"decord unavailable ({type(e).__name__})"
+        print(f"  {Path(f).name:24s} {frames.shape[0]:4d} frames {frames.shape[2]}x{frames.shape[1]}  "
+              f"PyAV {t_av * 1e3:7.1f} ms  {ratio}")
+
+    print("\nsample loading (decode + stride + resize/centre-crop + masks/reference/flow):")
+    cold, warm = [], []
+    for _ in range(args.repeats):
+        s2 = load_suite("mini", num_frames=args.num_frames, size=args.size)
+        t = time.perf_counter()
+        for sample in s2.samples:
+            s2.load(sample)
+        cold.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for sample in s2.samples:
+            s2.load(sample)
+        warm.append(time.perf_counter() - t)
+    c, w = statistics.median(cold), statistics.median(warm)
+    n = len(suite.samples)
+    print(f"  all {n} samples cold {c:6.2f} s ({c / n * 1e3:6.1f} ms/sample); in-memory cache {w * 1e3:6.1f} ms "
+          f"({c / max(w, 1e-9):.0f}x)")
+
+    print("\nresult store (SQLite, WAL):")
+    n_rows = 2000
+
+    def rows(prefix: str):
+        return [ScoreRow(f"{prefix}{i}", f"e{i % 50}", "m", "mk", f"u{i % 50}", f"metric{i % 40}", "fam", "v", "l",
+                         float(i), "ok", None, True, 0.0, 1.0, "sample") for i in range(n_rows)]
+
+    with tempfile.TemporaryDirectory() as d:
+        def one_by_one():
+            st = ResultStore(Path(d) / f"a{time.perf_counter_ns()}")
+            for r in rows("a"):
+                st.put_scores([r])
+            st.close()
+
+        def batched():
+            st = ResultStore(Path(d) / f"b{time.perf_counter_ns()}")
+            st.put_scores(rows("b"))
+            st.close()
+
+        def edits():
+            st = ResultStore(Path(d) / f"c{time.perf_counter_ns()}")
+            for i in range(200):
+                st.put_edit(EditRow(f"k{i}", "m", "mk", "{}", f"u{i}", "sk", "mini", "v", "e", "style", "c", "text",
+                                    "p", "ok"))
+            st.close()
+
+        t1, t2, t3 = (median_time(f, args.repeats) for f in (one_by_one, batched, edits))
+        st = ResultStore(Path(d) / "read")
+        st.put_scores(rows("r"))
+        t4 = median_time(st.scores_frame, args.repeats)
+        print(f"  {n_rows} scores one per transaction {t1 * 1e3:7.1f} ms ({t1 / n_rows * 1e6:5.1f} µs/row)")
+        print(f"  {n_rows} scores in one transaction  {t2 * 1e3:7.1f} ms ({t1 / t2:4.1f}x faster)")
+        print(f"  200 edit rows (one transaction each) {t3 * 1e3:7.1f} ms")
+        print(f"  read {n_rows} scores into pandas     {t4 * 1e3:7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
