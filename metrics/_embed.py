@@ -36,6 +36,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class OptionalDependencyMissing(VidEditBenchError, ImportError):
+    """An optional extra is not installed. It is an ImportError, so the runner reports the metric as
+    skipped, and a VidEditBenchError, so the message (with the install command) is shown as is."""
+
+    def __init__(self, package: str, fix: str, needed_by: str):
+        self.package, self.fix = package, fix
+        super().__init__(f"{needed_by} needs the optional package '{package}', which is not installed; run: {fix}")
+
+
 # ---------------------------------------------------------------------------------------------
 # weights references
 # ---------------------------------------------------------------------------------------------
