@@ -1,0 +1,425 @@
+"""A self-contained HTML report: leaderboard tables, plots, status, and animated previews.
+
+Everything the page shows lies in `out_dir` and is referenced by relative paths (plots/…png,
+previews/…gif), so the folder can be zipped, copied or served as is. Previews are GIFs made from
+the stored lossless PNG frames (lossy palette: for looking at, never for scoring).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.leaderboard import (
+    EDIT_COLUMNS,
+    Leaderboard,
+    breakdown_wide,
+    conform,
+    display_table,
+    fmt_value,
+    status_display,
+)
+
+TEMPLATE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>
+  body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1f2328; background: #f6f8fa; }
+  header { background: #24292f; color: #fff; padding: 18px 32px; }
+  header h1 { margin: 0 0 4px 0; font-size: 22px; }
+  header .meta { color: #c9d1d9; font-size: 13px; }
+  nav { padding: 8px 32px; background: #fff; border-bottom: 1px solid #d0d7de; font-size: 14px; position: sticky; top: 0; z-index: 2; }
+  nav a { margin-right: 16px; color: #0969da; text-decoration: none; }
+  main { padding: 8px 32px 48px 32px; max-width: 1600px; }
+  section { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 12px 20px 16px 20px; margin: 16px 0; }
+  h2 { font-size: 18px; margin: 6px 0 10px 0; }
+  h3 { font-size: 15px; margin: 14px 0 6px 0; }
+  p.note { color: #57606a; font-size: 13px; margin: 4px 0 10px 0; }
+  .alert { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 8px 12px; font-size: 14px; margin: 8px 0; }
+  .empty { background: #ddf4ff; border: 1px solid #54aeff; border-radius: 6px; padding: 14px; font-size: 15px; }
+  .scroll { overflow-x: auto; }
+  table { border-collapse: collapse; font-size: 13px; margin: 4px 0 8px 0; }
+  th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: right; white-space: nowrap; }
+  th { background: #f6f8fa; font-weight: 600; }
+  td.label, th.label { text-align: left; }
+  td.best { font-weight: 700; background: #dafbe1; }
+  td.bad { color: #9a6700; background: #fff8c5; }
+  td.msg { text-align: left; white-space: normal; max-width: 720px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  .plots { display: flex; flex-wrap: wrap; gap: 12px; }
+  .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; }
+  .plots img { max-width: 560px; height: auto; display: block; }
+  .plots img.wide { max-width: 1100px; }
+  .plots figcaption, .preview figcaption { font-size: 12px; color: #57606a; text-align: center; margin-top: 4px; }
+  .sample { border-top: 1px solid #d0d7de; padding: 10px 0; }
+  .sample .title { font-weight: 600; font-size: 14px; }
+  .sample .prompt { font-size: 13px; color: #57606a; margin: 2px 0 6px 0; }
+  .tag { display: inline-block; background: #ddf4ff; color: #0550ae; border-radius: 10px; padding: 0 8px; font-size: 12px; margin-left: 6px; font-weight: 400; }
+  .row { display: flex; flex-wrap: wrap; gap: 10px; }
+  .preview { margin: 0; }
+  .preview img { display: block; width: {{ preview_side }}px; height: auto; border-radius: 4px; background: #eee; }
+  .preview .missing { width: {{ preview_side }}px; height: {{ (preview_side * 0.75) | int }}px; display: flex; align-items: center; justify-content: center;
+                      text-align: center; font-size: 11px; color: #9a6700; background: #fff8c5; border: 1px dashed #d4a72c; border-radius: 4px; padding: 4px; box-sizing: border-box; overflow: hidden; }
+  .preview.source figcaption { font-weight: 600; }
+  details summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
+  code { font-size: 12px; }
+</style>
+</head>
+<body>
+<header>
+  <h1>{{ title }}</h1>
+  <div class="meta">{{ summary }} · generated {{ generated }}</div>
+</header>
+<nav>
+  <a href="#leaderboard">Leaderboard</a><a href="#plots">Plots</a><a href="#efficiency">Efficiency</a>
+  <a href="#breakdowns">Breakdowns</a><a href="#status">Status ({{ n_status }})</a><a href="#previews">Previews</a>
+</nav>
+<main>
+{% if empty %}
+<section><div class="empty">{{ empty }}</div></section>
+{% endif %}
+{% if n_status %}
+<div class="alert">{{ n_status }} skipped / failed / missing item(s): see <a href="#status">Status</a> for the reasons and the commands that fix them.</div>
+{% endif %}
+
+<section id="leaderboard">
+  <h2>Leaderboard</h2>
+  <p class="note">Means over samples (set-level metrics such as FID: one value per method). ± = half-width of the
+  {{ ci_level }}% bootstrap confidence interval. ↑/↓ = higher/lower is better; bold = best. * = some samples failed.
+  Hover a cell for n, std and the interval.</p>
+  {% if main %}<div class="scroll">{{ table(main) }}</div>{% else %}<p class="note">No metric values.</p>{% endif %}
+  <details><summary>Aggregate score and its min–max table</summary>
+    <p class="note">{{ aggregate_doc }}</p>
+    {% if normalization %}<div class="scroll">{{ table(normalization) }}</div>{% endif %}
+  </details>
+</section>
+
+<section id="plots">
+  <h2>Plots</h2>
+  {% if plots %}
+  <div class="plots">
+  {% for p in plots %}<figure><img src="{{ p.src }}" alt="{{ p.caption }}" class="{{ p.cls }}"><figcaption>{{ p.caption }}</figcaption></figure>
+  {% endfor %}
+  </div>
+  {% else %}<p class="note">No plots (no metric values to plot).</p>{% endif %}
+</section>
+
+<section id="efficiency">
+  <h2>Efficiency</h2>
+  <p class="note">Measured by the harness: medians over successful edits; pre-processing runs once per source video.</p>
+  {% if efficiency %}<div class="scroll">{{ table(efficiency) }}</div>{% else %}<p class="note">No edits stored.</p>{% endif %}
+</section>
+
+<section id="breakdowns">
+  <h2>Breakdowns</h2>
+  {% for group in breakdowns %}
+  <details {% if loop.first %}open{% endif %}><summary>By {{ group.title }}</summary>
+    {% for t in group.tables %}<h3>{{ t.header }}</h3><div class="scroll">{{ table(t.table) }}</div>{% endfor %}
+  </details>
+  {% else %}<p class="note">No per-sample values to break down.</p>{% endfor %}
+</section>
+
+<section id="status">
+  <h2>Status: skipped, failed, not applicable, missing</h2>
+  {% if status %}<div class="scroll">{{ table(status) }}</div>
+  {% else %}<p class="note">Everything ran: no skipped or failed rows.</p>{% endif %}
+</section>
+
+<section id="previews">
+  <h2>Previews</h2>
+  <p class="note">Source clip beside each method's edited clip (GIF previews of the stored lossless frames).{% if truncated %} Showing the first {{ samples|length }} of {{ truncated }} samples.{% endif %}</p>
+  {% for s in samples %}
+  <div class="sample">
+    <div class="title">{{ s.uid }}<span class="tag">{{ s.edit_type }}</span>{% if s.category %}<span class="tag">{{ s.category }}</span>{% endif %}<span class="tag">{{ s.task }}</span></div>
+    <div class="prompt">{% if s.prompt %}“{{ s.prompt }}”{% else %}(no text prompt){% endif %}</div>
+    <div class="row">
+    {% for c in s.clips %}
+      <figure class="preview {{ c.cls }}">
+        {% if c.src %}<img src="{{ c.src }}" alt="{{ c.label }}" loading="lazy">{% else %}<div class="missing" title="{{ c.message }}">{{ c.status }}{% if c.message %}: {{ c.message[:120] }}{% endif %}</div>{% endif %}
+        <figcaption>{{ c.label }}</figcaption>
+      </figure>
+    {% endfor %}
+    </div>
+  </div>
+  {% else %}<p class="note">No samples.</p>{% endfor %}
+</section>
+</main>
+</body>
+</html>
+"""
+
+
+@dataclass
+class HtmlTable:
+    headers: list[str]
+    rows: list[list[dict[str, str]]] = field(default_factory=list)
+    label_cols: int = 1
+
+
+def _render_table(t: HtmlTable) -> str:
+    from markupsafe import Markup
+
+    e = html.escape
+    out = ["<table><thead><tr>"]
+    out += [f'<th class="{"label" if i < t.label_cols else ""}">{e(h)}</th>' for i, h in enumerate(t.headers)]
+    out.append("</tr></thead><tbody>")
+    for row in t.rows:
+        out.append("<tr>")
+        for i, c in enumerate(row):
+            cls = " ".join(x for x in ("label" if i < t.label_cols else "", c.get("cls", "")) if x)
+            title = f' title="{e(c["title"])}"' if c.get("title") else ""
+            out.append(f'<td class="{cls}"{title}>{e(c.get("text", ""))}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return Markup("".join(out))
+
+
+def _frame_table(df: pd.DataFrame, index: bool = True, msg_cols: tuple[str, ...] = ()) -> HtmlTable | None:
+    if df is None or df.empty:
+        return None
+    frame = df.reset_index() if index else df
+    headers = [str(c) for c in frame.columns]
+    rows = []
+    for rec in frame.itertuples(index=False):
+        row = []
+        for h, v in zip(headers, rec):
+            text = fmt_value(v) if isinstance(v, (float, np.floating)) else ("" if v is None else str(v))
+            row.append({"text": text, "cls": "msg" if h in msg_cols else ""})
+        rows.append(row)
+    return HtmlTable(headers, rows, label_cols=1)
+
+
+def _main_table(lb: Leaderboard) -> HtmlTable | None:
+    if lb.is_empty:
+        return None
+    disp = display_table(lb)
+    headers = ["method", *[str(c) for c in disp.columns]]
+    cells = lb.cells.set_index(["method", "header"]) if len(lb.cells) else None
+    best: dict[str, float] = {}
+    for header, hib in zip(lb.columns["header"], lb.columns["higher_is_better"]):
+        vals = lb.main[header].astype(float)
+        vals = vals[np.isfinite(vals)]
+        if len(vals) > 1 and vals.max() > vals.min():
+            best[header] = float(vals.max() if hib else vals.min())
+    agg = lb.aggregate["aggregate"].astype(float)
+    agg_best = float(agg.max()) if agg.notna().sum() > 1 else math.nan
+    rows = []
+    for m, rec in disp.iterrows():
+        row = [{"text": str(m)}]
+        for col in disp.columns:
+            c: dict[str, str] = {"text": str(rec[col])}
+            if cells is not None and (m, col) in cells.index:
+                cell = cells.loc[(m, col)]
+                if cell["n"] == 0:
+                    c["cls"] = "bad"
+                    c["title"] = f"{cell['status']}: {cell['reason']}"
+                else:
+                    if col in best and math.isclose(float(cell["mean"]), best[col], rel_tol=0, abs_tol=1e-12):
+                        c["cls"] = "best"
+                    c["title"] = (f"n={int(cell['n'])}, std={fmt_value(cell['std'])}, "
+                                  f"95% CI [{fmt_value(cell['ci_low'])}, {fmt_value(cell['ci_high'])}] (raw units)")
+                    if cell["status"] == "partial":
+                        c["title"] += f"; failed: {cell['reason']}"
+            if col == "aggregate ↑" and math.isfinite(agg_best) and math.isclose(float(agg.loc[m]), agg_best):
+                c["cls"] = "best"
+            row.append(c)
+        rows.append(row)
+    return HtmlTable(headers, rows)
+
+
+def _status_table(lb: Leaderboard) -> HtmlTable | None:
+    st = status_display(lb)
+    if st.empty:
+        return None
+    t = _frame_table(st, index=False, msg_cols=("message",))
+    return t
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+
+
+def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tuple[Path | None, str]:
+    """(gif path, '') or (None, reason). Re-uses a GIF newer than its frame folder."""
+    from bench.video_io import read_video, write_gif
+
+    if not frames_dir:
+        return None, "no frames stored"
+    src = Path(frames_dir)
+    if not src.exists():
+        return None, f"frames not found: {src}"
+    try:
+        if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
+            return dest, ""
+        frames, fps = read_video(src)
+        if len(frames) > max_frames:
+            idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+            frames = frames[idx]
+        return write_gif(dest, frames, fps=fps, max_side=side), ""
+    except Exception as e:  # noqa: BLE001  (a broken preview must not break the report)
+        return None, f"preview failed: {e}"
+
+
+def _method_label_map(edits: pd.DataFrame, methods: list[str]) -> dict[tuple[str, str], str]:
+    known = set(methods)
+    out = {}
+    for m, k in zip(edits["method"], edits["method_key"]):
+        suffixed = f"{m}#{str(k)[:6] or '?'}"
+        out[(m, k)] = suffixed if suffixed in known and m not in known else m
+    return out
+
+
+def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, max_frames: int,
+             side: int) -> tuple[list[dict[str, Any]], int]:
+    if edits.empty:
+        return [], 0
+    labels = _method_label_map(edits, lb.methods)
+    edits = edits.assign(label=[labels[(m, k)] for m, k in zip(edits["method"], edits["method_key"])])
+    order = list(lb.methods) + sorted(set(edits["label"]) - set(lb.methods))
+    uids = sorted(edits["sample_uid"].unique())
+    total = len(uids)
+    uids = uids[:max_samples] if max_samples >= 0 else uids
+    source_gifs: dict[str, tuple[Path | None, str]] = {}
+    samples = []
+    for uid in uids:
+        g = edits[edits["sample_uid"] == uid]
+        first = g.iloc[0]
+        sdir = next((str(d) for d in g["source_dir"] if d is not None and str(d) not in ("", "nan", "None")), None)
+        sample_dir = out / "previews" / _safe(uid)
+        key = sdir or ""
+        if key not in source_gifs:
+            source_gifs[key] = _gif(sdir, sample_dir / "source.gif", max_frames, side)
+        src_gif, src_msg = source_gifs[key]
+        clips = [{"label": "source", "cls": "source", "src": _rel(src_gif, out), "status": "source missing",
+                  "message": src_msg}]
+        by_label = {r["label"]: r for _, r in g.iterrows()}
+        for m in order:
+            r = by_label.get(m)
+            if r is None:
+                clips.append({"label": m, "cls": "", "src": None, "status": "not run", "message": ""})
+                continue
+            if r["status"] != "ok":
+                clips.append({"label": m, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
+                continue
+            gif, msg = _gif(r["output_dir"], sample_dir / f"{_safe(m)}.gif", max_frames, side)
+            clips.append({"label": m, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg})
+        prompt = next((str(p) for p in g["prompt"] if p is not None and str(p) not in ("", "nan", "None")), "")
+        samples.append({
+            "uid": uid, "prompt": prompt, "edit_type": first["edit_type"] or "?", "category": first["category"],
+            "task": first["task"] or "text", "clips": clips,
+        })
+    return samples, total
+
+
+def _rel(path: Path | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> list[dict[str, str]]:
+    from bench.plots import write_plots
+
+    paths = plot_paths if plot_paths is not None else write_plots(lb, out / "plots")
+    items = []
+    for key, p in paths.items():
+        p = Path(p)
+        if not p.is_file():
+            continue
+        if key == "radar_edit_type":
+            caption = "Aggregate score per edit type (one polygon per method)"
+        elif key == "radar_methods":
+            caption = "Per method: metrics by edit type (survey Fig. 12 layout)"
+        elif key == "scatter":
+            caption = "Quality vs runtime"
+        else:
+            caption = key.split(":", 1)[-1]
+        items.append({"src": _rel(p.resolve(), out.resolve()), "caption": caption,
+                      "cls": "wide" if key == "radar_methods" else ""})
+    return items
+
+
+def _breakdowns(lb: Leaderboard) -> list[dict[str, Any]]:
+    groups = []
+    for by, title in (("edit_type", "edit type"), ("category", "category")):
+        tables = []
+        for header in lb.columns["header"]:
+            w = breakdown_wide(lb, by, header, display=True)
+            t = _frame_table(w)
+            if t is not None:
+                tables.append({"header": header, "table": t})
+        if tables:
+            groups.append({"title": title, "tables": tables})
+    return groups
+
+
+def write_report(
+    lb: Leaderboard,
+    edits: pd.DataFrame | None,
+    out_dir: str | Path,
+    *,
+    title: str = "VidEditBench report",
+    max_samples: int = 100,
+    preview_frames: int = 16,
+    preview_side: int = 160,
+    plot_paths: dict[str, Path] | None = None,
+) -> Path:
+    """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
+
+    `plot_paths` re-uses plots already written (e.g. by export_leaderboard into out_dir/plots);
+    otherwise they are drawn here. `max_samples` caps the preview rows (-1 = all).
+    """
+    from jinja2 import Environment
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    edits = conform(edits, EDIT_COLUMNS)
+    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side)
+
+    n_ok = int((edits["status"] == "ok").sum())
+    if lb.is_empty:
+        empty = ("No results yet: the store has no edits and no scores. Run `videditbench run` (or score "
+                 "precomputed outputs) and build the report again.")
+    elif lb.cells.empty or int(lb.cells["n"].sum()) == 0:
+        empty = ("No metric value could be computed: every edit or metric failed or was skipped. "
+                 "The Status section lists each reason and the command that fixes it.")
+    else:
+        empty = ""
+    summary = (f"{len(lb.methods)} method(s) · {edits['sample_uid'].nunique()} sample(s) · "
+               f"{n_ok}/{len(edits)} edits ok · {len(lb.columns)} metric column(s)")
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.globals["table"] = _render_table
+    page = env.from_string(TEMPLATE).render(
+        title=title,
+        summary=summary,
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        empty=empty,
+        n_status=len(lb.status),
+        ci_level=int(lb.settings.get("ci_level", 0.95) * 100),
+        aggregate_doc=lb.settings.get("aggregate_doc", ""),
+        main=_main_table(lb),
+        normalization=_frame_table(lb.normalization, index=False),
+        efficiency=_frame_table(lb.efficiency),
+        breakdowns=_breakdowns(lb),
+        status=_status_table(lb),
+        plots=_plots(lb, out, plot_paths),
+        samples=samples,
+        truncated=total if len(samples) < total else 0,
+        preview_side=preview_side,
+    )
+    path = out / "report.html"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
