@@ -614,7 +614,7 @@ def to_markdown(lb: Leaderboard) -> str:
         "`*` = some samples failed (see Status); ↑/↓ = higher/lower is better.", "",
         markdown_table(display_table(lb)), "",
         "## Sample counts", "", markdown_table(lb.counts), "",
-        "## Aggregate score", "", lb.settings["aggregate_doc"], "",
+        "## Aggregate score", "", lb.settings["aggregate_doc"] + " Min/max are in stored (raw) units.", "",
     ]
     if len(lb.normalization):
         parts += [markdown_table(lb.normalization, index=False), ""]

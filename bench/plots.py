@@ -125,7 +125,7 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     etype_colors = {e: plt.get_cmap("Set2")(i % 8) for i, e in enumerate(edit_types)}
     ncols = min(4, len(methods))
     nrows = int(np.ceil(len(methods) / ncols))
-    fig = plt.figure(figsize=(3.6 * ncols, 3.6 * nrows + 0.6))
+    fig = plt.figure(figsize=(4.2 * ncols, 4.0 * nrows + 0.6))
     for i, m in enumerate(methods):
         ax, angles = _radar_axes(fig, len(headers), (nrows, ncols, i + 1))
         for e in edit_types:
@@ -133,7 +133,8 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
                 _polygon(ax, angles, norm.loc[(m, e)].to_numpy(dtype=float), etype_colors[e], e)
         ax.set_ylim(0, 1.0)
         ax.set_xticks(angles)
-        ax.set_xticklabels([h.rsplit(" ", 1)[0] for h in headers], fontsize=7)
+        ax.set_xticklabels([h.rsplit(" ", 1)[0].replace(" [", "\n[").replace(" (", "\n(") for h in headers], fontsize=7)
+        ax.tick_params(axis="x", pad=8)
         ax.set_yticklabels([])
         ax.set_title(m, fontsize=10, pad=14)
     handles = [plt.Line2D([0], [0], color=etype_colors[e], lw=2) for e in edit_types]

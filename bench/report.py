@@ -67,11 +67,14 @@ TEMPLATE = r"""<!DOCTYPE html>
   .sample .prompt { font-size: 13px; color: #57606a; margin: 2px 0 6px 0; }
   .tag { display: inline-block; background: #ddf4ff; color: #0550ae; border-radius: 10px; padding: 0 8px; font-size: 12px; margin-left: 6px; font-weight: 400; }
   .row { display: flex; flex-wrap: wrap; gap: 10px; }
-  .preview { margin: 0; }
+  .preview { margin: 0; width: {{ preview_side }}px; }
   .preview img { display: block; width: {{ preview_side }}px; height: auto; border-radius: 4px; background: #eee; }
   .preview .missing { width: {{ preview_side }}px; height: {{ (preview_side * 0.75) | int }}px; display: flex; align-items: center; justify-content: center;
                       text-align: center; font-size: 11px; color: #9a6700; background: #fff8c5; border: 1px dashed #d4a72c; border-radius: 4px; padding: 4px; box-sizing: border-box; overflow: hidden; }
   .preview.source figcaption { font-weight: 600; }
+  .preview .val { font-size: 11px; color: #1f2328; white-space: normal; }
+  td.txt { text-align: left; }
+  th.msg { text-align: left; }
   details summary { cursor: pointer; font-weight: 600; margin: 6px 0; }
   code { font-size: 12px; }
 </style>
@@ -147,7 +150,7 @@ TEMPLATE = r"""<!DOCTYPE html>
     {% for c in s.clips %}
       <figure class="preview {{ c.cls }}">
         {% if c.src %}<img src="{{ c.src }}" alt="{{ c.label }}" loading="lazy">{% else %}<div class="missing" title="{{ c.message }}">{{ c.status }}{% if c.message %}: {{ c.message[:120] }}{% endif %}</div>{% endif %}
-        <figcaption>{{ c.label }}</figcaption>
+        <figcaption>{{ c.label }}{% for v in c.vals or [] %}<br><span class="val">{{ v }}</span>{% endfor %}</figcaption>
       </figure>
     {% endfor %}
     </div>
@@ -172,7 +175,9 @@ def _render_table(t: HtmlTable) -> str:
 
     e = html.escape
     out = ["<table><thead><tr>"]
-    out += [f'<th class="{"label" if i < t.label_cols else ""}">{e(h)}</th>' for i, h in enumerate(t.headers)]
+    msg_idx = {i for i, row in enumerate(zip(*t.rows)) if any(c.get("cls") == "msg" for c in row)} if t.rows else set()
+    out += [f'<th class="{"label" if i < t.label_cols else ("msg" if i in msg_idx else "")}">{e(h)}</th>'
+            for i, h in enumerate(t.headers)]
     out.append("</tr></thead><tbody>")
     for row in t.rows:
         out.append("<tr>")
@@ -195,7 +200,8 @@ def _frame_table(df: pd.DataFrame, index: bool = True, msg_cols: tuple[str, ...]
         row = []
         for h, v in zip(headers, rec):
             text = fmt_value(v) if isinstance(v, (float, np.floating)) else ("" if v is None else str(v))
-            row.append({"text": text, "cls": "msg" if h in msg_cols else ""})
+            numeric = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            row.append({"text": text, "cls": "msg" if h in msg_cols else ("" if numeric else "txt")})
         rows.append(row)
     return HtmlTable(headers, rows, label_cols=1)
 
@@ -280,8 +286,36 @@ def _method_label_map(edits: pd.DataFrame, methods: list[str]) -> dict[tuple[str
     return out
 
 
+def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int) -> dict[tuple[str, str], list[str]]:
+    """(method label, sample_uid) -> ['clip_text ↑ 27.31', …] for the first quality columns."""
+    if scores is None or scores.empty or lb.columns.empty or max_values <= 0:
+        return {}
+    from bench.leaderboard import SCORE_COLUMNS, _aggregate_columns
+
+    sc = conform(scores, SCORE_COLUMNS)
+    sc = sc[(sc["status"] == "ok") & (sc["level"] != "set")]
+    cols = _aggregate_columns(lb.columns, lb.settings.get("aggregate_exclude", ())).head(max_values)
+    per_metric = lb.columns.groupby("metric")["header"].count().to_dict()
+    lookup = {}
+    for _, c in cols.iterrows():
+        info = {"header": c["header"], "display_exponent": c["display_exponent"]}
+        lookup[(c["metric"], c["variant_id"])] = info
+        if per_metric.get(c["metric"], 0) == 1:
+            lookup[(c["metric"], None)] = info
+    labels = _method_label_map(sc, lb.methods)
+    out: dict[tuple[str, str], list[str]] = {}
+    for rec in sc.itertuples(index=False):
+        c = lookup.get((rec.metric, rec.variant_id)) or lookup.get((rec.metric, None))
+        if c is None:
+            continue
+        scale = 10.0 ** -int(c["display_exponent"])
+        out.setdefault((labels[(rec.method, rec.method_key)], rec.sample_uid), []).append(
+            f"{c['header']} {fmt_value(float(rec.value) * scale)}")
+    return out
+
+
 def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, max_frames: int,
-             side: int) -> tuple[list[dict[str, Any]], int]:
+             side: int, values: dict[tuple[str, str], list[str]]) -> tuple[list[dict[str, Any]], int]:
     if edits.empty:
         return [], 0
     labels = _method_label_map(edits, lb.methods)
@@ -301,7 +335,7 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
         if key not in source_gifs:
             source_gifs[key] = _gif(sdir, sample_dir / "source.gif", max_frames, side)
         src_gif, src_msg = source_gifs[key]
-        clips = [{"label": "source", "cls": "source", "src": _rel(src_gif, out), "status": "source missing",
+        clips = [{"label": "source video (input)", "cls": "source", "src": _rel(src_gif, out), "status": "source missing",
                   "message": src_msg}]
         by_label = {r["label"]: r for _, r in g.iterrows()}
         for m in order:
@@ -313,7 +347,8 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
                 clips.append({"label": m, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
                 continue
             gif, msg = _gif(r["output_dir"], sample_dir / f"{_safe(m)}.gif", max_frames, side)
-            clips.append({"label": m, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg})
+            clips.append({"label": m, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg,
+                          "vals": values.get((m, uid), [])})
         prompt = next((str(p) for p in g["prompt"] if p is not None and str(p) not in ("", "nan", "None")), "")
         samples.append({
             "uid": uid, "prompt": prompt, "edit_type": first["edit_type"] or "?", "category": first["category"],
@@ -374,18 +409,22 @@ def write_report(
     preview_frames: int = 16,
     preview_side: int = 160,
     plot_paths: dict[str, Path] | None = None,
+    scores: pd.DataFrame | None = None,
+    sample_values: int = 3,
 ) -> Path:
     """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
 
     `plot_paths` re-uses plots already written (e.g. by export_leaderboard into out_dir/plots);
-    otherwise they are drawn here. `max_samples` caps the preview rows (-1 = all).
+    otherwise they are drawn here. `max_samples` caps the preview rows (-1 = all). With `scores`
+    (the store's score frame) each preview shows its first `sample_values` quality values.
     """
     from jinja2 import Environment
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     edits = conform(edits, EDIT_COLUMNS)
-    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side)
+    values = _sample_values(lb, scores, sample_values)
+    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side, values)
 
     n_ok = int((edits["status"] == "ok").sum())
     if lb.is_empty:

@@ -1,0 +1,250 @@
+"""Leaderboard numbers on hand-built frames with known answers; variants; status; exports."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.leaderboard import bootstrap_ci, build_leaderboard, export_leaderboard, to_markdown
+
+NAN = float("nan")
+DOVER_FIX = "weights 'dover' missing; run: videditbench weights download dover"
+
+# sample uid -> (edit_type, category)
+SAMPLES = {
+    "mini/v1/0": ("style", "animals"),
+    "mini/v2/0": ("style", "sports"),
+    "mini/v3/0": ("background", "animals"),
+    "mini/v4/0": ("background", "sports"),
+}
+
+
+def score(method: str, uid: str, metric: str, value: float, *, status: str = "ok", message: str = "",
+          hib: bool = True, family: str | None = None, variant_id: str = "v0", variant_label: str = "default",
+          level: str = "sample", key: str | None = None) -> dict:
+    et, cat = SAMPLES.get(uid, ("", ""))
+    return {
+        "run_id": "r1", "method": method, "method_key": key or f"key-{method}", "sample_uid": uid, "suite": "mini",
+        "video_id": uid.split("/")[1] if uid != "__set__" else "", "edit_id": "0", "edit_type": et, "category": cat,
+        "task": "text", "metric": metric, "metric_family": family or metric, "variant_id": variant_id,
+        "variant_label": variant_label, "value": value if status == "ok" else NAN, "status": status,
+        "message": message, "higher_is_better": hib, "value_min": -math.inf, "value_max": math.inf, "level": level,
+    }
+
+
+def edit(method: str, uid: str, *, status: str = "ok", message: str = "", gen: float = 1.0, pre: float = 0.5,
+         mem: float = 100.0, key: str | None = None) -> dict:
+    et, cat = SAMPLES[uid]
+    return {
+        "method": method, "method_key": key or f"key-{method}", "sample_uid": uid, "suite": "mini",
+        "video_id": uid.split("/")[1], "edit_id": "0", "edit_type": et, "category": cat, "task": "text",
+        "status": status, "message": message, "output_dir": None, "source_dir": None, "prompt": f"edit {uid}",
+        "preprocess_s": pre, "generate_s": gen, "peak_memory_mb": mem,
+    }
+
+
+def known_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    uids = list(SAMPLES)
+    rows = []
+    # clip_text (higher better): A = 1,2,3,4 ; B = 2, error, 4, 6
+    for uid, v in zip(uids, [1, 2, 3, 4]):
+        rows.append(score("A", uid, "clip_text", v))
+    for uid, v in zip(uids, [2, None, 4, 6]):
+        rows.append(score("B", uid, "clip_text", v) if v is not None
+                    else score("B", uid, "clip_text", NAN, status="error", message="CUDA out of memory"))
+    # warp_error (lower better): A = 0.1 everywhere, B = 0.3 everywhere
+    for uid in uids:
+        rows.append(score("A", uid, "warp_error", 0.1, hib=False))
+        rows.append(score("B", uid, "warp_error", 0.3, hib=False))
+    # generation time (efficiency; never in the aggregate): B much faster
+    for uid in uids:
+        rows.append(score("A", uid, "generation_time", 10.0, hib=False))
+        rows.append(score("B", uid, "generation_time", 1.0, hib=False))
+    # dover skipped for everyone (weights missing)
+    for m in ("A", "B"):
+        for uid in uids:
+            rows.append(score(m, uid, "dover", NAN, status="skipped", message=DOVER_FIX))
+    # set-level FID (lower better)
+    rows.append(score("A", "__set__", "fid", 10.0, hib=False, level="set"))
+    rows.append(score("B", "__set__", "fid", 20.0, hib=False, level="set"))
+    edits = [edit("A", u, gen=g, pre=1.0, mem=m) for u, g, m in zip(uids, [1, 2, 3, 10], [100, 200, 300, 400])]
+    edits += [edit("B", u, gen=0.5) for u in uids]
+    edits[1] = edit("A", uids[1], status="error", message="CUDA out of memory", gen=NAN)
+    return pd.DataFrame(rows), pd.DataFrame(edits)
+
+
+@pytest.fixture(scope="module")
+def lb():
+    s, e = known_frames()
+    return build_leaderboard(s, e, bootstrap=500, seed=0)
+
+
+def test_means_counts_and_headers(lb):
+    assert list(lb.columns["header"]) == ["clip_text ↑", "warp_error (×10⁻¹) ↓", "dover ↑", "fid ↓",
+                                          "generation_time ↓"]
+    assert lb.main.loc["A", "clip_text ↑"] == pytest.approx(2.5)
+    assert lb.main.loc["B", "clip_text ↑"] == pytest.approx(4.0)  # the failed sample is not averaged in
+    assert lb.counts.loc["A", "clip_text ↑"] == 4 and lb.counts.loc["B", "clip_text ↑"] == 3
+    assert lb.main.loc["A", "warp_error (×10⁻¹) ↓"] == pytest.approx(0.1)  # stored raw
+    assert lb.main.loc["B", "fid ↓"] == pytest.approx(20.0) and lb.counts.loc["B", "fid ↓"] == 1
+    assert np.isnan(lb.main.loc["A", "dover ↑"]) and lb.counts.loc["A", "dover ↑"] == 0
+    std = lb.wide("std")
+    assert std.loc["A", "clip_text ↑"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    cell = lb.cells.set_index(["method", "column"]).loc[("B", "clip_text")]
+    assert cell["status"] == "partial" and cell["n_error"] == 1 and "CUDA out of memory" in cell["reason"]
+    ci_lo, ci_hi = lb.wide("ci_low").loc["A", "clip_text ↑"], lb.wide("ci_high").loc["A", "clip_text ↑"]
+    assert 1.0 <= ci_lo < 2.5 < ci_hi <= 4.0
+
+
+def test_breakdowns(lb):
+    et = lb.by_edit_type.set_index(["method", "column", "edit_type"])
+    assert et.loc[("A", "clip_text", "style"), "mean"] == pytest.approx(1.5)
+    assert et.loc[("A", "clip_text", "background"), "mean"] == pytest.approx(3.5)
+    assert et.loc[("B", "clip_text", "style"), "mean"] == pytest.approx(2.0)
+    assert et.loc[("B", "clip_text", "style"), "n"] == 1
+    assert et.loc[("B", "clip_text", "background"), "mean"] == pytest.approx(5.0)
+    cat = lb.by_category.set_index(["method", "column", "category"])
+    assert cat.loc[("A", "clip_text", "animals"), "mean"] == pytest.approx(2.0)
+    assert cat.loc[("A", "clip_text", "sports"), "mean"] == pytest.approx(3.0)
+    assert cat.loc[("B", "clip_text", "sports"), "mean"] == pytest.approx(6.0)
+    # set-level rows carry no edit type: they are not broken down
+    assert "fid" not in set(lb.by_edit_type["column"])
+
+
+def test_aggregate_min_max_sign_corrected(lb):
+    # clip_text: A worst (0), B best (1); warp_error: A best (1); fid: A best (1); dover: no values;
+    # generation_time excluded (efficiency) although B is far faster.
+    assert lb.aggregate.loc["A", "aggregate"] == pytest.approx(2 / 3)
+    assert lb.aggregate.loc["B", "aggregate"] == pytest.approx(1 / 3)
+    assert lb.aggregate.loc["A", "n_families"] == 3
+    assert lb.methods == ["A", "B"]  # ranked by aggregate
+    norm = lb.normalization.set_index("header")
+    assert norm.loc["fid ↓", "min"] == 10.0 and norm.loc["fid ↓", "max"] == 20.0
+    assert norm.loc["fid ↓", "best"] == "A" and norm.loc["clip_text ↑", "best"] == "B"
+    assert "generation_time ↓" not in norm.index
+
+
+def test_efficiency(lb):
+    eff = lb.efficiency
+    # A: edit 2 failed -> medians over generate_s 1, 3, 10 and memory 100, 300, 400
+    assert eff.loc["A", "n_edits"] == 4 and eff.loc["A", "n_error"] == 1 and eff.loc["A", "n_ok"] == 3
+    assert eff.loc["A", "generate_s_median"] == pytest.approx(3.0)
+    assert eff.loc["A", "total_s_median"] == pytest.approx(4.0)
+    assert eff.loc["A", "peak_memory_mb_median"] == pytest.approx(300.0)
+    assert eff.loc["B", "generate_s_median"] == pytest.approx(0.5) and eff.loc["B", "n_error"] == 0
+
+
+def test_status_lists_skipped_with_reason(lb):
+    st = lb.status
+    dover = st[(st["column"] == "dover")]
+    assert set(dover["method"]) == {"A", "B"}
+    assert (dover["status"] == "skipped").all() and (dover["count"] == 4).all()
+    assert (dover["message"] == DOVER_FIX).all()
+    edit_rows = st[st["scope"] == "edit"]
+    assert list(edit_rows["method"]) == ["A"] and edit_rows["message"].iloc[0] == "CUDA out of memory"
+
+
+def test_variants_become_separate_columns():
+    uids = list(SAMPLES)
+    rows = []
+    for uid in uids:
+        # same metric, two variants with very different values: must never be averaged together
+        rows.append(score("A", uid, "clip_consistency", 0.9, variant_id="c1",
+                          variant_label="backbone=L,pairing=consecutive"))
+        rows.append(score("A", uid, "clip_consistency", 0.5, variant_id="c2", variant_label="backbone=L,pairing=all"))
+        rows.append(score("B", uid, "clip_consistency", 0.8, variant_id="c1",
+                          variant_label="backbone=L,pairing=consecutive"))
+        rows.append(score("B", uid, "clip_consistency", 0.6, variant_id="c2", variant_label="backbone=L,pairing=all"))
+        rows.append(score("A", uid, "clip_text", 20.0, variant_id="t"))
+        rows.append(score("B", uid, "clip_text", 30.0, variant_id="t"))
+    lb = build_leaderboard(pd.DataFrame(rows), None, bootstrap=0)
+    headers = list(lb.columns["header"])
+    assert "clip_consistency [pairing=consecutive] ↑" in headers and "clip_consistency [pairing=all] ↑" in headers
+    assert lb.main.loc["A", "clip_consistency [pairing=consecutive] ↑"] == pytest.approx(0.9)
+    assert lb.main.loc["A", "clip_consistency [pairing=all] ↑"] == pytest.approx(0.5)
+    assert lb.counts.loc["A", "clip_consistency [pairing=all] ↑"] == 4
+    # family weight: clip_consistency variants average to A = (1 + 0)/2, clip_text A = 0 -> 0.25
+    assert lb.aggregate.loc["A", "aggregate"] == pytest.approx(0.25)
+    assert lb.aggregate.loc["B", "aggregate"] == pytest.approx(0.75)
+    assert np.isnan(lb.wide("ci_low").loc["A", "clip_text ↑"])  # bootstrap=0 -> no CI
+
+
+def test_method_configs_not_mixed_and_duplicates_resolved():
+    uid = list(SAMPLES)[0]
+    rows = [
+        score("sdedit", uid, "clip_text", 10.0, key="aaaaaa111"),
+        score("sdedit", uid, "clip_text", 20.0, key="bbbbbb222"),
+        # a failed attempt and a later success of the same value: the success counts once
+        score("other", uid, "clip_text", NAN, status="error", message="boom"),
+        score("other", uid, "clip_text", 5.0),
+    ]
+    lb = build_leaderboard(pd.DataFrame(rows), None, bootstrap=0)
+    assert set(lb.methods) == {"sdedit#aaaaaa", "sdedit#bbbbbb", "other"}
+    assert lb.main.loc["sdedit#aaaaaa", "clip_text ↑"] == 10.0
+    assert lb.main.loc["sdedit#bbbbbb", "clip_text ↑"] == 20.0
+    assert lb.counts.loc["other", "clip_text ↑"] == 1 and lb.status.empty
+
+
+def test_missing_cells_are_reported_not_dropped():
+    uids = list(SAMPLES)
+    s = pd.DataFrame([score("A", u, "clip_text", 1.0) for u in uids])
+    e = pd.DataFrame([edit("A", u) for u in uids] +
+                     [edit("C", u, status="error", message="method crashed: shape mismatch") for u in uids])
+    lb = build_leaderboard(s, e, bootstrap=0)
+    assert "C" in lb.methods and lb.counts.loc["C", "clip_text ↑"] == 0
+    miss = lb.status[(lb.status["method"] == "C") & (lb.status["scope"] == "metric")]
+    assert list(miss["status"]) == ["missing"] and "shape mismatch" in miss["message"].iloc[0]
+    assert "missing" in to_markdown(lb)
+
+
+def test_bootstrap_ci_properties():
+    v = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    lo, hi = bootstrap_ci(v, 2000, seed=1)
+    assert lo < v.mean() < hi and lo >= 1.0 and hi <= 6.0
+    assert bootstrap_ci(v, 2000, seed=1) == (lo, hi)  # seeded
+    assert all(math.isnan(x) for x in bootstrap_ci(np.array([3.0]), 100))
+
+
+def test_exports_carry_skipped_reasons(lb, tmp_path):
+    paths = export_leaderboard(lb, tmp_path, plots=False)
+    for key in ("csv", "md", "json", "wide_csv", "status_csv", "efficiency_csv", "by_edit_type_csv"):
+        assert paths[key].is_file()
+    md = paths["md"].read_text()
+    assert "| method | aggregate ↑ | clip_text ↑" in md
+    assert DOVER_FIX in md and "skipped" in md and "## By edit type" in md and "## Efficiency" in md
+    assert "| A | 0.667 | 2.5 ± " in md
+    assert "| 1 ± 0 | skipped | 10 |" in md  # warp_error 0.1 stored raw, displayed ×10 (header ×10⁻¹)
+    assert "4 ± 1.8*" in md  # B's clip_text: one sample failed
+    csv = pd.read_csv(paths["csv"])
+    dover = csv[csv["column"] == "dover"]
+    assert len(dover) == 2 and (dover["status"] == "skipped").all() and (dover["reason"] == DOVER_FIX).all()
+    assert (dover["n_skipped"] == 4).all()
+    a_clip = csv[(csv["method"] == "A") & (csv["column"] == "clip_text")].iloc[0]
+    assert a_clip["mean"] == pytest.approx(2.5) and a_clip["n"] == 4
+    data = json.loads(paths["json"].read_text())
+    assert any(r["column"] == "dover" and r["message"] == DOVER_FIX for r in data["status"])
+    cell = next(c for c in data["cells"] if c["method"] == "A" and c["column"] == "dover")
+    assert cell["mean"] is None and cell["reason"] == DOVER_FIX
+    wide = pd.read_csv(paths["wide_csv"], index_col=0)
+    assert wide.loc["B", "clip_text ↑"] == pytest.approx(4.0)
+
+
+def test_empty_and_all_error_inputs(tmp_path):
+    lb = build_leaderboard(pd.DataFrame(), pd.DataFrame())
+    assert lb.is_empty and lb.main.empty
+    paths = export_leaderboard(lb, tmp_path / "empty")
+    assert "No results" in paths["md"].read_text()
+    assert json.loads(paths["json"].read_text())["methods"] == []
+
+    uids = list(SAMPLES)
+    s = pd.DataFrame([score(m, u, "clip_text", NAN, status="error", message="model exploded")
+                      for m in ("A", "B") for u in uids])
+    lb = build_leaderboard(s, None)
+    assert lb.counts.to_numpy().sum() == 0 and lb.aggregate["aggregate"].isna().all()
+    paths = export_leaderboard(lb, tmp_path / "err")
+    md = paths["md"].read_text()
+    assert "model exploded" in md and "| A | — | error |" in md
