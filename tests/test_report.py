@@ -1,0 +1,192 @@
+"""Plots are valid PNGs; report.html has the tables, plots and previews that exist; empty inputs."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.leaderboard import build_leaderboard, export_leaderboard
+from bench.report import write_report
+from bench.video_io import write_frames
+
+REPO = Path(__file__).resolve().parents[1]
+NAN = float("nan")
+DOVER_FIX = "weights 'dover' missing; run: videditbench weights download dover"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EDIT_TYPES = ["style", "background", "foreground"]
+T, H, W = 5, 32, 40
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.imgs.append(dict(attrs)["src"])
+        if tag == "table":
+            self.tables += 1
+
+
+def _clip(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (1, H, W, 3))
+    return np.clip(base + np.arange(T)[:, None, None, None] * 20, 0, 255).astype(np.uint8)
+
+
+def make_run(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """3 methods × 3 samples with real PNG frame folders; 'broken' fails one edit."""
+    methods = ["alpha", "beta", "broken"]
+    srows, erows = [], []
+    for i, et in enumerate(EDIT_TYPES):
+        uid = f"mini/vid{i}/0"
+        src = write_frames(root / "src" / f"vid{i}", _clip(100 + i))
+        for j, m in enumerate(methods):
+            failed = m == "broken" and i == 0
+            out = None if failed else write_frames(root / "out" / m / f"vid{i}", _clip(10 * j + i))
+            base = {"method": m, "method_key": f"k-{m}", "sample_uid": uid, "suite": "mini", "video_id": f"vid{i}",
+                    "edit_id": "0", "edit_type": et, "category": "animals", "task": "text"}
+            erows.append({**base, "status": "error" if failed else "ok",
+                          "message": "CUDA out of memory while editing" if failed else "",
+                          "output_dir": None if out is None else str(out), "source_dir": str(src),
+                          "prompt": f"turn vid{i} into a {et} painting", "preprocess_s": 1.0 + j,
+                          "generate_s": 2.0 + 3 * j, "peak_memory_mb": 500.0 * (j + 1)})
+            if failed:
+                continue
+            for metric, hib, val in (("clip_text", True, 20 + j + 0.5 * i), ("clip_consistency", True, 0.9 - 0.1 * j),
+                                     ("warp_error", False, 0.01 * (j + 1) + 0.001 * i)):
+                srows.append({**base, "metric": metric, "metric_family": metric, "variant_id": metric[:4],
+                              "variant_label": "default", "value": val, "status": "ok", "message": "",
+                              "higher_is_better": hib, "value_min": -math.inf, "value_max": math.inf,
+                              "level": "sample"})
+            srows.append({**base, "metric": "dover", "metric_family": "dover", "variant_id": "dv",
+                          "variant_label": "default", "value": NAN, "status": "skipped", "message": DOVER_FIX,
+                          "higher_is_better": True, "value_min": 0.0, "value_max": 1.0, "level": "sample"})
+    return pd.DataFrame(srows), pd.DataFrame(erows)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    scores, edits = make_run(root)
+    lb = build_leaderboard(scores, edits, bootstrap=200)
+    out = root / "report"
+    paths = export_leaderboard(lb, out)
+    plot_paths = {k.split(":", 1)[1]: v for k, v in paths.items() if k.startswith("plot:")}
+    report = write_report(lb, edits, out, plot_paths=plot_paths, scores=scores)
+    return lb, paths, report
+
+
+def test_plots_are_valid_pngs(run):
+    from PIL import Image
+
+    lb, paths, _ = run
+    plots = {k: v for k, v in paths.items() if k.startswith("plot:")}
+    assert "plot:radar_edit_type" in plots and "plot:radar_methods" in plots and "plot:scatter" in plots
+    for header in ("clip_text ↑", "clip_consistency ↑", "warp_error (×10⁻¹) ↓"):
+        assert f"plot:bar:{header}" in plots
+    assert "plot:bar:dover ↑" not in plots  # nothing to draw for a skipped metric
+    for p in plots.values():
+        assert p.read_bytes()[:8] == PNG_MAGIC
+        with Image.open(p) as im:
+            im.verify()
+        with Image.open(p) as im:
+            assert im.width > 200 and im.height > 150
+            # not blank: a real figure has many distinct colours
+            assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 20
+
+
+def test_report_has_tables_plots_and_previews(run):
+    lb, paths, report = run
+    out = report.parent
+    text = report.read_text()
+    parser = _Collect()
+    parser.feed(text)
+    assert parser.tables >= 5  # main, normalisation, efficiency, breakdowns, status
+    for header in lb.columns["header"]:
+        assert header in text
+    for m in ("alpha", "beta", "broken"):
+        assert m in text
+    plot_imgs = [s for s in parser.imgs if s.endswith(".png")]
+    gifs = [s for s in parser.imgs if s.endswith(".gif")]
+    assert {"plots/radar_edit_type.png", "plots/quality_vs_runtime.png"} <= set(plot_imgs)
+    assert len(plot_imgs) == sum(1 for k in paths if k.startswith("plot:"))
+    # 3 sources + 3 + 3 + 2 edited clips (one edit failed)
+    assert len(gifs) == 11
+    for src in parser.imgs:
+        assert not os.path.isabs(src) and (out / src).is_file(), src
+    from PIL import Image
+
+    with Image.open(out / gifs[1]) as im:
+        assert im.format == "GIF" and im.n_frames == T
+    for et in EDIT_TYPES:
+        assert f"turn vid{EDIT_TYPES.index(et)} into a {et} painting" in text
+    assert "CUDA out of memory while editing" in text  # the failed edit's placeholder and status row
+    import html
+
+    assert DOVER_FIX in html.unescape(text)  # skipped metric with its fix command
+    assert "clip_text ↑ 20" in text  # per-sample value under alpha's first preview
+
+
+def test_report_builds_its_own_plots_and_reuses_gifs(run, tmp_path):
+    lb, _, report = run
+    edits = pd.DataFrame()
+    out = write_report(lb, edits, tmp_path / "r2", max_samples=0)
+    assert (tmp_path / "r2" / "plots" / "radar_edit_type.png").is_file()
+    assert "<img" in out.read_text()
+
+
+def test_empty_inputs_give_clear_report(tmp_path):
+    lb = build_leaderboard(pd.DataFrame(), pd.DataFrame())
+    out = write_report(lb, pd.DataFrame(), tmp_path / "empty")
+    text = out.read_text()
+    assert "No results yet" in text and "</html>" in text
+    assert "<img" not in text
+
+
+def test_all_error_inputs_give_clear_report(tmp_path):
+    scores, edits = make_run(tmp_path / "run")
+    scores = scores.assign(status="error", value=NAN, message="model exploded")
+    edits = edits.assign(output_dir=None)  # frames gone from disk / never written
+    lb = build_leaderboard(scores, edits, bootstrap=0)
+    out = write_report(lb, edits, tmp_path / "rep")
+    text = out.read_text()
+    assert "No metric value could be computed" in text and "model exploded" in text
+    assert "Status (" in text and "error" in text
+    assert "no frames stored" in text  # preview placeholder says why
+    gifs = [p for p in (tmp_path / "rep").rglob("*.gif")]
+    assert len(gifs) == 3  # only the source clips
+
+
+def test_screenshot_script_reports_missing_chromium(tmp_path):
+    env = {**os.environ, "CHROMIUM": str(tmp_path / "no-such-chromium")}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(tmp_path / "r.html"),
+                           str(tmp_path / "s.png")], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and "apt-get install -y chromium" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None and not Path("/usr/bin/chromium").is_file(),
+                    reason="chromium not installed (apt-get install -y chromium)")
+def test_screenshot_renders_report(run, tmp_path):
+    from PIL import Image
+
+    _, _, report = run
+    png = tmp_path / "shot.png"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(report), str(png),
+                           "--height", "1200"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(png) as im:
+        assert im.size == (1400, 1200)
+        arr = np.asarray(im.convert("RGB"))
+    assert arr.std() > 10  # rendered content, not a blank page
