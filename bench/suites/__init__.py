@@ -1,0 +1,137 @@
+"""Benchmark suites: manifests, the embedded `mini` suite, and loaders for public layouts.
+
+`load_suite(name_or_path, **overrides)` accepts
+
+* the name of an embedded suite (``datasets/<name>/suite.yaml``; see `list_suites()`),
+* a manifest file (``.yaml`` / ``.yml`` / ``.json``) or a folder holding ``suite.yaml``,
+* a dataset folder in a known layout, detected from its contents or named by a prefix:
+  ``v2vbench:<dir>`` (``config.yaml`` + ``frames/<video_id>/``, e.g. a local copy of the
+  Hugging Face dataset ``Wenhao-Sun/V2VBench``), ``hf:Wenhao-Sun/V2VBench`` (that dataset from
+  the local Hugging Face cache, never downloaded here), ``ive:<dir>`` (IVE-style triplets),
+  ``davis:<dir>`` (``JPEGImages/480p`` + ``Annotations/480p``), ``folder:<dir>`` (videos + a
+  prompts file).
+
+`overrides` are preprocessing options (``num_frames``, ``size``, ``max_stride``, ``resample``);
+loaders also take ``prompts=<file>`` (davis, folder) and ``name=<suite name>``.
+Loading a suite never decodes a video; `Suite.load(sample)` does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ManifestError, UnknownNameError
+from bench.suites.manifest import PREPROCESS_KEYS, load_manifest, parse_manifest, validate_preprocess
+from bench.suites.suite import Suite, build_suite
+
+__all__ = ["Suite", "load_suite", "list_suites", "datasets_dir", "LAYOUTS"]
+
+MANIFEST_NAMES = ("suite.yaml", "suite.yml", "suite.json")
+LAYOUTS = ("v2vbench", "ive", "davis", "folder", "hf")
+
+
+def datasets_dir() -> Path:
+    """The folder of embedded suites: `$VIDEDITBENCH_DATASETS`, else `datasets/` beside `bench/`."""
+    env = os.environ.get("VIDEDITBENCH_DATASETS")
+    if env:
+        return Path(env).expanduser()
+    import bench
+
+    return Path(bench.__file__).resolve().parent.parent / "datasets"
+
+
+def list_suites() -> list[str]:
+    """Names of the embedded suites (folders of `datasets_dir()` with a suite manifest)."""
+    root = datasets_dir()
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and any((d / m).is_file() for m in MANIFEST_NAMES))
+
+
+def _detect_layout(root: Path) -> str | None:
+    if any((root / m).is_file() for m in MANIFEST_NAMES):
+        return "manifest"
+    if (root / "config.yaml").is_file() and (root / "frames").is_dir():
+        return "v2vbench"
+    if (root / "JPEGImages").is_dir():
+        return "davis"
+    from bench.suites.loaders.ive import INDEX_NAMES
+
+    if any((root / n).is_file() for n in INDEX_NAMES):
+        return "ive"
+    return "folder"
+
+
+def _from_layout(layout: str, target: str, opts: dict[str, Any]) -> tuple[dict, str, Path]:
+    """(manifest dict, file to name in errors, base dir) from a dataset in a known layout."""
+    if layout == "hf":
+        from bench.suites.loaders.v2vbench import hf_snapshot
+
+        root = hf_snapshot(target or "Wenhao-Sun/V2VBench")
+        layout = "v2vbench"
+    else:
+        root = Path(target).expanduser().resolve()
+        if not root.exists():
+            raise ManifestError(str(root), None, None, "dataset folder not found", "check the path")
+    if layout == "v2vbench":
+        from bench.suites.loaders import v2vbench as mod
+    elif layout == "ive":
+        from bench.suites.loaders import ive as mod  # type: ignore[no-redef]
+    elif layout == "davis":
+        from bench.suites.loaders import davis as mod  # type: ignore[no-redef]
+    elif layout == "folder":
+        from bench.suites.loaders import folder as mod  # type: ignore[no-redef]
+    else:
+        raise ManifestError(target, None, None, f"unknown dataset layout {layout!r}", f"valid: {', '.join(LAYOUTS)}")
+    return mod.to_manifest(root, **opts)
+
+
+def load_suite(name_or_path: str | os.PathLike, **overrides: Any) -> Suite:
+    """A `Suite` by embedded name, manifest path, or dataset folder (see the module docstring)."""
+    pre = {k: v for k, v in overrides.items() if k in PREPROCESS_KEYS}
+    opts = {k: v for k, v in overrides.items() if k not in PREPROCESS_KEYS}
+    target = str(name_or_path)
+    layout: str | None = None
+    prefix, sep, rest = target.partition(":")
+    if sep and prefix in LAYOUTS:
+        layout, target = prefix, rest
+    path = Path(target).expanduser()
+
+    if layout is None and path.is_file():
+        from bench.suites.manifest import read_manifest_file
+
+        data = read_manifest_file(path)
+        if "data" in data and "videos" not in data:  # a V2VBench config.yaml given directly
+            layout, target = "v2vbench", str(path.resolve().parent)
+        else:
+            _reject(opts, str(path))
+            return _finish(build_suite(parse_manifest(data, str(path.resolve()), path.resolve().parent)), pre)
+    if layout is None and path.is_dir():
+        layout = _detect_layout(path)
+        if layout == "manifest":
+            _reject(opts, str(path))
+            mf = next(path / m for m in MANIFEST_NAMES if (path / m).is_file())
+            return _finish(build_suite(load_manifest(mf)), pre)
+    if layout is None:
+        for d in (datasets_dir() / target,):
+            for m in MANIFEST_NAMES:
+                if (d / m).is_file() and "/" not in target and os.sep not in target:
+                    _reject(opts, str(d / m))
+                    return _finish(build_suite(load_manifest(d / m)), pre)
+        raise UnknownNameError("suite", target, list_suites())
+    data, file, base = _from_layout(layout, target, opts)
+    return _finish(build_suite(parse_manifest(data, file, base)), pre)
+
+
+def _reject(opts: dict, file: str) -> None:
+    for k in opts:
+        raise ManifestError(file, "load_suite overrides", k, "unknown option for a manifest suite",
+                            f"valid: {', '.join(PREPROCESS_KEYS)}")
+
+
+def _finish(suite: Suite, pre: dict) -> Suite:
+    if pre:
+        suite.preprocess = validate_preprocess(suite.preprocess, pre, suite.file, "load_suite overrides")
+    return suite
