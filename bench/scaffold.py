@@ -14,7 +14,7 @@ from string import Template
 
 from bench.errors import VidEditBenchError
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no ".": --method-opt NAME.KEY=VALUE splits on it
 
 METHOD_TEMPLATE = Template('''"""$name: TODO one paragraph on the method (paper, official code URL, licence of its weights).
 
@@ -216,7 +216,7 @@ def write_method_scaffold(name: str, dest_dir: Path, *, overwrite: bool = False,
 
     if not _NAME_RE.match(name or ""):
         raise VidEditBenchError(
-            f"bad method name '{name}': use letters, digits, '-', '_' or '.', starting with a letter or digit"
+            f"bad method name '{name}': use letters, digits, '-' or '_', starting with a letter or digit"
         )
     if name in BUILTIN_METHODS:
         raise VidEditBenchError(f"method name '{name}' is already a built-in method; choose another name")
@@ -230,7 +230,7 @@ def write_method_scaffold(name: str, dest_dir: Path, *, overwrite: bool = False,
     existing = [p for p in files if p.exists()]
     if existing and not overwrite:
         raise VidEditBenchError(
-            f"{', '.join(map(str, existing))} already exist(s); pick another name or pass --force to overwrite"
+            f"{', '.join(map(str, existing))} already exist(s); pick another name or delete them first"
         )
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ class PrecomputedMethod(Method):
         if not self.cfg.get("dir"):
             raise VidEditBenchError(
                 "method 'precomputed' needs option dir: the folder holding <video_id>/<edit_idx> outputs "
-                "(e.g. --method-option precomputed.dir=outputs/my_method)"
+                "(e.g. --method-opt precomputed.dir=outputs/my_method, or use `videditbench eval outputs/my_method`)"
             )
         self.root = Path(str(self.cfg["dir"])).expanduser()
         if not self.root.is_dir():

@@ -23,12 +23,12 @@ def _pytest(test_file: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_generated_test_passes_and_can_fail(tmp_path, capsys, small_video):
-    paths = write_method_scaffold("my-cool.edit", tmp_path)
+    paths = write_method_scaffold("my-cool_edit", tmp_path)
     method_file, test_file = paths
     assert method_file == tmp_path / "methods" / "my_cool_edit.py"
     assert test_file == tmp_path / "tests" / "test_method_my_cool_edit.py"
     hint = capsys.readouterr().out
-    assert '"my-cool.edit": "methods.my_cool_edit:MyCoolEditMethod"' in hint
+    assert '"my-cool_edit": "methods.my_cool_edit:MyCoolEditMethod"' in hint
     assert '[project.entry-points."videditbench.methods"]' in hint
 
     result = _pytest(test_file, tmp_path)
@@ -66,6 +66,8 @@ def test_refuses_overwrite_and_bad_names(tmp_path, capsys):
         write_method_scaffold("rave", tmp_path)
     with pytest.raises(VidEditBenchError, match="bad method name"):
         write_method_scaffold("../evil", tmp_path)
+    with pytest.raises(VidEditBenchError, match="bad method name"):
+        write_method_scaffold("has.dot", tmp_path)
 
 
 def test_name_mangling():
