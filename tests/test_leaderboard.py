@@ -248,3 +248,37 @@ def test_empty_and_all_error_inputs(tmp_path):
     paths = export_leaderboard(lb, tmp_path / "err")
     md = paths["md"].read_text()
     assert "model exploded" in md and "| A | — | error |" in md
+
+
+def test_reads_the_result_store_frames(tmp_path):
+    """The real store's frames (SQLite round trip) feed build_leaderboard unchanged."""
+    from bench.store import EditRow, ResultStore, ScoreRow
+
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        for m, vals in (("A", [1.0, 3.0]), ("B", [2.0, None])):
+            for i, v in enumerate(vals):
+                uid = f"mini/v{i}/0"
+                ek = f"{m}-{i}"
+                store.put_edit(EditRow(edit_key=ek, method=m, method_key=f"k{m}", method_config="{}", sample_uid=uid,
+                                       sample_key=f"s{i}", suite="mini", video_id=f"v{i}", edit_id="0",
+                                       edit_type=["style", "background"][i], category="animals", task="text",
+                                       prompt="p", status="ok", generate_s=1.0 + i, preprocess_s=0.0,
+                                       peak_memory_mb=10.0))
+                store.put_scores([
+                    ScoreRow(score_key=f"{ek}-clip", edit_key=ek, method=m, method_key=f"k{m}", sample_uid=uid,
+                             metric="clip_text", metric_family="clip_text", variant_id="v", variant_label="default",
+                             value=v, status="ok" if v is not None else "error",
+                             message=None if v is not None else "boom", higher_is_better=True, value_min=None,
+                             value_max=None, level="sample"),
+                    ScoreRow(score_key=f"{ek}-dover", edit_key=ek, method=m, method_key=f"k{m}", sample_uid=uid,
+                             metric="dover", metric_family="dover", variant_id="d", variant_label="default",
+                             value=None, status="skipped", message=DOVER_FIX, higher_is_better=True,
+                             value_min=0.0, value_max=1.0, level="sample"),
+                ])
+        scores, edits = store.scores_frame(), store.edits_frame()
+    lb = build_leaderboard(scores, edits, bootstrap=0)
+    assert lb.main.loc["A", "clip_text ↑"] == pytest.approx(2.0) and lb.counts.loc["B", "clip_text ↑"] == 1
+    assert lb.by_edit_type.set_index(["method", "edit_type"]).loc[("A", "background"), "mean"] == 3.0
+    assert (lb.status[lb.status["column"] == "dover"]["message"] == DOVER_FIX).all()
+    assert "boom" in set(lb.status["message"])
+    assert lb.efficiency.loc["A", "generate_s_median"] == pytest.approx(1.5)

@@ -104,7 +104,8 @@ def test_plots_are_valid_pngs(run):
         with Image.open(p) as im:
             assert im.width > 200 and im.height > 150
             # not blank: a real figure has many distinct colours
-            assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 20
+            colors = im.convert("RGB").getcolors(maxcolors=4096)
+            assert colors is None or len(colors) > 20
 
 
 def test_report_has_tables_plots_and_previews(run):
