@@ -34,6 +34,16 @@ for _spec in (
     WeightSpec("fid-inception", "url",
                "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
                filename="pt_inception-2015-12-05-6726825d.pth", licence="Apache-2.0", used_by=("fid",), size_mb=91),
+    WeightSpec("gmflow-sintel", "url",
+               "https://github.com/hmorimitsu/ptlflow/releases/download/weights1/gmflow-sintel-d6f83ccd.ckpt",
+               filename="gmflow-sintel-d6f83ccd.ckpt", licence="Apache-2.0", used_by=("motion_alignment", "warp_error"),
+               size_mb=19,
+               notes="ptlflow's GMFlow Sintel checkpoint (file name carries its sha256 prefix d6f83ccd); V2VBench's "
+                     "original gmflow_sintel-0c07dcb3.pth ({'model': ...}) also loads via $VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL"),
+    WeightSpec("raft-sintel", "url",
+               "https://github.com/hmorimitsu/ptlflow/releases/download/weights1/raft-sintel-fb44381e.ckpt",
+               filename="raft-sintel-fb44381e.ckpt", licence="BSD-3-Clause", used_by=("motion_alignment", "warp_error"),
+               size_mb=21, notes="ptlflow's RAFT Sintel checkpoint (file name carries its sha256 prefix fb44381e)"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),

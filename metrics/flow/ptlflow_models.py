@@ -1,0 +1,198 @@
+"""ptlflow-backed estimators: GMFlow (V2VBench's motion-alignment model) and RAFT.
+
+Both load through `bench.models.create_model(weights, load_ptlflow_model, device, ...)`, which takes
+a weights-registry name or a local checkpoint path. Two checkpoint formats are accepted:
+
+* ptlflow's Lightning format `{'state_dict': sd, 'hyper_parameters': ...}` (the registry's
+  `gmflow-sintel` / `raft-sintel` files) is handed to `ptlflow.get_model(name, ckpt_path=path)`;
+* the original repositories' format `{'model': sd}` (e.g. V2VBench's `gmflow_sintel-0c07dcb3.pth`)
+  is loaded with a strict `load_state_dict` into `ptlflow.get_model(name)`. For GMFlow the two
+  state dicts have identical keys (RECIPE §2), so no key mapping is needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.errors import VidEditBenchError
+from metrics.flow.base import FlowModel, check_pairs
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Constructor facts of each ptlflow model, checked against the instance after construction so a
+#: ptlflow release with other defaults fails loudly instead of computing a different flow.
+#: GMFlow: V2VBench's `third_party/gmflow/config.yaml` + the call-time arguments of its
+#: `motion_alignment.py` (1 scale, attn splits [2], global matching corr/prop radius [-1]).
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "gmflow": dict(num_scales=1, upsample_factor=8, feature_channels=128, attention_type="swin",
+                   num_transformer_layers=6, ffn_dim_expansion=4, num_head=1),
+    "raft": dict(corr_levels=4, corr_radius=4),
+}
+CALL_ARGS: dict[str, dict[str, Any]] = {
+    "gmflow": dict(attn_splits_list=[2], corr_radius_list=[-1], prop_radius_list=[-1], pred_bidir_flow=False),
+    # RAFT's Sintel evaluation setting (32 refinement iterations), ptlflow's default.
+    "raft": dict(iters=32),
+}
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise VidEditBenchError(f"cannot read flow checkpoint {path}: {e}") from e
+    if not isinstance(ckpt, dict) or not ({"state_dict", "model"} & set(ckpt)):
+        keys = sorted(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise VidEditBenchError(
+            f"flow checkpoint {path} has neither 'state_dict' (ptlflow) nor 'model' (original GMFlow/RAFT) "
+            f"at its top level (found {keys}); pass a ptlflow .ckpt or an original {{'model': state_dict}} .pth"
+        )
+    return ckpt
+
+
+def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow"):
+    """Build ptlflow's `model_name` with the weights at `path`, in eval mode on `device`.
+
+    `input_norm="gmflow"` makes the model take inputs that are already ImageNet-normalised (see
+    `GMFlowEstimator`); it is a loader option so differently-fed instances are cached separately.
+    """
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        found = sorted([*path.glob("*.ckpt"), *path.glob("*.pth"), *path.glob("*.pt")])
+        if len(found) != 1:
+            raise VidEditBenchError(f"{path}: expected exactly one .ckpt/.pth checkpoint in the folder, found {len(found)}")
+        path = found[0]
+    with _IMPORT_LOCK:
+        import ptlflow
+
+    ckpt = _read_checkpoint(path)
+    if "state_dict" in ckpt:
+        model = ptlflow.get_model(model_name, ckpt_path=str(path))
+    else:
+        model = ptlflow.get_model(model_name)
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+        if missing or unexpected:
+            raise VidEditBenchError(
+                f"{path}: state dict does not fit ptlflow '{model_name}': missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
+    for key, want in ARCHITECTURES.get(model_name, {}).items():
+        got = getattr(model, key)
+        if got != want:
+            raise VidEditBenchError(f"ptlflow '{model_name}' has {key}={got!r}, expected {want!r}; check the ptlflow version")
+    for key, value in CALL_ARGS.get(model_name, {}).items():
+        setattr(model, key, value)
+    if input_norm == "gmflow":
+        _take_normalised_inputs(model)
+    elif input_norm != "ptlflow":
+        raise VidEditBenchError(f"unknown input_norm '{input_norm}'; valid: gmflow, ptlflow")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(torch.device(device))
+
+
+def _take_normalised_inputs(model) -> None:
+    """Make ptlflow skip its own (x + add) * mult step: the caller feeds normalised BGR.
+
+    ptlflow's GMFlow computes (bgr01 - mean) * (1/std); the original GMFlow (V2VBench) computes
+    (rgb255 / 255 - mean) / std. The two differ by float rounding only (~1e-7), but random or
+    real GMFlow's global softmax matching amplifies that to ~0.02 px (RECIPE §2). Feeding the
+    original normalisation and an identity add/mult reproduces V2VBench bit for bit at the input.
+    Padding, the BGR->RGB flip and un-padding stay ptlflow's.
+    """
+    base = model.preprocess_images
+
+    def preprocess_images(images, *args, **kwargs):
+        kwargs["bgr_add"] = 0.0
+        kwargs["bgr_mult"] = 1.0
+        return base(images, *args, **kwargs)
+
+    model.preprocess_images = preprocess_images
+
+
+class PtlflowEstimator(FlowModel):
+    model_name: ClassVar[str] = ""
+    default_weights: ClassVar[str] = ""
+    input_norm: ClassVar[str] = "ptlflow"
+
+    def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None):
+        from bench.models import create_model
+
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        self.weights = weights or self.default_weights
+        self.model = create_model(self.weights, load_ptlflow_model, device,
+                                  model_name=self.model_name, input_norm=self.input_norm)
+
+    def _inputs(self, frames) -> Any:
+        """uint8 RGB (N,H,W,3) -> what ptlflow's `images` expects per frame: (N,3,H,W) float BGR."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
+        return torch.flip(x / 255.0, [1])  # ptlflow convention: BGR in [0, 1]
+
+    def estimate(self, frames_a: np.ndarray, frames_b: np.ndarray) -> np.ndarray:
+        import torch
+
+        a, b = check_pairs(frames_a, frames_b)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, a.shape[0], self.batch_size):
+                images = torch.stack([self._inputs(a[i:i + self.batch_size]),
+                                      self._inputs(b[i:i + self.batch_size])], dim=1).contiguous()  # (B, 2, 3, H, W)
+                flows = self.model({"images": images})["flows"][:, 0]  # (B, 2, H, W)
+                out.append(flows.permute(0, 2, 3, 1).float().cpu().numpy())
+        return np.concatenate(out, 0).astype(np.float32, copy=False)
+
+
+class GMFlowEstimator(PtlflowEstimator):
+    """GMFlow as V2VBench runs it: 1 scale, attention splits 2, global matching, Sintel weights.
+
+    Input convention (why `input_norm = "gmflow"`): V2VBench feeds uint8 RGB as float [0, 255]
+    and the original GMFlow normalises with (x/255 - mean)/std. ptlflow's GMFlow expects BGR in
+    [0, 1] and normalises with (x - mean) * (1/std), which rounds differently and moves random
+    GMFlow's flow by up to 0.023 px. We compute the original normalisation ourselves, hand ptlflow
+    the normalised image in BGR order and make its own add/mult the identity, so the network sees
+    exactly V2VBench's tensor. ptlflow pads to a multiple of 32 (replicate, both sides) and crops
+    the flow back; V2VBench's padder is fixed to 512x512, i.e. a no-op on its 512x512 frames.
+    """
+
+    name = "gmflow"
+    model_name = "gmflow"
+    default_weights = "gmflow-sintel"
+    input_norm = "gmflow"
+
+    def _inputs(self, frames) -> Any:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        x = (x / 255.0 - mean) / std
+        return torch.flip(x, [1])  # ptlflow flips BGR -> RGB inside
+
+    def variant(self) -> dict[str, Any]:
+        return {**super().variant(), "flow_input": "rgb255/255-imagenet (GMFlow original)",
+                "flow_config": "scales=1,attn_splits=2,corr_radius=-1,prop_radius=-1"}
+
+
+class RAFTEstimator(PtlflowEstimator):
+    """RAFT (Teed & Deng 2020) from ptlflow, Sintel-finetuned weights, 32 iterations."""
+
+    name = "raft"
+    model_name = "raft"
+    default_weights = "raft-sintel"
+
+    def variant(self) -> dict[str, Any]:
+        return {**super().variant(), "flow_config": "iters=32"}
