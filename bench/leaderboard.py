@@ -86,6 +86,8 @@ class Leaderboard:
     normalization: pd.DataFrame
     methods: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: filled by export_leaderboard; write_report re-uses these instead of drawing again
+    plot_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -702,6 +704,7 @@ def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True)
     if plots:
         from bench.plots import write_plots
 
-        for key, p in write_plots(lb, out / "plots").items():
+        lb.plot_paths = write_plots(lb, out / "plots")
+        for key, p in lb.plot_paths.items():
             paths[f"plot:{key}"] = p
     return paths

@@ -366,6 +366,9 @@ def _rel(path: Path | None, root: Path) -> str | None:
 def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> list[dict[str, str]]:
     from bench.plots import write_plots
 
+    inside = [Path(p).resolve() for p in lb.plot_paths.values()]
+    if plot_paths is None and inside and all(p.is_file() and out.resolve() in p.parents for p in inside):
+        plot_paths = lb.plot_paths  # drawn by export_leaderboard into this folder
     paths = plot_paths if plot_paths is not None else write_plots(lb, out / "plots")
     items = []
     for key, p in paths.items():
@@ -414,8 +417,8 @@ def write_report(
 ) -> Path:
     """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
 
-    `plot_paths` re-uses plots already written (e.g. by export_leaderboard into out_dir/plots);
-    otherwise they are drawn here. `max_samples` caps the preview rows (-1 = all). With `scores`
+    `plot_paths` (default: those export_leaderboard recorded on `lb`, if still on disk) re-uses
+    plots already written; otherwise they are drawn into out_dir/plots. `max_samples` caps the preview rows (-1 = all). With `scores`
     (the store's score frame) each preview shows its first `sample_values` quality values.
     """
     from jinja2 import Environment

@@ -85,13 +85,13 @@ def run(tmp_path_factory):
     paths = export_leaderboard(lb, out)
     plot_paths = {k.split(":", 1)[1]: v for k, v in paths.items() if k.startswith("plot:")}
     report = write_report(lb, edits, out, plot_paths=plot_paths, scores=scores)
-    return lb, paths, report
+    return lb, paths, report, edits
 
 
 def test_plots_are_valid_pngs(run):
     from PIL import Image
 
-    lb, paths, _ = run
+    lb, paths, _, _ = run
     plots = {k: v for k, v in paths.items() if k.startswith("plot:")}
     assert "plot:radar_edit_type" in plots and "plot:radar_methods" in plots and "plot:scatter" in plots
     for header in ("clip_text ↑", "clip_consistency ↑", "warp_error (×10⁻¹) ↓"):
@@ -109,7 +109,7 @@ def test_plots_are_valid_pngs(run):
 
 
 def test_report_has_tables_plots_and_previews(run):
-    lb, paths, report = run
+    lb, paths, report, edits = run
     out = report.parent
     text = report.read_text()
     parser = _Collect()
@@ -140,12 +140,17 @@ def test_report_has_tables_plots_and_previews(run):
     assert "clip_text ↑ 20" in text  # per-sample value under alpha's first preview
 
 
-def test_report_builds_its_own_plots_and_reuses_gifs(run, tmp_path):
-    lb, _, report = run
-    edits = pd.DataFrame()
-    out = write_report(lb, edits, tmp_path / "r2", max_samples=0)
-    assert (tmp_path / "r2" / "plots" / "radar_edit_type.png").is_file()
-    assert "<img" in out.read_text()
+def test_report_draws_plots_into_its_own_folder_or_reuses_exported_ones(run, tmp_path):
+    lb, paths, report, edits = run
+    out = write_report(lb, pd.DataFrame(), tmp_path / "r2", max_samples=0)
+    assert (tmp_path / "r2" / "plots" / "radar_edit_type.png").is_file()  # self-contained: not ../ paths
+    assert 'src="plots/radar_edit_type.png"' in out.read_text()
+    radar = paths["plot:radar_edit_type"]
+    before = radar.stat().st_mtime_ns
+    gif = next(report.parent.glob("previews/*/alpha.gif"))
+    gif_before = gif.stat().st_mtime_ns
+    write_report(lb, edits, report.parent)  # same folder: exported plots and previews are re-used
+    assert radar.stat().st_mtime_ns == before and gif.stat().st_mtime_ns == gif_before
 
 
 def test_empty_inputs_give_clear_report(tmp_path):
@@ -182,7 +187,7 @@ def test_screenshot_script_reports_missing_chromium(tmp_path):
 def test_screenshot_renders_report(run, tmp_path):
     from PIL import Image
 
-    _, _, report = run
+    _, _, report, _ = run
     png = tmp_path / "shot.png"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(report), str(png),
                            "--height", "1200"], capture_output=True, text=True, timeout=120)
