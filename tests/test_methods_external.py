@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
