@@ -265,6 +265,8 @@ class ExternalMethod(Method):
             self.parts = [cmd] if self.cfg["shell"] else shlex.split(cmd)
         elif isinstance(cmd, (list, tuple)) and all(isinstance(c, (str, int, float)) for c in cmd):
             self.parts = [str(c) for c in cmd]
+            if self.cfg["shell"]:  # one shell line; placeholders are quoted at substitution
+                self.parts = [" ".join(self.parts)]
         else:
             raise VidEditBenchError(f"external: command must be a string or a list of strings, got {type(cmd).__name__}")
         if not self.parts:
