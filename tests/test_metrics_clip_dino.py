@@ -310,8 +310,20 @@ def test_imaging_quality_with_pyiqa_random_musiq(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "musiq.pth"
     torch.save(MUSIQ(pretrained=False).state_dict(), str(ckpt))
-    value = ImagingQuality(weights=str(ckpt)).compute(_item(np.stack([_noise(80, 64, 64)] * 2)))["imaging_quality"]
-    assert np.isfinite(value)
+    frames = np.stack([_noise(80, 64, 64), _noise(81, 64, 64)])
+    value = ImagingQuality(weights=str(ckpt)).compute(_item(frames))["imaging_quality"]
+    model = MUSIQ(pretrained_model_path=str(ckpt)).eval()
+    with torch.no_grad():
+        direct = [float(model(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255.0)) for f in frames]
+    assert value == pytest.approx(np.mean(direct) / 100.0, rel=1e-5)
+
+
+def test_musiq_input_resizes_the_longer_side_to_512():
+    from metrics.vbench import musiq_input
+
+    x = musiq_input(np.zeros((1, 300, 600, 3), np.uint8), "longer")
+    assert tuple(x.shape) == (1, 3, 256, 512) and float(x.max()) <= 1.0
+    assert tuple(musiq_input(np.zeros((1, 64, 80, 3), np.uint8), "longer").shape) == (1, 3, 64, 80)
 
 
 # ---- caching, registry, errors --------------------------------------------------------------------------
@@ -389,3 +401,36 @@ def test_options_are_validated_and_recorded(tiny):
     b = ClipConsistency()
     assert a.variant()["weights"] == str(tiny["clip"]) and a.variant_id() != b.variant_id()
     assert "backend=pil" in b.variant_label() and "pairing=consecutive" in b.variant_label()
+
+
+def test_runner_end_to_end_with_tiny_models(tiny, tmp_path):
+    """The runner builds EvalItems from the mini suite and stores one row per metric with its variant."""
+    from bench.runner import RunConfig, run_benchmark
+    from bench.store import ResultStore
+
+    metrics = ["clip_text", "clip_consistency", "dino_consistency", "clip_image", "dino_image", "aesthetic"]
+    opts = {
+        "clip_text": {"weights": str(tiny["clip"])},
+        "clip_consistency": {"weights": str(tiny["clip"]), "pairing": "all"},
+        "dino_consistency": {"weights": str(tiny["dinov2"])},
+        "clip_image": {"weights": str(tiny["clip"]), "region": True},
+        "dino_image": {"weights": str(tiny["dinov2"])},
+        # aesthetic keeps its default head: no weights -> a "skipped" row with the fix command
+        "aesthetic": {"weights": str(tiny["clip"])},
+    }
+    cfg = RunConfig(suite="mini", methods=["source"], metrics=metrics, results_dir=str(tmp_path), run_name="r",
+                    device="cpu", limit=6, suite_overrides={"num_frames": 4, "size": 32}, metric_options=opts)
+    run_benchmark(cfg)
+    store = ResultStore(cfg.run_dir)
+    df = store.scores_frame()
+    store.close()
+    ok = df[df.status == "ok"]
+    for name in ("clip_text", "clip_consistency", "dino_consistency"):
+        assert (ok.metric == name).any(), (name, df[df.metric == name][["status", "message"]].to_string())
+    cons = ok[ok.metric.isin(["clip_consistency", "dino_consistency"])].value
+    assert ((cons >= 0) & (cons <= 1 + 1e-6)).all()
+    aes = df[df.metric == "aesthetic"]
+    assert len(aes) and (aes.status == "skipped").all()
+    assert aes.message.str.contains("videditbench weights download laion-aesthetic-v2").all()
+    # image-guided samples get clip_image / dino_image; text-only ones are not applicable, never errors
+    assert not (df[df.metric.isin(["clip_image", "dino_image"])].status == "error").any()
