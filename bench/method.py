@@ -31,6 +31,9 @@ class Method:
     #: if True the harness also passes `sample=<bench.types.Sample>` to `edit` (adapters that look
     #: outputs up by video_id / edit_id, e.g. "precomputed", or pass them to an external script)
     receives_sample: ClassVar[bool] = False
+    #: False for adapters that do not compute the edit here (e.g. "precomputed" reads files): the
+    #: harness then stores no generation time / peak memory, so efficiency metrics show "n/a"
+    measures_efficiency: ClassVar[bool] = True
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
         unknown = set(config) - set(self.defaults)

@@ -419,10 +419,11 @@ class Runner:
             frames = validate_output(out, loaded.video, label)
             out_dir = self.run_dir / "edits" / label / mkey[:10] / s.video_id / s.edit_id
             write_frames(out_dir, frames)
+            timed = getattr(method, "measures_efficiency", True)
             row = self._edit_row(
                 s, label, mkey, mconfig, "ok", output_dir=str(out_dir), source_dir=self._source_dir(loaded),
-                preprocess_s=prep_time, generate_s=m.seconds, peak_memory_mb=m.peak_memory_mb,
-                memory_device=m.memory_device,
+                preprocess_s=prep_time if timed else None, generate_s=m.seconds if timed else None,
+                peak_memory_mb=m.peak_memory_mb if timed else None, memory_device=m.memory_device,
             )
             self.summary.edits_done += 1
         except Exception as e:  # noqa: BLE001

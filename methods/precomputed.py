@@ -80,6 +80,7 @@ class PrecomputedMethod(Method):
     tasks = frozenset({"text", "image"})
     needs = frozenset()
     receives_sample = True
+    measures_efficiency = False
     defaults = {"dir": None, "resize": False}
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
