@@ -145,6 +145,27 @@ def test_mini_synthetic_masks_are_exact_object_masks():
     assert (box.mask >= ls.mask).all() and box.mask.sum() > ls.mask.sum()
 
 
+def test_samples_record_preprocessing_and_filter():
+    a, b = load_suite("mini"), load_suite("mini", **SMALL)
+    assert [x.uid for x in a] == [x.uid for x in b]
+    assert a.samples[0].meta_dict()["preprocess"] != b.samples[0].meta_dict()["preprocess"]
+    assert a.samples[0] != b.samples[0]  # keys derived from a sample change with its frames
+    img = b.filter(tasks=["image"])
+    assert len(img) == 6 and all(x.task == "image" for x in img) and len(b) == 22
+    assert b.filter(video_ids=["bikes"], limit=2).video_ids() == ["bikes"]
+    assert b.get("bikes/objmod-crate").edit_type == "object_modification"
+    assert b.config()["preprocess"]["size"] == 64
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, bench.suites; s = bench.suites.load_suite('mini'); print('torch' in sys.modules, 'cv2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
 def test_build_mini_reproduces_committed_references(tmp_path):
     import importlib.util
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ManifestError, UnknownNameError
-from bench.suites.manifest import PREPROCESS_KEYS, load_manifest, parse_manifest, validate_preprocess
+from bench.suites.manifest import PREPROCESS_KEYS, Manifest, load_manifest, parse_manifest, validate_preprocess
 from bench.suites.suite import Suite, build_suite
 
 __all__ = ["Suite", "load_suite", "list_suites", "datasets_dir", "LAYOUTS"]
@@ -107,22 +107,22 @@ def load_suite(name_or_path: str | os.PathLike, **overrides: Any) -> Suite:
             layout, target = "v2vbench", str(path.resolve().parent)
         else:
             _reject(opts, str(path))
-            return _finish(build_suite(parse_manifest(data, str(path.resolve()), path.resolve().parent)), pre)
+            return _finish(parse_manifest(data, str(path.resolve()), path.resolve().parent), pre)
     if layout is None and path.is_dir():
         layout = _detect_layout(path)
         if layout == "manifest":
             _reject(opts, str(path))
             mf = next(path / m for m in MANIFEST_NAMES if (path / m).is_file())
-            return _finish(build_suite(load_manifest(mf)), pre)
+            return _finish(load_manifest(mf), pre)
     if layout is None:
         for d in (datasets_dir() / target,):
             for m in MANIFEST_NAMES:
                 if (d / m).is_file() and "/" not in target and os.sep not in target:
                     _reject(opts, str(d / m))
-                    return _finish(build_suite(load_manifest(d / m)), pre)
+                    return _finish(load_manifest(d / m), pre)
         raise UnknownNameError("suite", target, list_suites())
     data, file, base = _from_layout(layout, target, opts)
-    return _finish(build_suite(parse_manifest(data, file, base)), pre)
+    return _finish(parse_manifest(data, file, base), pre)
 
 
 def _reject(opts: dict, file: str) -> None:
@@ -131,7 +131,9 @@ def _reject(opts: dict, file: str) -> None:
                             f"valid: {', '.join(PREPROCESS_KEYS)}")
 
 
-def _finish(suite: Suite, pre: dict) -> Suite:
+def _finish(manifest: Manifest, pre: dict) -> Suite:
+    """Apply preprocessing overrides BEFORE building samples: each sample records its preprocessing,
+    so content keys derived from a sample change when the frames do."""
     if pre:
-        suite.preprocess = validate_preprocess(suite.preprocess, pre, suite.file, "load_suite overrides")
-    return suite
+        manifest.preprocess = validate_preprocess(manifest.preprocess, pre, manifest.file, "load_suite overrides")
+    return build_suite(manifest)

@@ -192,6 +192,7 @@ def read_sampled_frames(
             raise VideoReadError(str(p), f"frames have different sizes {sorted({f.shape for f in frames})}",
                                  "resize them to one size")
         return np.stack(frames), 8.0, len(files), idx
+    backend = "auto"
     if p.suffix.lower() != ".gif":
         try:
             import decord  # type: ignore
@@ -206,9 +207,11 @@ def read_sampled_frames(
                     return np.ascontiguousarray(frames.astype(np.uint8, copy=False)), fps, n, idx
         except VideoReadError:
             raise
-        except Exception:  # noqa: BLE001 — decord failed: read_video tries PyAV and names the file
+        except ImportError:
             pass
-    frames, fps = read_video(p)
+        except Exception:  # noqa: BLE001 — decord failed: PyAV next; read_video names the file on failure
+            backend = "pyav"
+    frames, fps = read_video(p, backend=backend)
     idx = pick(frames.shape[0])
     return frames[idx], fps, int(frames.shape[0]), idx
 
@@ -287,9 +290,12 @@ def read_sampled_masks(
 def build_suite(manifest: Manifest) -> Suite:
     """Samples from a validated manifest (nothing is decoded here)."""
     samples: list[Sample] = []
+    c = manifest.preprocess
+    pre_label = f"{c.num_frames}f-{c.size}px-maxstride{c.max_stride}-{c.resample}"
     for v in manifest.videos:
         for e in v.edits:
-            meta: dict[str, Any] = {"source_ref": v.source_ref, "mask_type": e.mask_type, "start": v.start}
+            meta: dict[str, Any] = {"source_ref": v.source_ref, "mask_type": e.mask_type, "start": v.start,
+                                    "preprocess": pre_label}
             if v.stride is not None:
                 meta["stride"] = v.stride
             if v.max_stride is not None:
