@@ -410,6 +410,23 @@ def test_mask_frame_count_mismatch(tmp_path):
     assert str(masks) in msg and "7 mask frames" in msg and "10 frames" in msg
 
 
+def test_single_mask_image_is_static_but_a_short_mask_folder_is_an_error(tmp_path):
+    Image.fromarray(np.pad(np.full((10, 10), 255, np.uint8), ((5, 25), (20, 30)))).save(tmp_path / "static.png")
+    _masks_dir(tmp_path / "first_only", 1)
+    for masks, ok in (("static.png", True), ("first_only", False)):
+        data = _one_video_manifest(tmp_path, n=10, masks=masks)
+        data["videos"][0]["edits"] = [{"edit_type": "foreground", "target_prompt": "x", "mask_type": "fine"}]
+        s = load_suite(str(_write_manifest(tmp_path, data)))
+        if ok:
+            m = s.load(s.samples[0]).mask
+            assert m.shape == (4, 32, 32) and (m == m[0]).all() and m[0].any()
+        else:
+            with pytest.raises(VideoReadError, match="1 mask frames"):
+                s.load(s.samples[0])
+    data = _one_video_manifest(tmp_path, source="synthetic:ball_pan", stride=2)
+    _expect_manifest_error(tmp_path, data, "'stride'", "synthetic")
+
+
 def test_masks_follow_frame_sampling(tmp_path):
     _masks_dir(tmp_path / "m", 10)
     data = _one_video_manifest(tmp_path, n=10, masks="m", stride=3)

@@ -19,6 +19,8 @@ A manifest::
         stride: 2                   # optional: pin the temporal stride
         max_stride: 3               # optional: cap the chosen stride for this video
         start: 0                    # optional: first frame used
+        fps: 8                      # optional: the fps recorded for the sampled clip
+                                    # (default: source fps / stride; 8 for synthetic clips)
         masks: masks/bikes          # optional: per-frame masks (folder of images, video, or one image)
         mask_object: 1              # optional: keep only this label of a palette/label mask (DAVIS)
         box: [120, 40, 300, 250]    # optional: a static rectangle [x0, y0, x1, y1) in SOURCE pixels
@@ -368,6 +370,11 @@ def _video(d: Any, idx: int, chk: _Checker) -> VideoEntry:
             get_spec(source.split(":", 1)[1], **params)
         except TypeError as e:
             raise chk.err(entry, "params", str(e)) from None
+    if source.startswith("synthetic:"):
+        for k in ("stride", "max_stride", "start"):
+            if d.get(k) is not None:
+                raise chk.err(entry, k, "does not apply to a synthetic clip",
+                              "synthetic clips are rendered with the suite's num_frames; remove it")
     fps = d.get("fps")
     if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0):
         raise chk.err(entry, "fps", f"expected a positive number, got {fps!r}")

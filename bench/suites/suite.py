@@ -241,8 +241,8 @@ def read_sampled_masks(
 ) -> np.ndarray:
     """(T,H,W) bool masks at `indices`, checked against the source's frame count and size.
 
-    A single mask image applies to every frame. A mask folder or video must have exactly one mask per
-    source frame, or exactly one per sampled frame (an already-sampled layout such as V2VBench's).
+    A single mask image file applies to every frame. A mask folder or video must have exactly one mask
+    per source frame, or exactly one per sampled frame (an already-sampled layout such as V2VBench's).
     """
     p = Path(path)
     if not p.exists():
@@ -262,7 +262,7 @@ def read_sampled_masks(
         stack = lab == object_id if object_id else lab > 127
         m = stack.shape[0]
         read = lambda sel: stack[list(sel)]  # noqa: E731
-    if m == 1:
+    if p.is_file() and p.suffix.lower() in IMAGE_EXTS:  # one mask image: a static mask
         one = read([0])
         masks = np.broadcast_to(one, (len(indices),) + one.shape[1:]).copy()
     elif m == n_frames:
