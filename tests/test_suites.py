@@ -548,6 +548,14 @@ def test_folder_loader_with_csv_and_mp4(tmp_path):
     # a lossless mp4 and the frame folder it came from preprocess to the same frames
     ref = pp.resize_crop_frames(frames[::2][:6], 32)
     np.testing.assert_array_equal(a.video.frames, ref)
+    (root / "prompts.csv").unlink()
+    (root / "prompts.json").write_text(json.dumps({"walk.mp4": ["a box moves at dusk", "a ball moves"],
+                                                    "turn": {"source_prompt": "a box turns",
+                                                             "target_prompts": {"style": "a box turns, sketch"}}}))
+    s = load_suite(str(root), num_frames=6, size=32)
+    assert [(x.video_id, x.edit_id, x.edit_type) for x in s] == [
+        ("walk", "0", "composite"), ("walk", "1", "composite"), ("turn", "style", "style")]
+    (root / "prompts.json").unlink()
     (root / "prompts.csv").write_text("video,source_prompt,target_prompt\nmissing.mp4,a,b\n")
     with pytest.raises(ManifestError, match="no video 'missing.mp4'"):
         load_suite(f"folder:{root}")

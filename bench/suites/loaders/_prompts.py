@@ -9,6 +9,8 @@ entry is::
       style: a man rides a bike, watercolor painting
       background: a man rides a bike on the moon
     edits: [...]                       # or full manifest edits (edit_type, target_prompt, reference, ...)
+
+or, shorter, ``clip.mp4: [<target prompt>, ...]`` (no source prompt).
     # optional, as in a manifest video: masks, mask_object, box, stride, max_stride, start
 
 CSV: one row per edit with columns ``video, source_prompt, target_prompt`` and optionally
@@ -78,6 +80,8 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
     else:
         raise ManifestError(str(path), None, None, "unsupported prompts file type", "use .yaml, .json or .csv")
     if isinstance(data, dict):
+        # shorthand: `clip.mp4: <prompt>` or `clip.mp4: [<prompt>, ...]` lists target prompts only
+        data = {k: {"target_prompts": v} if isinstance(v, (str, list)) else v for k, v in data.items()}
         items = [(f"[{k!r}]", {"video": str(k), **(v if isinstance(v, dict) else {"_bad": v})}) for k, v in data.items()]
     else:
         items = [(f"[{i}]", v if isinstance(v, dict) else {"_bad": v}) for i, v in enumerate(data)]
