@@ -389,8 +389,15 @@ def _status_table(scores: pd.DataFrame, edits: pd.DataFrame, cells: pd.DataFrame
         parts.append(s[cols])
     missing = cells[cells["status"] == "missing"]
     if len(missing):
-        mm = missing.rename(columns={"reason": "message"}).assign(scope="metric", count=0)
-        parts.append(mm[cols])
+        # one row per (method, reason): a method whose edits all failed lacks every column
+        n_columns = cells["column"].nunique()
+        rows = []
+        for (m, msg), g in missing.groupby(["method", "reason"], sort=False):
+            names = list(g["column"])
+            what = f"all {len(names)} metric columns" if len(names) == n_columns and len(names) > 1 else ", ".join(names)
+            rows.append({"method": m, "scope": "metric", "column": what, "metric": ", ".join(g["metric"].unique()),
+                         "variant_label": "", "status": "missing", "count": 0, "message": msg})
+        parts.append(pd.DataFrame(rows, columns=cols))
     if not parts:
         return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)
@@ -486,6 +493,14 @@ def build_leaderboard(
     cols = _column_table(scores, exps)
     scores = _assign_columns(scores, cols) if len(scores) else scores.assign(column="", header="")
     cells = _cells(scores, cols, methods, edits, bootstrap, seed)
+    if len(cols):
+        # columns with values first (quality, then efficiency); columns nobody could compute last
+        has = cells.groupby("column")["n"].sum()
+        cols = cols.assign(_empty=[int(has.get(c, 0) == 0) for c in cols["column"]])
+        cols = cols.sort_values("_empty", kind="stable").drop(columns="_empty").reset_index(drop=True)
+        cells = cells.assign(_o=cells["column"].map({c: i for i, c in enumerate(cols["column"])}))
+        cells = cells.sort_values("_o", kind="stable").drop(columns="_o")
+        cells = cells.sort_values("method", key=lambda x: x.map({m: i for i, m in enumerate(methods)}), kind="stable")
     headers = list(cols["header"])
     main = _pivot(cells, "mean", methods, headers)
     counts = _pivot(cells, "n", methods, headers).fillna(0).astype(int)

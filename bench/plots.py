@@ -159,16 +159,21 @@ def bar_chart(lb: "Leaderboard", header: str, path: Path, colors: dict[str, Any]
     ax.bar(x, np.nan_to_num(means), yerr=err, capsize=3, color=[colors[m] for m in lb.methods])
     for xi, (m, c) in zip(x, cells.iterrows()):
         if not np.isfinite(c["mean"]):
-            ax.text(xi, 0, str(c["status"]), ha="center", va="bottom", fontsize=7, rotation=90, color="0.4")
+            # axes-fraction y: data coordinates could lie far outside a zoomed y-range
+            ax.text(xi, 0.03, str(c["status"]), ha="center", va="bottom", fontsize=7, rotation=90, color="0.4",
+                    transform=ax.get_xaxis_transform())
     ax.set_xticks(x)
     ax.set_xticklabels(lb.methods, rotation=30, ha="right", fontsize=8)
     ax.set_title(header, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    finite = means[np.isfinite(means)]
-    if finite.size and finite.min() > 0 and (finite.max() - finite.min()) < 0.05 * finite.max():
+    ok = np.isfinite(means)
+    lo_all = float(np.min(means[ok] - err[0][ok]))
+    hi_all = float(np.max(means[ok] + err[1][ok]))
+    if ok.sum() > 1 and lo_all > 0 and hi_all > lo_all and (hi_all - lo_all) < 0.25 * hi_all:
         # values close together far from zero (e.g. CLIP ~ 0.9): zoom so differences are visible
-        span = max(finite.max() - finite.min(), 1e-6 * finite.max())
-        ax.set_ylim(finite.min() - 2 * span, finite.max() + 2 * span)
+        pad = 0.5 * (hi_all - lo_all)
+        ax.set_ylim(lo_all - pad, hi_all + pad)
+    ax.ticklabel_format(axis="y", useOffset=False)
     return _save(fig, path)
 
 
@@ -199,32 +204,52 @@ def quality_runtime_scatter(lb: "Leaderboard", path: Path, colors: dict[str, Any
 
 
 def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[str] = ()) -> dict[str, Path]:
-    """All plots into out_dir; keys: radar_edit_type, radar_methods, radar:<header>, bar:<header>, scatter."""
-    from bench.leaderboard import breakdown_wide, per_group_aggregate
+    """All plots into out_dir; keys: radar_edit_type, radar_methods, radar:<header>, bar:<header>, scatter.
 
+    A plot that cannot be drawn is left out with a warning: plots never make an export fail.
+    """
     out = Path(out_dir)
     paths: dict[str, Path] = {}
     if lb.is_empty or lb.columns.empty:
         return paths
-    colors = method_colors(lb.methods)
+    for key, make in _plot_jobs(lb, out, list(radar_columns)):
+        try:
+            p = make()
+        except Exception as e:  # noqa: BLE001
+            import warnings
 
-    agg = per_group_aggregate(lb, "edit_type")
-    if not agg.empty:
-        paths["radar_edit_type"] = radar_by_group(
-            agg, out / "radar_edit_type.png", "Aggregate score by edit type (1 = best)", colors, unit_range=True)
-    for header in radar_columns:
-        w = breakdown_wide(lb, "edit_type", header)
-        if not w.empty:
-            paths[f"radar:{header}"] = radar_by_group(
-                w, out / f"radar_edit_type_{slug(header)}.png", f"{header} by edit type", colors, unit_range=False)
-    p = radar_per_method(lb, out / "radar_methods.png")
-    if p:
-        paths["radar_methods"] = p
-    for header in lb.columns["header"]:
-        p = bar_chart(lb, header, out / f"bar_{slug(header.rsplit(' ', 1)[0])}.png", colors)
-        if p:
-            paths[f"bar:{header}"] = p
-    p = quality_runtime_scatter(lb, out / "quality_vs_runtime.png", colors)
-    if p:
-        paths["scatter"] = p
+            warnings.warn(f"plot {key} skipped: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
+            _plt().close("all")
+            continue
+        if p is not None:
+            paths[key] = p
     return paths
+
+
+def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[tuple[str, Any]]:
+    from bench.leaderboard import breakdown_wide, per_group_aggregate
+
+    colors = method_colors(lb.methods)
+    jobs: list[tuple[str, Any]] = []
+
+    def radar_agg() -> Path | None:
+        agg = per_group_aggregate(lb, "edit_type")
+        if agg.empty:
+            return None
+        return radar_by_group(agg, out / "radar_edit_type.png", "Aggregate score by edit type (1 = best)", colors,
+                              unit_range=True)
+
+    def radar_col(header: str) -> Path | None:
+        w = breakdown_wide(lb, "edit_type", header)
+        if w.empty:
+            return None
+        return radar_by_group(w, out / f"radar_edit_type_{slug(header)}.png", f"{header} by edit type", colors,
+                              unit_range=False)
+
+    jobs.append(("radar_edit_type", radar_agg))
+    jobs += [(f"radar:{h}", lambda h=h: radar_col(h)) for h in radar_columns]
+    jobs.append(("radar_methods", lambda: radar_per_method(lb, out / "radar_methods.png")))
+    jobs += [(f"bar:{h}", lambda h=h: bar_chart(lb, h, out / f"bar_{slug(h.rsplit(' ', 1)[0])}.png", colors))
+             for h in lb.columns["header"]]
+    jobs.append(("scatter", lambda: quality_runtime_scatter(lb, out / "quality_vs_runtime.png", colors)))
+    return jobs

@@ -175,8 +175,8 @@ def _render_table(t: HtmlTable) -> str:
 
     e = html.escape
     out = ["<table><thead><tr>"]
-    msg_idx = {i for i, row in enumerate(zip(*t.rows)) if any(c.get("cls") == "msg" for c in row)} if t.rows else set()
-    out += [f'<th class="{"label" if i < t.label_cols else ("msg" if i in msg_idx else "")}">{e(h)}</th>'
+    left = {i for i, c in enumerate(t.rows[0]) if c.get("cls") in ("msg", "txt")} if t.rows else set()
+    out += [f'<th class="{"label" if i < t.label_cols or i in left else ""}">{e(h)}</th>'
             for i, h in enumerate(t.headers)]
     out.append("</tr></thead><tbody>")
     for row in t.rows:

@@ -84,8 +84,9 @@ def lb():
 
 
 def test_means_counts_and_headers(lb):
-    assert list(lb.columns["header"]) == ["clip_text ↑", "warp_error (×10⁻¹) ↓", "dover ↑", "fid ↓",
-                                          "generation_time ↓"]
+    # quality columns, then efficiency, then columns no method could compute
+    assert list(lb.columns["header"]) == ["clip_text ↑", "warp_error (×10⁻¹) ↓", "fid ↓", "generation_time ↓",
+                                          "dover ↑"]
     assert lb.main.loc["A", "clip_text ↑"] == pytest.approx(2.5)
     assert lb.main.loc["B", "clip_text ↑"] == pytest.approx(4.0)  # the failed sample is not averaged in
     assert lb.counts.loc["A", "clip_text ↑"] == 4 and lb.counts.loc["B", "clip_text ↑"] == 3
@@ -217,7 +218,7 @@ def test_exports_carry_skipped_reasons(lb, tmp_path):
     assert "| method | aggregate ↑ | clip_text ↑" in md
     assert DOVER_FIX in md and "skipped" in md and "## By edit type" in md and "## Efficiency" in md
     assert "| A | 0.667 | 2.5 ± " in md
-    assert "| 1 ± 0 | skipped | 10 |" in md  # warp_error 0.1 stored raw, displayed ×10 (header ×10⁻¹)
+    assert "| 1 ± 0 | 10 | 10 ± 0 | skipped |" in md  # warp_error 0.1 stored raw, shown ×10 (header ×10⁻¹)
     assert "4 ± 1.8*" in md  # B's clip_text: one sample failed
     csv = pd.read_csv(paths["csv"])
     dover = csv[csv["column"] == "dover"]

@@ -196,3 +196,18 @@ def test_screenshot_renders_report(run, tmp_path):
         assert im.size == (1400, 1200)
         arr = np.asarray(im.convert("RGB"))
     assert arr.std() > 10  # rendered content, not a blank page
+
+
+def test_plots_with_one_method_and_missing_values_stay_small(tmp_path):
+    """Regression: a lone value plus 'missing' labels once produced a 76-million-pixel-high figure."""
+    from PIL import Image
+
+    scores, edits = make_run(tmp_path / "run")
+    keep = (scores["method"] == "alpha") & (scores["metric"] == "clip_text")
+    scores = scores[keep | (scores["metric"] == "dover")]
+    lb = build_leaderboard(scores, edits, bootstrap=100)
+    paths = export_leaderboard(lb, tmp_path / "out")
+    bar = paths["plot:bar:clip_text ↑"]
+    with Image.open(bar) as im:
+        assert im.width < 1500 and im.height < 1000
+    assert lb.status[lb.status["status"] == "missing"]["method"].tolist() == ["beta", "broken"]
