@@ -183,6 +183,9 @@ def test_datasets_dir_override(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDEDITBENCH_DATASETS", str(tmp_path))
     assert list_suites() == ["tiny"]
     assert len(load_suite("tiny")) == 1
+    monkeypatch.chdir(tmp_path / "tiny")
+    (tmp_path / "tiny" / "tiny").mkdir()  # a same-named folder in the cwd does not shadow the suite
+    assert load_suite("tiny").name == "t"
     with pytest.raises(UnknownNameError, match="tiny"):
         load_suite("nope")
 

@@ -99,6 +99,12 @@ def load_suite(name_or_path: str | os.PathLike, **overrides: Any) -> Suite:
         layout, target = prefix, rest
     path = Path(target).expanduser()
 
+    if layout is None and "/" not in target and os.sep not in target and not path.is_file():
+        # a bare name is an embedded suite first (a folder of the same name in the cwd comes second)
+        for m in MANIFEST_NAMES:
+            if (datasets_dir() / target / m).is_file():
+                _reject(opts, str(datasets_dir() / target / m))
+                return _finish(load_manifest(datasets_dir() / target / m), pre)
     if layout is None and path.is_file():
         from bench.suites.manifest import read_manifest_file
 
@@ -115,11 +121,6 @@ def load_suite(name_or_path: str | os.PathLike, **overrides: Any) -> Suite:
             mf = next(path / m for m in MANIFEST_NAMES if (path / m).is_file())
             return _finish(load_manifest(mf), pre)
     if layout is None:
-        for d in (datasets_dir() / target,):
-            for m in MANIFEST_NAMES:
-                if (d / m).is_file() and "/" not in target and os.sep not in target:
-                    _reject(opts, str(d / m))
-                    return _finish(load_manifest(d / m), pre)
         raise UnknownNameError("suite", target, list_suites())
     data, file, base = _from_layout(layout, target, opts)
     return _finish(parse_manifest(data, file, base), pre)
