@@ -25,7 +25,6 @@ from metrics._embed import (
     clip_text_embeds,
     clip_vision_pooler,
     consistency_score,
-    content_key,
     hf_pixels,
     l2_normalize,
     load_clip_model,
@@ -193,4 +192,4 @@ class ClipImageSimilarity(_ClipMetric):
         return {self.name: reference_similarity(clip.image_embeds(images, item.cache), ref)}
 
 
-__all__ = ["ClipTextAlignment", "ClipConsistency", "ClipImageSimilarity", "ClipBackbone", "content_key"]
+__all__ = ["ClipTextAlignment", "ClipConsistency", "ClipImageSimilarity", "ClipBackbone"]
