@@ -333,7 +333,7 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
         sample_dir = out / "previews" / _safe(uid)
         key = sdir or ""
         if key not in source_gifs:
-            source_gifs[key] = _gif(sdir, sample_dir / "source.gif", max_frames, side)
+            source_gifs[key] = _gif(sdir, sample_dir / "input.gif", max_frames, side)
         src_gif, src_msg = source_gifs[key]
         clips = [{"label": "source video (input)", "cls": "source", "src": _rel(src_gif, out), "status": "source missing",
                   "message": src_msg}]
@@ -346,7 +346,7 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
             if r["status"] != "ok":
                 clips.append({"label": m, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
                 continue
-            gif, msg = _gif(r["output_dir"], sample_dir / f"{_safe(m)}.gif", max_frames, side)
+            gif, msg = _gif(r["output_dir"], sample_dir / f"method_{_safe(m)}.gif", max_frames, side)
             clips.append({"label": m, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg,
                           "vals": values.get((m, uid), [])})
         prompt = next((str(p) for p in g["prompt"] if p is not None and str(p) not in ("", "nan", "None")), "")

@@ -147,7 +147,7 @@ def test_report_draws_plots_into_its_own_folder_or_reuses_exported_ones(run, tmp
     assert 'src="plots/radar_edit_type.png"' in out.read_text()
     radar = paths["plot:radar_edit_type"]
     before = radar.stat().st_mtime_ns
-    gif = next(report.parent.glob("previews/*/alpha.gif"))
+    gif = next(report.parent.glob("previews/*/method_alpha.gif"))
     gif_before = gif.stat().st_mtime_ns
     write_report(lb, edits, report.parent)  # same folder: exported plots and previews are re-used
     assert radar.stat().st_mtime_ns == before and gif.stat().st_mtime_ns == gif_before
@@ -211,3 +211,18 @@ def test_plots_with_one_method_and_missing_values_stay_small(tmp_path):
     with Image.open(bar) as im:
         assert im.width < 1500 and im.height < 1000
     assert lb.status[lb.status["status"] == "missing"]["method"].tolist() == ["beta", "broken"]
+
+
+def test_method_named_source_does_not_overwrite_the_input_preview(tmp_path):
+    scores, edits = make_run(tmp_path / "run")
+    edits = edits.assign(method=edits["method"].replace({"alpha": "source"}))
+    scores = scores.assign(method=scores["method"].replace({"alpha": "source"}))
+    lb = build_leaderboard(scores, edits, bootstrap=0)
+    report = write_report(lb, edits, tmp_path / "rep", max_samples=1)
+    parser = _Collect()
+    parser.feed(report.read_text())
+    gifs = [s for s in parser.imgs if s.endswith(".gif")]
+    assert len(gifs) == len(set(gifs)) == 3  # input, source, beta ('broken' failed on this sample)
+    input_gif = report.parent / gifs[0]
+    source_gif = report.parent / next(g for g in gifs if "method_source" in g)
+    assert input_gif.read_bytes() != source_gif.read_bytes()
