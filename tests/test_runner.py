@@ -59,8 +59,8 @@ class _FailsOnBikes(Method):
     tasks = frozenset({"text"})
 
     def edit(self, video, *, prompt=None, **kw):
-        if "bike" in (prompt or "").lower() or kw.get("source_prompt", "").lower().find("bike") >= 0:
-            raise ValueError("cannot edit bikes")
+        if "bicycle" in (kw.get("source_prompt") or ""):
+            raise ValueError("cannot edit bicycles")
         return video.frames[:, ::-1].copy()
 
 
