@@ -166,6 +166,22 @@ def test_import_is_light():
     assert out == ["False", "False"]
 
 
+def test_portable_sample_key(tmp_path):
+    import shutil
+
+    a = tmp_path / "a"
+    a.mkdir()
+    _write_manifest(a, _one_video_manifest(a))
+    shutil.copytree(a, tmp_path / "b")
+    sa, sb = load_suite(str(a / "suite.yaml")), load_suite(str(tmp_path / "b" / "suite.yaml"))
+    assert sa.samples[0] != sb.samples[0]  # absolute paths differ
+    assert sa.sample_key(sa.samples[0]) == sb.sample_key(sb.samples[0])
+    m = load_suite("mini")
+    assert len({m.sample_key(x) for x in m}) == len(m)
+    small = load_suite("mini", **SMALL)
+    assert m.sample_key(m.samples[0]) != small.sample_key(small.samples[0])  # preprocessing is part of it
+
+
 def test_build_mini_reproduces_committed_references(tmp_path):
     import importlib.util
 

