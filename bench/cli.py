@@ -41,9 +41,16 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _split(values: list[str] | None) -> list[str]:
+    """Comma-separated names; `name@k=v,k2=v2` keeps its options together."""
     out: list[str] = []
     for v in values or []:
-        out += [x.strip() for x in v.split(",") if x.strip()]
+        for x in (x.strip() for x in v.split(",")):
+            if not x:
+                continue
+            if "=" in x and "@" not in x and out and "@" in out[-1]:
+                out[-1] += "," + x
+            else:
+                out.append(x)
     return out
 
 
@@ -182,7 +189,7 @@ def _offline(offline: bool) -> None:
 def run(
     suite: str = typer.Option("mini", "--suite", "-s", help="Embedded suite name or a manifest path."),
     methods: Optional[list[str]] = typer.Option(None, "--methods", "-m", help="Comma-separated method names (default: the weight-free baselines)."),
-    metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-k", help="Comma-separated metric names (default: all built-in)."),
+    metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-k", help="Comma-separated metric names (default: all built-in); a variant inline as name@key=value, e.g. warp_error@flow=dis."),
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Run name: results go to <results-dir>/<name> (default: the suite name)."),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Output root."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
@@ -221,7 +228,9 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
     metric_names = _split(metrics) or list(file_cfg.get("metrics") or DEFAULT_METRICS)
     try:
         METHODS.validate(method_names)
-        METRICS.validate(metric_names)
+        from bench.runner import parse_metric_spec
+
+        METRICS.validate([parse_metric_spec(m)[0] for m in metric_names])
         resolve_device(device)
     except VidEditBenchError as e:
         _fail(str(e))

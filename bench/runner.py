@@ -36,6 +36,8 @@ DEFAULT_METHODS = ("source", "flow-propagate", "color-transfer")
 DEFAULT_METRICS = (
     "clip_text", "clip_consistency", "dino_consistency", "aesthetic", "pick_score", "dover",
     "motion_alignment", "warp_error", "fid", "clip_image", "dino_image",
+    # weight-free flow variants, so the default run scores motion and warping offline too
+    "motion_alignment@flow=dis", "warp_error@flow=dis", "warp_error@flow=gt",
     "temporal_flickering", "bg_psnr", "bg_ssim", "generation_time", "preprocess_time", "peak_memory",
 )
 
@@ -123,6 +125,20 @@ def environment_info(device: str) -> dict[str, Any]:
     return info
 
 
+def parse_metric_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """`name` or `name@key=value,key=value` (a metric variant chosen in the metric list itself)."""
+    import yaml
+
+    name, _, rest = spec.partition("@")
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        if "=" not in part:
+            raise VidEditBenchError(f"bad metric spec '{spec}'; expected name@key=value[,key=value], e.g. warp_error@flow=dis")
+        key, value = part.split("=", 1)
+        options[key.strip()] = yaml.safe_load(value)
+    return name.strip(), options
+
+
 def shard_filter(samples: list[Sample], shard: tuple[int, int] | None) -> list[Sample]:
     if not shard:
         return samples
@@ -130,12 +146,8 @@ def shard_filter(samples: list[Sample], shard: tuple[int, int] | None) -> list[S
     return [s for s in samples if int(hash_obj(s.uid, 8), 16) % n == i]
 
 
-def sample_key(sample: Sample) -> str:
-    return hash_obj(asdict(sample))
-
-
-def edit_key(sample: Sample, method_key: str) -> str:
-    return hash_obj({"sample": sample_key(sample), "method": method_key})
+def edit_key(sample_key: str, method_key: str) -> str:
+    return hash_obj({"sample": sample_key, "method": method_key})
 
 
 def score_key(edit_or_set_key: str, output: str, variant_id: str) -> str:
@@ -235,8 +247,9 @@ class Runner:
         self.summary = RunSummary(self.run_dir)
         self._loaded: dict[str, LoadedSample] = {}
         self._source_dirs: dict[str, str] = {}
+        self._sample_keys: dict[str, str] = {}
         METHODS.validate(config.methods)
-        METRICS.validate(config.metrics)
+        METRICS.validate([parse_metric_spec(m)[0] for m in config.metrics])
 
     # --- entry point ----------------------------------------------------------------------------
     def run(self, do_edits: bool = True, do_metrics: bool = True) -> RunSummary:
@@ -262,6 +275,12 @@ class Runner:
         return d
 
     # --- samples ----------------------------------------------------------------------------------
+    def sample_key(self, sample: Sample) -> str:
+        """Content key of a sample that does not depend on where the data lives (shards merge)."""
+        if sample.uid not in self._sample_keys:
+            self._sample_keys[sample.uid] = self.suite.sample_key(sample)
+        return self._sample_keys[sample.uid]
+
     def load(self, sample: Sample) -> LoadedSample:
         if sample.uid not in self._loaded:
             if len(self._loaded) > 64:
@@ -287,9 +306,9 @@ class Runner:
 
     def _edit_row(self, sample: Sample, label: str, mkey: str, mconfig: dict, status: str, **kw: Any) -> EditRow:
         return EditRow(
-            edit_key=edit_key(sample, mkey), method=label, method_key=mkey,
+            edit_key=edit_key(self.sample_key(sample), mkey), method=label, method_key=mkey,
             method_config=json.dumps(mconfig, sort_keys=True, default=str), sample_uid=sample.uid,
-            sample_key=sample_key(sample), suite=sample.suite, video_id=sample.video_id, edit_id=sample.edit_id,
+            sample_key=self.sample_key(sample), suite=sample.suite, video_id=sample.video_id, edit_id=sample.edit_id,
             edit_type=sample.edit_type, category=sample.category, task=sample.task, prompt=sample.target_prompt,
             status=status, **kw,
         )
@@ -318,13 +337,13 @@ class Runner:
             msg = f"method '{name}' could not be created: {describe_exception(e)}"
             self.log(msg)
             for s in self.samples:
-                if self._needs_edit(self.store.get_edit(edit_key(s, mkey))):
+                if self._needs_edit(self.store.get_edit(edit_key(self.sample_key(s), mkey))):
                     self.store.put_edit(self._edit_row(s, label, mkey, fallback_config, "error", message=msg))
             return
         mkey = hash_obj(mconfig)
         todo: list[Sample] = []
         for s in self.samples:
-            row = self.store.get_edit(edit_key(s, mkey))
+            row = self.store.get_edit(edit_key(self.sample_key(s), mkey))
             if not self._needs_edit(row):
                 self.summary.edits_skipped_existing += 1
                 continue
@@ -408,7 +427,7 @@ class Runner:
                 prepared=prepared, source_prompt=s.source_prompt, **extra,
             )
 
-        ekey = edit_key(s, mkey)
+        ekey = edit_key(self.sample_key(s), mkey)
         try:
             if first and self.config.warmup:
                 for _ in range(self.config.warmup):
@@ -463,7 +482,7 @@ class Runner:
             has.add("reference")
         if sample.mask:
             has.add("mask")
-        if dict(sample.meta).get("has_flow_gt"):
+        if sample.source.startswith("synthetic:") or dict(sample.meta).get("has_flow_gt"):
             has.add("flow_gt")
         if row.get("generate_s") is not None:
             has.add("efficiency")
@@ -497,8 +516,9 @@ class Runner:
             return False
         return not (st == "error" and self.config.retry_errors)
 
-    def _run_metric(self, name: str) -> None:
-        options = dict(self.config.metric_options.get(name, {}))
+    def _run_metric(self, spec: str) -> None:
+        name, spec_options = parse_metric_spec(spec)
+        options = {**self.config.metric_options.get(name, {}), **spec_options}
         edits = self._selected_edits()
         if not edits:
             return

@@ -77,9 +77,10 @@ for cls in (_Brighten, _Raises, _NaNs, _WrongShape, _FailsOnBikes, _NeedsWeights
     METHODS.register(cls.name, cls)
 
 
-def _cfg(tmp_path, methods, metrics=("temporal_flickering", "bg_psnr", "generation_time"), **kw) -> RunConfig:
+def _cfg(tmp_path, methods, metrics=("temporal_flickering", "bg_psnr", "generation_time"), run_name="t",
+         **kw) -> RunConfig:
     return RunConfig(suite="mini", methods=list(methods), metrics=list(metrics), results_dir=str(tmp_path),
-                     run_name="t", device="cpu", suite_overrides=dict(TINY), **kw)
+                     run_name=run_name, device="cpu", suite_overrides=dict(TINY), **kw)
 
 
 def _statuses(store: ResultStore, method: str) -> dict[str, str]:
@@ -242,3 +243,20 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path):
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert expect in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+def test_shards_merge_into_the_same_results_as_one_run(tmp_path):
+    full = _cfg(tmp_path, ["source", "test-brighten"], run_name="full", limit=None)
+    run_benchmark(full)
+    parts = []
+    for i in range(2):
+        cfg = _cfg(tmp_path, ["source", "test-brighten"], run_name=f"shard{i}", shard=(i, 2))
+        run_benchmark(cfg)
+        parts.append(cfg.run_dir)
+    merged = ResultStore(tmp_path / "merged")
+    for p in parts:
+        merged.merge_from(p)
+    a = ResultStore(full.run_dir)
+    assert merged.counts() == a.counts()
+    keys = lambda st: {r["edit_key"] for r in st.iter_edits()}  # noqa: E731
+    assert keys(merged) == keys(a)
