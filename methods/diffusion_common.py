@@ -148,9 +148,10 @@ def load_pipeline(pipeline: str, weights: str, device: str, **components: str) -
     """Load (once per process) diffusers pipeline class `pipeline` from a weights name or local path."""
     from bench.models import create_model, resolve_path
 
+    main = resolve_path(weights)  # the checkpoint first: its WeightsMissing is the one to report
     resolved = {k: str(resolve_path(v)) for k, v in components.items()}
     dtype = str(torch_dtype_for(device)).replace("torch.", "")
-    return create_model(weights, _load_pipeline, device, pipeline=pipeline, dtype=dtype, **resolved)
+    return create_model(main, _load_pipeline, device, pipeline=pipeline, dtype=dtype, **resolved)
 
 
 def _load_paint_by_example(path: Path, device: str, dtype: str) -> Any:
