@@ -291,7 +291,8 @@ def _cells(scores: pd.DataFrame, cols: pd.DataFrame, methods: list[str], edits: 
             bad = g[g["status"] != "ok"]
             lo, hi = bootstrap_ci(ok, n_boot, seed=seed)
             counts = bad["status"].value_counts()
-            if len(ok) and bad.empty:
+            failed = bad[bad["status"] != "not_applicable"]  # n/a for some samples is expected, not a failure
+            if len(ok) and failed.empty:
                 status = "ok"
             elif len(ok):
                 status = "partial"
@@ -493,6 +494,9 @@ def build_leaderboard(
     cols = _column_table(scores, exps)
     scores = _assign_columns(scores, cols) if len(scores) else scores.assign(column="", header="")
     cells = _cells(scores, cols, methods, edits, bootstrap, seed)
+    # columns where methods were scored on different numbers of samples (compare with care)
+    pos = cells[cells["n"] > 0]
+    unequal = [str(c) for c, g in pos.groupby("header", sort=False)["n"] if g.nunique() > 1]
     if len(cols):
         # columns with values first (quality, then efficiency); columns nobody could compute last
         has = cells.groupby("column")["n"].sum()
@@ -533,7 +537,7 @@ def build_leaderboard(
         normalization=norm_table, methods=order,
         settings={"bootstrap": bootstrap, "seed": seed, "ci_level": 0.95,
                   "aggregate_exclude": sorted(set(aggregate_exclude)), "display_exponents": exps,
-                  "aggregate_doc": AGGREGATE_DOC},
+                  "aggregate_doc": AGGREGATE_DOC, "unequal_n": unequal},
     )
 
 
@@ -630,6 +634,8 @@ def to_markdown(lb: Leaderboard) -> str:
         f"{int(lb.settings['ci_level'] * 100)}% bootstrap CI ({lb.settings['bootstrap']} resamples); "
         "`*` = some samples failed (see Status); ↑/↓ = higher/lower is better.", "",
         markdown_table(display_table(lb)), "",
+        *([f"Note: methods were scored on different numbers of samples in {', '.join(lb.settings['unequal_n'])} "
+           "(see Sample counts); compare those columns with care.", ""] if lb.settings.get("unequal_n") else []),
         "## Sample counts", "", markdown_table(lb.counts), "",
         "## Aggregate score", "", lb.settings["aggregate_doc"] + " Min/max are in stored (raw) units.", "",
     ]

@@ -60,12 +60,12 @@ def _radar_axes(fig: Any, n_axes: int, pos: Any = 111) -> tuple[Any, np.ndarray]
 
 def _polygon(ax: Any, angles: np.ndarray, values: np.ndarray, color: Any, label: str) -> None:
     vals = np.asarray(values, dtype=float)
-    # a missing value is drawn at the centre so the polygon stays closed; the legend says n/a
-    vals = np.where(np.isfinite(vals), vals, 0.0)
     a = np.concatenate([angles, angles[:1]])
     v = np.concatenate([vals, vals[:1]])
-    ax.plot(a, v, color=color, linewidth=1.8, label=label)
-    ax.fill(a, v, color=color, alpha=0.12)
+    # a missing value leaves a gap (never drawn as 0, which would read as "worst")
+    ax.plot(a, v, color=color, linewidth=1.8, label=label, marker="o", markersize=3)
+    if np.isfinite(vals).all():
+        ax.fill(a, v, color=color, alpha=0.12)
 
 
 def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str, Any],

@@ -61,6 +61,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; }
   .plots img { max-width: 560px; height: auto; display: block; }
   .plots img.wide { max-width: 1100px; }
+  .plots img.bar { max-width: 400px; }
   .plots figcaption, .preview figcaption { font-size: 12px; color: #57606a; text-align: center; margin-top: 4px; }
   .sample { border-top: 1px solid #d0d7de; padding: 10px 0; }
   .sample .title { font-weight: 600; font-size: 14px; }
@@ -102,6 +103,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   {{ ci_level }}% bootstrap confidence interval. ↑/↓ = higher/lower is better; bold = best. * = some samples failed.
   Hover a cell for n, std and the interval.</p>
   {% if main %}<div class="scroll">{{ table(main) }}</div>{% else %}<p class="note">No metric values.</p>{% endif %}
+  {% if unequal_n %}<div class="alert">Methods were scored on different numbers of samples in: {{ unequal_n|join(", ") }}. Compare those columns with care (hover a cell for its n).</div>{% endif %}
   <details><summary>Aggregate score and its min–max table</summary>
     <p class="note">{{ aggregate_doc }}</p>
     {% if normalization %}<div class="scroll">{{ table(normalization) }}</div>{% endif %}
@@ -384,7 +386,7 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
         else:
             caption = key.split(":", 1)[-1]
         items.append({"src": _rel(p.resolve(), out.resolve()), "caption": caption,
-                      "cls": "wide" if key == "radar_methods" else ""})
+                      "cls": "wide" if key == "radar_methods" else ("bar" if key.startswith("bar:") else "")})
     return items
 
 
@@ -448,6 +450,7 @@ def write_report(
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         empty=empty,
         n_status=len(lb.status),
+        unequal_n=lb.settings.get("unequal_n", []),
         ci_level=int(lb.settings.get("ci_level", 0.95) * 100),
         aggregate_doc=lb.settings.get("aggregate_doc", ""),
         main=_main_table(lb),

@@ -283,3 +283,18 @@ def test_reads_the_result_store_frames(tmp_path):
     assert (lb.status[lb.status["column"] == "dover"]["message"] == DOVER_FIX).all()
     assert "boom" in set(lb.status["message"])
     assert lb.efficiency.loc["A", "generate_s_median"] == pytest.approx(1.5)
+
+
+def test_not_applicable_rows_are_not_failures_and_unequal_n_is_flagged():
+    uids = list(SAMPLES)
+    rows = [score("A", u, "bg_psnr", 30.0) for u in uids[:2]]
+    rows += [score("A", u, "bg_psnr", NAN, status="not_applicable", message="bg_psnr needs mask") for u in uids[2:]]
+    rows += [score("B", u, "bg_psnr", 20.0) for u in uids]
+    lb = build_leaderboard(pd.DataFrame(rows), None, bootstrap=0)
+    cell = lb.cells.set_index(["method", "column"]).loc[("A", "bg_psnr")]
+    assert cell["status"] == "ok" and cell["n"] == 2 and cell["n_not_applicable"] == 2
+    na = lb.status[lb.status["status"] == "not_applicable"]
+    assert list(na["count"]) == [2] and na["message"].iloc[0] == "bg_psnr needs mask"
+    assert lb.settings["unequal_n"] == ["bg_psnr ↑"]
+    md = to_markdown(lb)
+    assert "different numbers of samples in bg_psnr ↑" in md and "30*" not in md
