@@ -125,6 +125,8 @@ class PtlflowEstimator(FlowModel):
     model_name: ClassVar[str] = ""
     default_weights: ClassVar[str] = ""
     input_norm: ClassVar[str] = "ptlflow"
+    #: smallest frame side the network handles (smaller frames are padded)
+    min_size: ClassVar[int] = 32
 
     def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None):
         from bench.models import create_model
@@ -146,6 +148,11 @@ class PtlflowEstimator(FlowModel):
         import torch
 
         a, b = check_pairs(frames_a, frames_b)
+        h, w = a.shape[1:3]
+        if h < self.min_size or w < self.min_size:
+            # below the model's coarsest pyramid level: replicate-pad (bottom/right), crop the flow back
+            pad = ((0, 0), (0, max(0, self.min_size - h)), (0, max(0, self.min_size - w)), (0, 0))
+            return self.estimate(np.pad(a, pad, mode="edge"), np.pad(b, pad, mode="edge"))[:, :h, :w]
         out = []
         with torch.inference_mode():
             for i in range(0, a.shape[0], self.batch_size):
@@ -193,6 +200,7 @@ class RAFTEstimator(PtlflowEstimator):
     name = "raft"
     model_name = "raft"
     default_weights = "raft-sintel"
+    min_size = 128  # the coarsest of the 4 correlation levels (1/64 scale) must be >= 2 px for its sampler
 
     def variant(self) -> dict[str, Any]:
         return {**super().variant(), "flow_config": "iters=32"}
