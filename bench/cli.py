@@ -161,7 +161,7 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
     if report:
         from bench.report import write_report
 
-        paths["report"] = write_report(lb, edits, out)
+        paths["report"] = write_report(lb, edits, out, scores=scores)
     return paths
 
 
