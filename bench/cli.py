@@ -336,11 +336,11 @@ def list_metrics(details: bool = typer.Option(False, "--details", help="Import e
     from bench.catalog import METRICS
 
     t = Table(title="metrics")
-    for c in ("name", "target") + (("↑/↓", "range", "needs", "level", "variant") if details else ()):
-        t.add_column(c)
+    for c in ("name",) + (("↑/↓", "range", "needs", "level", "variant options") if details else ("target",)):
+        t.add_column(c, overflow="fold")
     for n in METRICS.names():
         e = METRICS.entry(n)
-        row = [n, e.target]
+        row = [n] if details else [n, e.target]
         if details:
             try:
                 cls = METRICS.get(n)
