@@ -242,6 +242,7 @@ def test_animatediff_sliding_windows_for_long_clips(tiny, video):
     out = m.edit(video, prompt="a cat running")
     check_frames(out, video)
     assert m.pipe.free_noise_enabled
+    assert np.array_equal(m.edit(video, prompt="a cat running"), out)  # re-enabling per edit is idempotent
     full = make("animatediff-v2v", seed=2, weights=tiny["sd"], motion_adapter=tiny["motion"], context_length=None)
     full.edit(video, prompt="a cat running")
     assert not full.pipe.free_noise_enabled  # the shared UNet was switched back
@@ -329,3 +330,31 @@ def test_bad_weights_path_is_a_clear_config_error(tmp_path):
     m = METHODS.get("framewise-ip2p")(device="cpu", weights=str(empty))
     with pytest.raises(VidEditBenchError, match="could not load"):
         m.setup()
+
+
+# ------------------------------------------------------------------------------------------------
+# through the runner
+# ------------------------------------------------------------------------------------------------
+def test_runner_edits_with_tiny_pipelines_and_skips_missing_weights(tiny, tmp_path):
+    from bench.runner import RunConfig, run_benchmark
+    from bench.store import ResultStore
+
+    fast = {"resolution": None, "num_inference_steps": STEPS}
+    cfg = RunConfig(
+        suite="mini", methods=["framewise-sdedit", "framewise-paint-by-example", "text2video-zero"],
+        metrics=["temporal_flickering"], results_dir=str(tmp_path), run_name="diffusers-a", device="cpu",
+        suite_overrides={"num_frames": 3, "size": 32},
+        method_options={
+            "framewise-sdedit": {"weights": tiny["sd"], **fast},
+            "framewise-paint-by-example": {"weights": tiny["pbe"], **fast},
+        },
+    )
+    run_benchmark(cfg)
+    edits = ResultStore(cfg.run_dir).edits_frame()
+    sd = edits[edits.method == "framewise-sdedit"]
+    pbe = edits[edits.method == "framewise-paint-by-example"]
+    t2vz = edits[edits.method == "text2video-zero"]
+    assert "ok" in set(sd.status) and set(sd.status) <= {"ok", "not_applicable"}
+    assert "ok" in set(pbe.status) and set(pbe.status) <= {"ok", "not_applicable"}
+    assert "skipped" in set(t2vz.status)
+    assert "videditbench weights download instruct-pix2pix" in t2vz[t2vz.status == "skipped"].iloc[0].message
