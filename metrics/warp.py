@@ -17,10 +17,12 @@ The plain functions follow the reference code exactly (see goldens/RECIPE.md §3
 * `pair_warp_error`: sum(((warp(img_t, fw) - img_{t-1}) * noc)^2) / sum(noc) over pixel-channels
   of RGB in [0, 1], with sum(noc) replaced by H*W*3 when every pixel is occluded.
 
-Flow option `gt` uses the suite's exact forward flow (`item.flow_gt`, t -> t+1); the backward flow
-is derived from it by fixed-point inversion (`invert_flow`), which is exact for translations and
-any flow whose forward map is invertible; where it is not (occlusions), the inverted flow is
-inconsistent with the forward one and the occlusion test excludes those pixels.
+Flow option `gt` uses the suite's exact forward flow (`item.flow_gt`, t -> t+1). The backward flow
+is derived from it by fixed-point inversion (`invert_flow`), exact for translations and any flow
+whose forward map is one-to-one. Where a moving layer covers another the forward map is not
+one-to-one and the inversion picks one layer, so Lai's test alone would keep the covered pixels;
+`gt_occlusion_mask` adds those (`forward_collisions`: targets reached by differently moving pixels)
+and the pixels that leave the image (`leaves_frame`), which with exact flow are known occlusions.
 """
 
 from __future__ import annotations
@@ -141,6 +143,49 @@ def invert_flow(fw: np.ndarray, iterations: int = 20) -> np.ndarray:
     return bw
 
 
+def forward_collisions(fw: np.ndarray, tol: float = 0.5) -> np.ndarray:
+    """(H, W) bool: pixels whose forward target (rounded to the grid) is also reached by pixels
+    moving differently (flow differing by more than `tol` px), i.e. where layers meet and one of
+    them gets covered. Flow alone cannot tell which layer is in front, so both are flagged."""
+    fw = np.asarray(fw, np.float32)
+    h, w = fw.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    tx = np.rint(xs + fw[..., 0]).astype(np.intp)
+    ty = np.rint(ys + fw[..., 1]).astype(np.intp)
+    inside = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    cell = (ty * w + tx)[inside]
+    spread = np.zeros(h * w, bool)
+    for c in range(2):
+        vals = fw[..., c][inside]
+        lo = np.full(h * w, np.inf, np.float32)
+        hi = np.full(h * w, -np.inf, np.float32)
+        np.minimum.at(lo, cell, vals)
+        np.maximum.at(hi, cell, vals)
+        spread |= (hi - lo) > tol
+    out = np.zeros((h, w), bool)
+    out[inside] = spread[cell]
+    return out
+
+
+def leaves_frame(fw: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels whose forward target x + fw(x) falls outside the image."""
+    fw = np.asarray(fw, np.float32)
+    h, w = fw.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    tx = xs + fw[..., 0]
+    ty = ys + fw[..., 1]
+    return (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
+
+
+def gt_occlusion_mask(fw: np.ndarray) -> np.ndarray:
+    """Occlusion for an exact forward flow: Lai's test with the fixed-point inverted backward flow,
+    plus `forward_collisions` and `leaves_frame`. The inversion has a single answer only where the
+    forward map is one-to-one; where a moving layer covers another it converges to one of the
+    layers and Lai's consistency test then misses the covered pixels, which the collision test
+    catches; content leaving the image is not visible in the next frame either."""
+    return occlusion_mask(fw, invert_flow(fw)) | forward_collisions(fw) | leaves_frame(fw)
+
+
 def occlusions(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     """Occlusion masks (T-1, H, W) of a stack of forward/backward flow pairs."""
     return np.stack([occlusion_mask(f, b) for f, b in zip(fw, bw)])
@@ -181,7 +226,7 @@ class WarpError(Metric):
         v = super().variant()
         v["flow_weights"] = ",".join(self.required_weights()) or "none"
         if v["flow"] == "gt":
-            v["backward_flow"] = "inverted-gt"
+            v["occlusion"] = "lai(inverted-gt)+collisions+leaves-frame"
         return v
 
     def applicable(self, item_has: set[str]) -> str | None:
@@ -203,7 +248,7 @@ class WarpError(Metric):
                 raise VidEditBenchError(
                     f"{item.sample.uid}: flow_gt has shape {fw.shape}, expected {(src.shape[0] - 1, *src.shape[1:3], 2)}"
                 )
-            occ = cached(item, "warp-occ:gt", lambda: occlusions(fw, np.stack([invert_flow(f) for f in fw])))
+            occ = cached(item, "warp-occ:gt", lambda: np.stack([gt_occlusion_mask(f) for f in fw]))
             return fw, occ
         if self._flow is None:
             self.setup()

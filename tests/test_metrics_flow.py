@@ -83,7 +83,7 @@ def test_required_weights_follow_the_flow_option():
         assert spec.kind == "url" and spec.source.startswith("https://") and spec.filename
     # every option that changes the number changes the variant id
     assert len({motion(flow=f).variant_id() for f in ("gmflow", "raft", "dis")}) == 3
-    assert warp(flow="gt").variant()["backward_flow"] == "inverted-gt"
+    assert warp(flow="gt").variant()["occlusion"] == "lai(inverted-gt)+collisions+leaves-frame"
 
 
 def test_missing_flow_weights_raise_with_the_fix():
@@ -210,6 +210,29 @@ def test_warp_error_is_zero_with_exact_flow_and_grows_with_flicker():
         assert value == pytest.approx((2 * k / 255.0) ** 2, rel=1e-4)
         values.append(value)
     assert values == sorted(values)
+
+
+def test_warp_error_gt_flags_covered_background():
+    """A square moving 3 px/frame over a static texture: with the exact flow the only pixels that
+    cannot be warped are the background the square covers; gt occlusion finds them (error 0)."""
+    from metrics.warp import WarpError, gt_occlusion_mask, invert_flow, occlusion_mask, video_warp_error
+
+    y, x = np.mgrid[0:H, 0:W].astype(np.float64)
+    bg = np.stack([128 + 70 * np.sin(x / 3.1) * np.cos(y / 4.3), 128 + 60 * np.cos((x + y) / 5.0),
+                   128 + 50 * np.sin((x - y) / 3.7)], -1)
+    frames, flow = [], np.zeros((T - 1, H, W, 2), np.float32)
+    for t in range(T):
+        f = bg.copy()
+        f[14:30, 6 + 3 * t:22 + 3 * t] = (230, 30, 30) + 10 * np.sin(x[14:30, 6:22])[..., None]
+        frames.append(f)
+        if t < T - 1:
+            flow[t, 14:30, 6 + 3 * t:22 + 3 * t] = (3, 0)
+    clip = np.round(np.stack(frames)).astype(np.uint8)
+    lai_only = np.stack([occlusion_mask(f, invert_flow(f)) for f in flow])
+    assert video_warp_error(clip, flow, lai_only)[0] > 1e-3  # the inverted flow hides the covered pixels
+    occ = np.stack([gt_occlusion_mask(f) for f in flow])
+    assert occ[0, 14:30, 22:25].all()  # background covered by the square's leading edge
+    assert WarpError(flow="gt").compute(make_item(clip, clip, flow_gt=flow))["warp_error"] < 1e-12
 
 
 def test_warp_error_flow_gt_without_gt_is_not_applicable():
