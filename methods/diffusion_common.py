@@ -92,6 +92,21 @@ def detect_variant(path: Path, component: str = "unet") -> str | None:
     return "fp16"
 
 
+def dtype_kwarg(torch_dtype: Any, library: str = "diffusers") -> dict[str, Any]:
+    """`{"dtype": ...}` where the library takes it (diffusers >= 0.36, transformers >= 4.56), else the
+    older `{"torch_dtype": ...}` (now deprecated in both)."""
+    if library == "diffusers":
+        from diffusers.utils import deprecation_utils
+
+        new = hasattr(deprecation_utils, "_resolve_dtype")
+    else:
+        import transformers
+
+        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+        new = (major, minor) >= (4, 56)
+    return {"dtype" if new else "torch_dtype": torch_dtype}
+
+
 def _pipeline_class(name: str) -> Any:
     import diffusers
 
@@ -116,7 +131,7 @@ def _load_pipeline(path: Path, device: str, pipeline: str, dtype: str, **compone
 
     cls = _pipeline_class(pipeline)
     torch_dtype = getattr(torch, dtype)
-    kwargs: dict[str, Any] = {"local_files_only": True, "torch_dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"local_files_only": True, **dtype_kwarg(torch_dtype)}
     variant = detect_variant(path)
     if variant:
         kwargs["variant"] = variant
@@ -131,7 +146,7 @@ def _load_pipeline(path: Path, device: str, pipeline: str, dtype: str, **compone
         adapter_path = Path(components["motion_adapter"])
         try:
             kwargs["motion_adapter"] = MotionAdapter.from_pretrained(
-                str(adapter_path), local_files_only=True, torch_dtype=torch_dtype,
+                str(adapter_path), local_files_only=True, **dtype_kwarg(torch_dtype),
                 **({"variant": "fp16"} if detect_variant(adapter_path) else {}),
             )
         except (OSError, ValueError, EnvironmentError) as exc:
@@ -171,13 +186,15 @@ def _load_paint_by_example(path: Path, device: str, dtype: str) -> Any:
         from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
 
     torch_dtype = getattr(torch, dtype)
-    common = {"local_files_only": True, "torch_dtype": torch_dtype}
+    common = {"local_files_only": True, **dtype_kwarg(torch_dtype)}
     try:
         sched_cfg = diffusers.PNDMScheduler.load_config(str(path / "scheduler"))
         sched_cls = getattr(diffusers, sched_cfg.get("_class_name", "PNDMScheduler"), diffusers.PNDMScheduler)
         pipe = diffusers.PaintByExamplePipeline(
             vae=diffusers.AutoencoderKL.from_pretrained(str(path / "vae"), **common),
-            image_encoder=PaintByExampleImageEncoder.from_pretrained(str(path / "image_encoder"), **common),
+            image_encoder=PaintByExampleImageEncoder.from_pretrained(
+                str(path / "image_encoder"), local_files_only=True, **dtype_kwarg(torch_dtype, "transformers")
+            ),
             unet=diffusers.UNet2DConditionModel.from_pretrained(str(path / "unet"), **common),
             scheduler=sched_cls.from_config(sched_cfg),
             safety_checker=None,

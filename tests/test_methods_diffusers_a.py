@@ -81,6 +81,11 @@ def test_fp16_variant_is_detected_in_the_sd15_layout(tiny):
 
     assert detect_variant(Path(tiny["sd"])) == "fp16"
     assert detect_variant(Path(tiny["ip2p"])) is None
+    import torch
+
+    m = make("framewise-sdedit", weights=tiny["sd"])
+    m.setup()  # half-precision files, upcast to float32 on the CPU
+    assert {m.pipe.unet.dtype, m.pipe.vae.dtype, m.pipe.text_encoder.dtype} == {torch.float32}
 
 
 # ------------------------------------------------------------------------------------------------
