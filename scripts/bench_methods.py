@@ -1,0 +1,117 @@
+#!/usr/bin/env python
+"""Benchmark (not a test): per adapter, pre-processing time, generation time and peak memory with
+tiny random-weight components, measured by the harness exactly as in a run — so the harness's own
+overhead per edit is visible next to the adapters' work.
+
+Every method runs through `bench.runner.Runner` on the mini suite at a small size; the runner
+stores medians-worthy rows; this script repeats each method `--repeats` times in fresh run folders
+and prints medians. The `source` method (a copy) is the baseline: its time is the harness's cost.
+Usage: python scripts/bench_methods.py [--repeats 3] [--samples 2] [--size 64] [--num-frames 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+for _k in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
+    os.environ.setdefault(_k, "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def tiny_components(root: Path) -> dict[str, dict]:
+    import tiny_diffusers as td
+
+    sd = td.build_sd15_dir(root / "sd15")
+    ip2p = td.build_ip2p_dir(root / "ip2p")
+    pbe = td.build_paint_by_example_dir(root / "pbe")
+    adapter = td.build_motion_adapter_dir(root / "motion")
+    cn = td.build_controlnet_dir(root / "controlnet")
+    dpt = td.build_dpt_dir(root / "dpt")
+    steps = {"num_inference_steps": 2, "resolution": None}
+    return {
+        "source": {},
+        "color-transfer": {},
+        "flow-propagate": {},
+        "framewise-sdedit": {"weights": str(sd), **steps},
+        "framewise-ip2p": {"weights": str(ip2p), **steps},
+        "text2video-zero": {"weights": str(ip2p), **steps},
+        "animatediff-v2v": {"weights": str(sd), "motion_adapter": str(adapter), **steps},
+        "controlnet-depth": {"weights": str(sd), "controlnet": str(cn), "depth_model": str(dpt), **steps},
+        "rave": {"weights": str(sd), "controlnet": str(cn), "depth_model": str(dpt), **steps},
+        "framewise-paint-by-example": {"weights": str(pbe), **steps},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=2, help="samples per task (text and image)")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--num-frames", type=int, default=4)
+    ap.add_argument("--methods", default="", help="comma-separated subset")
+    args = ap.parse_args()
+
+    from bench.runner import RunConfig, run_benchmark
+    from bench.store import ResultStore
+    from bench.suites import load_suite
+
+    suite = load_suite("mini", num_frames=args.num_frames, size=args.size)
+    text = [s for s in suite.samples if s.task == "text"][: args.samples]
+    image = [s for s in suite.samples if s.task == "image"][: args.samples]
+    uids = {s.uid for s in text + image}
+
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        methods = tiny_components(Path(d) / "weights")
+        print(f"tiny components built in {time.perf_counter() - t:.1f}s; {len(text)} text + {len(image)} image "
+              f"samples, {args.num_frames} frames at {args.size}px, {args.repeats} repeats (medians)\n")
+        wanted = [m for m in args.methods.split(",") if m] or list(methods)
+        print(f"{'method':28s} {'edits':>5s} {'prepare s':>10s} {'generate s':>11s} {'peak MB':>9s} "
+              f"{'wall/edit s':>12s} {'vs source':>9s}")
+        base = None
+        for name in wanted:
+            prep, gen, mem, wall, n_ok = [], [], [], [], 0
+            for r in range(args.repeats):
+                cfg = RunConfig(suite="mini", methods=[name], metrics=[], results_dir=d, run_name=f"{name}-{r}",
+                                device="cpu", suite_overrides={"num_frames": args.num_frames, "size": args.size},
+                                method_options={name: methods[name]})
+                t = time.perf_counter()
+                from bench.runner import Runner
+
+                runner = Runner(cfg)
+                runner.samples = [s for s in runner.samples if s.uid in uids]
+                runner.run(do_metrics=False)
+                runner.store.close()
+                elapsed = time.perf_counter() - t
+                rows = [e for e in ResultStore(cfg.run_dir).iter_edits("ok")]
+                n_ok = len(rows)
+                if rows:
+                    prep.append(statistics.median(e["preprocess_s"] or 0.0 for e in rows))
+                    gen.append(statistics.median(e["generate_s"] for e in rows))
+                    mem.append(max(e["peak_memory_mb"] for e in rows))
+                    wall.append(elapsed / n_ok)
+            if not gen:
+                errs = {e["message"] for e in ResultStore(cfg.run_dir).iter_edits() if e["status"] != "not_applicable"}
+                print(f"{name:28s} no ok edits: {'; '.join(sorted(errs))[:120]}")
+                continue
+            g = statistics.median(gen)
+            w = statistics.median(wall)
+            base = base or w
+            print(f"{name:28s} {n_ok:5d} {statistics.median(prep):10.3f} {g:11.3f} {statistics.median(mem):9.0f} "
+                  f"{w:12.3f} {w / base:8.1f}x")
+        print("\nwall/edit = whole runner time per edit (load, prepare, edit, validation, PNG write, store); "
+              "generate = the adapter's edit() alone, as stored. Their difference is the harness overhead.")
+
+
+if __name__ == "__main__":
+    main()
