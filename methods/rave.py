@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.method import Method
 from bench.types import Video
+from methods.controlnet_depth import DepthConditioned, ddim_from
+from methods.depth import resize_controls
 
 
 # ------------------------------------------------------------------------------------------------
@@ -104,3 +105,186 @@ def cell_size(height: int, width: int, resolution: int, multiple: int = 8) -> tu
     h = max(multiple, int(height * scale) // multiple * multiple)
     w = max(multiple, int(width * scale) // multiple * multiple)
     return h, w
+
+
+# ------------------------------------------------------------------------------------------------
+# the adapter
+# ------------------------------------------------------------------------------------------------
+
+
+class RAVE(DepthConditioned):
+    name: ClassVar[str] = "rave"
+    description: ClassVar[str] = ("RAVE: frames denoised jointly in grids, randomly re-shuffled every step, from "
+                                  "DDIM-inverted latents with depth ControlNet guidance")
+    min_gpu_memory_gb: ClassVar[float] = 16.0
+    defaults: ClassVar[dict[str, Any]] = {
+        "weights": None,  # registry name or local SD 1.5 folder; None = stable-diffusion-v1-5
+        "controlnet": None,  # registry name or local ControlNet folder; None = controlnet-depth-sd15
+        "depth_model": None,  # registry name or local DPT folder; None = dpt-hybrid-midas
+        "resolution": 512,  # one frame ("cell") has about resolution² pixels, sides multiples of 8
+        "grid_size": 3,
+        "num_inference_steps": 50,
+        "num_inversion_steps": 50,
+        "guidance_scale": 7.5,
+        "controlnet_conditioning_scale": 1.0,
+        "control_inversion": True,  # ControlNet guidance during DDIM inversion (official default)
+        "inversion_prompt": "",
+        "negative_prompt": "",
+        "shuffle": True,  # False: the fixed-grid ablation
+        "batch_size": 4,  # grids per UNet call (inversion: batch_size·grid_size² frames per call)
+        "depth_batch_size": 8,
+    }
+
+    # --- pieces ---------------------------------------------------------------------------------
+    def _cell(self, video: Video) -> tuple[int, int]:
+        res = self.cfg.get("resolution")
+        return cell_size(video.height, video.width, int(res)) if res else (
+            max(8, video.height // 8 * 8), max(8, video.width // 8 * 8))
+
+    def _embed(self, text: str) -> Any:
+        """(1, 77, D) CLIP text embedding (no guidance duplication)."""
+        embeds, _ = self.base.encode_prompt(text, self.device, 1, False)
+        return embeds
+
+    def _eps(self, latents: Any, t: Any, text: Any, control: Any, scale: float) -> Any:
+        """Noise prediction of UNet + ControlNet in the models' dtype; returned as float32."""
+        dtype = self.base.unet.dtype
+        x = latents.to(dtype)
+        residuals: dict[str, Any] = {}
+        if control is not None:
+            down, mid = self.controlnet(x, t, encoder_hidden_states=text.to(dtype), controlnet_cond=control.to(dtype),
+                                        conditioning_scale=scale, return_dict=False)
+            residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+        return self.base.unet(x, t, encoder_hidden_states=text.to(dtype), return_dict=False, **residuals)[0].float()
+
+    def _frames_tensor(self, frames: np.ndarray, size: tuple[int, int]) -> Any:
+        """uint8 (T, H, W, 3) -> float32 (T, 3, h, w) in [-1, 1] at the cell size (bicubic, antialiased)."""
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        return x * 2.0 - 1.0
+
+    def _control_tensor(self, depth: np.ndarray, size: tuple[int, int]) -> Any:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(resize_controls(depth, *size))).permute(0, 3, 1, 2)
+
+    # --- prepare: depth + DDIM inversion ----------------------------------------------------------
+    def prepare(self, video: Video) -> dict[str, np.ndarray]:
+        import torch
+
+        self.setup()
+        depth = self.depth_maps(video)
+        size = self._cell(video)
+        vae = self.base.vae
+        frames = self._frames_tensor(video.frames, size)
+        control = self._control_tensor(depth, size)
+        per_call = max(1, int(self.cfg["batch_size"])) * int(self.cfg["grid_size"]) ** 2
+        with torch.inference_mode():
+            latents = torch.cat([
+                vae.encode(frames[i:i + per_call].to(self.device, vae.dtype)).latent_dist.mean.float()
+                for i in range(0, len(frames), per_call)
+            ]) * float(vae.config.scaling_factor)
+            cond = self._embed(str(self.cfg["inversion_prompt"]))
+            inverted = torch.cat([
+                self._invert(latents[i:i + per_call], cond, control[i:i + per_call].to(self.device))
+                for i in range(0, len(latents), per_call)
+            ])
+        return {"depth": depth, "latents": inverted.cpu().numpy().astype(np.float32)}
+
+    def _invert(self, latents: Any, cond: Any, control: Any) -> Any:
+        """Deterministic DDIM inversion x_0 -> x_T of single frames (no guidance), as the official code."""
+        sched = ddim_from(self.base.scheduler.config)
+        sched.set_timesteps(int(self.cfg["num_inversion_steps"]), device=self.device)
+        alphas = sched.alphas_cumprod.to(self.device, latents.dtype)
+        timesteps = sched.timesteps.flip(0)  # ascending noise level
+        text = cond.expand(len(latents), -1, -1)
+        use_control = bool(self.cfg["control_inversion"])
+        x = latents
+        for i, t in enumerate(timesteps):
+            a_t = alphas[t]
+            a_prev = alphas[timesteps[i - 1]] if i > 0 else sched.final_alpha_cumprod.to(self.device, x.dtype)
+            eps = self._eps(x, t, text, control if use_control else None, 1.0)
+            x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
+            x = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+        return x
+
+    # --- edit: shuffled-grid denoising --------------------------------------------------------------
+    def denoise(self, latents: Any, control: Any, prompt: str) -> tuple[Any, Any, np.ndarray]:
+        """DDIM sampling from per-frame latents x_T (N, 4, h, w) with per-frame control (N, 3, 8h, 8w).
+
+        Every step draws a new grid arrangement (seeded), denoises the grids with classifier-free
+        guidance and grid-shaped control, and returns to frame order. Returns (frame latents x_0,
+        the grids of the last arrangement, that arrangement).
+        """
+        import torch
+
+        g = int(self.cfg["grid_size"])
+        n = latents.shape[0]
+        shuffle = bool(self.cfg["shuffle"])
+        guidance = float(self.cfg["guidance_scale"])
+        scale = float(self.cfg["controlnet_conditioning_scale"])
+        per_call = max(1, int(self.cfg["batch_size"]))
+        rng = np.random.default_rng(self.seed)
+        sched = ddim_from(self.base.scheduler.config)
+        sched.set_timesteps(int(self.cfg["num_inference_steps"]), device=self.device)
+        cond = self._embed(prompt)
+        uncond = self._embed(str(self.cfg["negative_prompt"]))
+        order = grid_order(n, g, shuffle=False)
+        grids = frames_to_grids(latents, order, g)  # (what is returned if there are no steps)
+        for t in sched.timesteps:
+            order = grid_order(n, g, rng, shuffle=shuffle)
+            grids = frames_to_grids(latents, order, g)
+            control_grids = frames_to_grids(control, order, g)
+            stepped = []
+            for i in range(0, len(grids), per_call):
+                x, c = grids[i:i + per_call], control_grids[i:i + per_call]
+                b = len(x)
+                text = torch.cat([uncond.expand(b, -1, -1), cond.expand(b, -1, -1)])
+                eps_u, eps_c = self._eps(torch.cat([x, x]), t, text, torch.cat([c, c]), scale).chunk(2)
+                stepped.append(sched.step(eps_u + guidance * (eps_c - eps_u), t, x).prev_sample)
+            grids = torch.cat(stepped)
+            latents = grids_to_frames(grids, order, n, g)
+        return latents, grids, order
+
+    def edit(
+        self,
+        video: Video,
+        *,
+        prompt: str | None = None,
+        reference: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        prepared: Any = None,
+        source_prompt: str | None = None,
+    ) -> np.ndarray:
+        import torch
+
+        text = self._require_prompt(prompt)
+        self.setup()
+        if not (isinstance(prepared, dict) and "latents" in prepared):
+            prepared = self.prepare(video)
+        size = self._cell(video)
+        g = int(self.cfg["grid_size"])
+        n = video.num_frames
+        latents = torch.from_numpy(np.asarray(prepared["latents"], dtype=np.float32)).to(self.device)
+        factor = int(self.base.vae_scale_factor)
+        if latents.shape[0] != n or tuple(latents.shape[-2:]) != (size[0] // factor, size[1] // factor):
+            from bench.errors import VidEditBenchError
+
+            raise VidEditBenchError(f"rave: prepared latents {tuple(latents.shape)} do not match this video "
+                                    f"({n} frames, cell {size}) (stale prepare cache?)")
+        control = self._control_tensor(self._depth_from(prepared, video), size).to(self.device)
+        with torch.inference_mode():
+            _, grids, order = self.denoise(latents, control, text)
+            # decode the grids of the last arrangement as whole images, as the official code does
+            vae = self.base.vae
+            images = torch.cat([
+                vae.decode(grids[i:i + 1].to(vae.dtype) / float(vae.config.scaling_factor), return_dict=False)[0].float()
+                for i in range(len(grids))
+            ])
+            frames = grids_to_frames(images, order, n, g)
+        out = ((frames / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()
+        return self._finish(out, video)

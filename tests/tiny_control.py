@@ -20,7 +20,7 @@ def build_tiny_dpt(path: str | Path, seed: int = 0, image_size: int = 32) -> Pat
     cfg = DPTConfig(
         hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=image_size,
         patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16,
-        use_auxiliary_head=False, initializer_range=0.2,
+        use_auxiliary_head=False, initializer_range=0.5,  # large init: depth that varies with the frame
     )
     torch.manual_seed(seed)
     model = DPTForDepthEstimation(cfg).eval()
@@ -33,8 +33,12 @@ def build_tiny_dpt(path: str | Path, seed: int = 0, image_size: int = 32) -> Pat
     return path
 
 
-def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float = 0.05) -> Path:
-    """`tiny_diffusers.tiny_controlnet()` (matches the tiny SD UNet) with live zero-convolutions."""
+def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float = 0.5) -> Path:
+    """`tiny_diffusers.tiny_controlnet()` (matches the tiny SD UNet) with live zero-convolutions.
+
+    The conditioning-embedding convolutions get He (fan-in) initialisation so that different control
+    images give clearly different residuals (with the default init the tiny stack washes them out).
+    """
     import torch
 
     try:
@@ -46,6 +50,11 @@ def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float 
     controlnet = tiny_controlnet(seed)
     gen = torch.Generator().manual_seed(seed + 1000)
     with torch.no_grad():
+        embedding = controlnet.controlnet_cond_embedding
+        for conv in [embedding.conv_in, *embedding.blocks]:
+            fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            conv.bias.zero_()
         zero_convs = list(controlnet.controlnet_down_blocks) + [controlnet.controlnet_mid_block,
                                                                 controlnet.controlnet_cond_embedding.conv_out]
         for conv in zero_convs:
