@@ -82,17 +82,20 @@ class DepthConditioned(DiffusersMethod):
         self.depth: DepthEstimator | None = None
 
     def setup(self) -> None:
-        if self.base is None:
-            # StableDiffusionImg2ImgPipeline: the same cache entry as framewise-sdedit (modules shared)
-            self.base = load_pipeline("StableDiffusionImg2ImgPipeline", self.weight_source("weights"), self.device)
-            self.controlnet = load_controlnet(self.weight_source("controlnet"), self.device)
-            self.depth = DepthEstimator(self.weight_source("depth_model"), self.device,
-                                        int(self.cfg.get("depth_batch_size", 8)))
-            self.depth.load()
+        if self.pipe is None:
+            # all three load (or raise WeightsMissing) before anything is kept, so a retry reloads all;
+            # StableDiffusionImg2ImgPipeline is the same cache entry as framewise-sdedit (shared modules)
+            base = load_pipeline("StableDiffusionImg2ImgPipeline", self.weight_source("weights"), self.device)
+            controlnet = load_controlnet(self.weight_source("controlnet"), self.device)
+            depth = DepthEstimator(self.weight_source("depth_model"), self.device,
+                                   int(self.cfg.get("depth_batch_size", 8)))
+            depth.load()
+            self.base, self.controlnet, self.depth = base, controlnet, depth
             self.pipe = self._load()
 
     def _load(self) -> Any:
-        return None
+        """The object `edit` runs (a pipeline over the shared modules); must not be None."""
+        return self.base
 
     def teardown(self) -> None:
         self.base = self.controlnet = self.depth = self.pipe = None

@@ -132,6 +132,7 @@ class RAVE(DepthConditioned):
         "negative_prompt": "",
         "shuffle": True,  # False: the fixed-grid ablation
         "batch_size": 4,  # grids per UNet call (inversion: batch_size·grid_size² frames per call)
+        "vae_batch_size": 1,  # frames per VAE encode / grids per VAE decode (memory only)
         "depth_batch_size": 8,
     }
 
@@ -183,10 +184,11 @@ class RAVE(DepthConditioned):
         frames = self._frames_tensor(video.frames, size)
         control = self._control_tensor(depth, size)
         per_call = max(1, int(self.cfg["batch_size"])) * int(self.cfg["grid_size"]) ** 2
+        per_vae = max(1, int(self.cfg["vae_batch_size"]))
         with torch.inference_mode():
             latents = torch.cat([
-                vae.encode(frames[i:i + per_call].to(self.device, vae.dtype)).latent_dist.mean.float()
-                for i in range(0, len(frames), per_call)
+                vae.encode(frames[i:i + per_vae].to(self.device, vae.dtype)).latent_dist.mean.float()
+                for i in range(0, len(frames), per_vae)
             ]) * float(vae.config.scaling_factor)
             cond = self._embed(str(self.cfg["inversion_prompt"]))
             inverted = torch.cat([
@@ -281,9 +283,11 @@ class RAVE(DepthConditioned):
             _, grids, order = self.denoise(latents, control, text)
             # decode the grids of the last arrangement as whole images, as the official code does
             vae = self.base.vae
+            per_vae = max(1, int(self.cfg["vae_batch_size"]))
             images = torch.cat([
-                vae.decode(grids[i:i + 1].to(vae.dtype) / float(vae.config.scaling_factor), return_dict=False)[0].float()
-                for i in range(len(grids))
+                vae.decode(grids[i:i + per_vae].to(vae.dtype) / float(vae.config.scaling_factor),
+                           return_dict=False)[0].float()
+                for i in range(0, len(grids), per_vae)
             ])
             frames = grids_to_frames(images, order, n, g)
         out = ((frames / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()

@@ -136,14 +136,19 @@ def test_missing_weights_raise_with_the_download_command(name):
         method.setup()
 
 
-def test_controlnet_depth_missing_controlnet_names_its_command(tiny_dirs):
+def test_controlnet_depth_missing_controlnet_names_its_command(tiny_dirs, clip4, monkeypatch):
     from bench.errors import WeightsMissing
     from methods.controlnet_depth import ControlNetDepth
 
-    method = ControlNetDepth(weights=tiny_dirs["sd"], depth_model=tiny_dirs["dpt"])
+    method = ControlNetDepth(weights=tiny_dirs["sd"], depth_model=tiny_dirs["dpt"], resolution=None,
+                             num_inference_steps=1)
     assert method.required_weights() == ["controlnet-depth-sd15"]
     with pytest.raises(WeightsMissing, match="videditbench weights download controlnet-depth-sd15"):
         method.setup()
+    # once the registry name resolves (here through its env override), the same object sets up fully
+    monkeypatch.setenv("VIDEDITBENCH_WEIGHT_CONTROLNET_DEPTH_SD15", tiny_dirs["controlnet"])
+    out = method.edit(clip4, prompt="a wooden toy car")
+    assert out.shape == clip4.frames.shape and out.dtype == np.uint8
 
 
 def test_controlnet_depth_output_and_determinism(tiny_dirs, small_video):
