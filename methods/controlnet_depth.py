@@ -27,7 +27,14 @@ import numpy as np
 from bench.errors import VidEditBenchError
 from bench.types import Video
 from methods.depth import DEPTH_WEIGHTS, DepthEstimator, resize_controls
-from methods.diffusion_common import DiffusersMethod, cpu_generator, detect_variant, load_pipeline, torch_dtype_for
+from methods.diffusion_common import (
+    DiffusersMethod,
+    cpu_generator,
+    detect_variant,
+    dtype_kwarg,
+    load_pipeline,
+    torch_dtype_for,
+)
 
 SD_WEIGHTS = "stable-diffusion-v1-5"
 CONTROLNET_WEIGHTS = "controlnet-depth-sd15"
@@ -38,7 +45,7 @@ def _load_controlnet(path: Path, device: str, dtype: str) -> Any:
     import torch
     from diffusers import ControlNetModel
 
-    kwargs: dict[str, Any] = {"local_files_only": True, "torch_dtype": getattr(torch, dtype)}
+    kwargs: dict[str, Any] = {"local_files_only": True, **dtype_kwarg(getattr(torch, dtype))}
     if detect_variant(Path(path)):
         kwargs["variant"] = "fp16"
     try:

@@ -251,3 +251,14 @@ def test_rave_inversion_and_shuffled_denoising_round_trip_exactly(tiny_dirs, cli
         restored, grids, order = method.denoise(inverted, control, "a watercolor painting")
     torch.testing.assert_close(restored, clean, atol=1e-4, rtol=1e-4)
     assert grids.shape == (1, 4, 8, 8) and sorted(order.tolist()) == [0, 1, 2, 3]
+
+
+def test_controlnet_loads_the_fp16_only_download_as_float32_on_cpu(tmp_path):
+    from methods.controlnet_depth import load_controlnet
+    from tiny_control import build_tiny_controlnet
+
+    path = build_tiny_controlnet(tmp_path / "cn16", fp16=True)
+    assert [p.name for p in path.glob("*.safetensors")] == ["diffusion_pytorch_model.fp16.safetensors"]
+    net = load_controlnet(str(path), "cpu")
+    assert next(net.parameters()).dtype == torch.float32
+    assert load_controlnet(str(path), "cpu") is net  # loaded once per process (bench.models.create_model)

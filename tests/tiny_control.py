@@ -33,11 +33,12 @@ def build_tiny_dpt(path: str | Path, seed: int = 0, image_size: int = 32) -> Pat
     return path
 
 
-def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float = 0.5) -> Path:
+def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float = 0.5, fp16: bool = False) -> Path:
     """`tiny_diffusers.tiny_controlnet()` (matches the tiny SD UNet) with live zero-convolutions.
 
     The conditioning-embedding convolutions get He (fan-in) initialisation so that different control
     images give clearly different residuals (with the default init the tiny stack washes them out).
+    `fp16=True` saves only `diffusion_pytorch_model.fp16.safetensors`, like the downloaded spec.
     """
     import torch
 
@@ -61,5 +62,8 @@ def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float 
             conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * zero_conv_std)
             if conv.bias is not None:
                 conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * zero_conv_std)
-    controlnet.save_pretrained(path, safe_serialization=True)
+    if fp16:
+        controlnet.half().save_pretrained(path, safe_serialization=True, variant="fp16")
+    else:
+        controlnet.save_pretrained(path, safe_serialization=True)
     return path
