@@ -72,19 +72,22 @@ def tiny_dirs(tmp_path_factory):
     }
 
 
-def test_depth_maps_are_normalised_deterministic_plain_arrays(tiny_dirs, small_video):
+@pytest.mark.parametrize("hybrid", [False, True], ids=["dpt", "dpt-hybrid"])
+def test_depth_maps_are_normalised_deterministic_plain_arrays(tiny_dirs, small_video, tmp_path, hybrid):
     from bench.models import clear_model_cache
     from methods.depth import estimate_depth
+    from tiny_control import build_tiny_dpt
 
+    model = str(build_tiny_dpt(tmp_path / "dpt-hybrid", hybrid=True)) if hybrid else tiny_dirs["dpt"]
     frames = small_video.frames[:4]
-    d1 = estimate_depth(frames, tiny_dirs["dpt"], batch_size=3)
+    d1 = estimate_depth(frames, model, batch_size=3)
     assert isinstance(d1, np.ndarray) and d1.dtype == np.float32
     assert d1.shape == (4, 64, 64, 3)
     assert np.all(d1 >= 0) and np.all(d1 <= 1)
     assert np.allclose(d1.min(axis=(1, 2, 3)), 0) and np.allclose(d1.max(axis=(1, 2, 3)), 1)
     assert np.array_equal(d1[..., 0], d1[..., 2])
     clear_model_cache()  # a fresh load gives the same maps; batching does not change them
-    d2 = estimate_depth(frames, tiny_dirs["dpt"], batch_size=4)
+    d2 = estimate_depth(frames, model, batch_size=4)
     np.testing.assert_allclose(d1, d2, atol=1e-5)
     assert not np.allclose(d1[0], d1[3])  # the moving square changes the depth map
 

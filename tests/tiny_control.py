@@ -12,16 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_dpt(path: str | Path, seed: int = 0, image_size: int = 32) -> Path:
+def build_tiny_dpt(path: str | Path, seed: int = 0, image_size: int = 32, hybrid: bool = False) -> Path:
+    """A tiny DPT depth model; `hybrid=True` gives the DPT-Hybrid layout of `Intel/dpt-hybrid-midas`
+    (a BiT convolutional stem whose stages feed the first two reassemble stages)."""
     import torch
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+    from transformers import BitConfig, DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
     path = Path(path)
-    cfg = DPTConfig(
-        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=image_size,
-        patch_size=8, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 16, 16], fusion_hidden_size=16,
-        use_auxiliary_head=False, initializer_range=0.5,  # large init: depth that varies with the frame
-    )
+    common = dict(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
+                  image_size=image_size, backbone_out_indices=[0, 1, 2, 3], fusion_hidden_size=16,
+                  use_auxiliary_head=False, initializer_range=0.5)  # large init: depth that varies with the frame
+    if hybrid:
+        backbone = BitConfig(global_padding="same", layer_type="bottleneck", depths=[1, 1, 1], embedding_size=8,
+                             hidden_sizes=[8, 16, 32], out_features=["stage1", "stage2", "stage3"], num_groups=2)
+        cfg = DPTConfig(is_hybrid=True, backbone_config=backbone, backbone_featmap_shape=[1, 32, 2, 2], patch_size=16,
+                        neck_hidden_sizes=[8, 16, 16, 16], reassemble_factors=[1, 1, 1, 0.5],
+                        neck_ignore_stages=[0, 1], **common)
+    else:
+        cfg = DPTConfig(patch_size=8, neck_hidden_sizes=[8, 8, 16, 16], **common)
     torch.manual_seed(seed)
     model = DPTForDepthEstimation(cfg).eval()
     with torch.no_grad():
