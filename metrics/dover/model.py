@@ -41,20 +41,23 @@ class DoverModel(nn.Module):
         self.technical_head = VQAHead(cfg.technical.num_features, cfg.head_hidden)
         self.aesthetic_head = VQAHead(cfg.aesthetic.num_features, cfg.head_hidden)
 
-    def branch_map(self, branch: str, clips: torch.Tensor, clips_per_batch: int = 1) -> torch.Tensor:
-        """Head output (num_clips, 1, t, h, w) of one branch for normalised clips (num_clips, 3, T, H, W)."""
+    def branch_map(self, branch: str, clips: torch.Tensor, clips_per_batch: int | None = None) -> torch.Tensor:
+        """Head output (num_clips, 1, t, h, w) of one branch for normalised clips (num_clips, 3, T, H, W).
+
+        By default all clips go through in one batch: the attention biases are then built once per
+        block for all of them (the attention itself runs clip by clip, which bounds memory)."""
         if branch not in BRANCHES:
             raise ValueError(f"unknown DOVER branch {branch!r}; valid: {BRANCHES}")
         backbone = getattr(self, f"{branch}_backbone")
         head = getattr(self, f"{branch}_head")
         param = next(self.parameters())
         clips = clips.to(param.device, param.dtype)
-        step = max(1, int(clips_per_batch))
+        step = max(1, int(clips_per_batch or clips.shape[0]))
         with torch.inference_mode():
             outs = [head(backbone(clips[i : i + step])) for i in range(0, clips.shape[0], step)]
         return torch.cat(outs, 0)
 
-    def branch_score(self, branch: str, clips: torch.Tensor, clips_per_batch: int = 1) -> float:
+    def branch_score(self, branch: str, clips: torch.Tensor, clips_per_batch: int | None = None) -> float:
         """Raw branch score: the mean of the head map over all clips and positions (as the reference)."""
         return float(self.branch_map(branch, clips, clips_per_batch).float().mean().item())
 

@@ -89,9 +89,8 @@ class DoverScore(Metric):
             self.setup()
         views = sample_views(frames, int(self.options["seed"]), antialias=bool(self.options["antialias"]),
                              short_clip=self.options["short_clip"], lowres_grid=self.options["lowres_grid"])
-        # one clip per forward keeps peak memory near 1.5 GB on the full model
-        tech = self.model.branch_score("technical", to_clips(views.technical, TechnicalSpec().num_clips), 1)
-        aes = self.model.branch_score("aesthetic", to_clips(views.aesthetic, AestheticSpec().num_clips), 1)
+        tech = self.model.branch_score("technical", to_clips(views.technical, TechnicalSpec().num_clips))
+        aes = self.model.branch_score("aesthetic", to_clips(views.aesthetic, AestheticSpec().num_clips))
         return {"dover": fuse(tech, aes), "dover_technical": tech, "dover_aesthetic": aes}
 
     def compute(self, item: EvalItem) -> dict[str, float]:

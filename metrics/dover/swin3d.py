@@ -81,18 +81,17 @@ def _region_labels(length: int, window: int, shift: int) -> torch.Tensor:
 
 @lru_cache(maxsize=32)
 def _shift_mask_cpu(size: Triple, window: Triple, shift: Triple) -> torch.Tensor:
-    """(num_windows, N, N) additive mask: -100 between tokens that the cyclic shift brought together."""
+    """(num_windows, N, N) bool: True between tokens that the cyclic shift brought together."""
     d, h, w = size
     ld, lh, lw = (_region_labels(n, win, s) for n, win, s in zip(size, window, shift))
-    labels = (ld[:, None, None] * 9 + lh[None, :, None] * 3 + lw[None, None, :]).float()
+    labels = ld[:, None, None] * 9 + lh[None, :, None] * 3 + lw[None, None, :]
     win_labels = partition_windows(labels.view(1, d, h, w, 1), window).squeeze(-1)  # nW, N
-    diff = win_labels[:, None, :] - win_labels[:, :, None]
-    return torch.where(diff != 0, torch.tensor(-100.0), torch.tensor(0.0))
+    return win_labels[:, None, :] != win_labels[:, :, None]
 
 
 @lru_cache(maxsize=32)
 def _fragment_gate_cpu(size: Triple, window: Triple, shift: Triple) -> torch.Tensor:
-    """(num_windows, N, N) gate: L1 distance between the fragment indices of two tokens."""
+    """(num_windows, 1, N, N) int8 gate: L1 distance between the fragment indices of two tokens."""
     frag_grid = (1, window[1], window[2])  # fragments per axis, as the reference model sets it
     coords = torch.stack(
         torch.meshgrid(*(torch.arange(n) for n in frag_grid), indexing="ij")
@@ -100,7 +99,18 @@ def _fragment_gate_cpu(size: Triple, window: Triple, shift: Triple) -> torch.Ten
     coords = F.interpolate(coords[None], size=size, mode="nearest").long().permute(0, 2, 3, 4, 1)
     coords = torch.roll(coords, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
     win = partition_windows(coords, window)  # nW, N, 3
-    return (win[:, None, :, :] - win[:, :, None, :]).abs().sum(-1)
+    return (win[:, None, :, :] - win[:, :, None, :]).abs().sum(-1).unsqueeze(1).to(torch.int8)
+
+
+def _window_chunk(n_win: int, bytes_per_window: int, budget: int = 24 << 20) -> int:
+    """Windows per attention chunk: a divisor of the per-clip window count whose attention map stays
+    under `budget` bytes. Small chunks bound memory and stay below glibc's mmap threshold, so the
+    map is not re-faulted from the kernel on every block (which doubled CPU time on the full model)."""
+    best = 1
+    for d in range(1, n_win + 1):
+        if n_win % d == 0 and d * bytes_per_window <= budget:
+            best = d
+    return best
 
 
 class Mlp(nn.Module):
@@ -136,24 +146,31 @@ class WindowAttention3D(nn.Module):
         idx = self.relative_position_index[:n, :n].reshape(-1)
         return table[idx].reshape(n, n, -1).permute(2, 0, 1)  # nH, N, N
 
-    def forward(self, x: torch.Tensor, gate: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        b_, n, c = x.shape
-        qkv = self.qkv(x).reshape(b_, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = (q * self.scale) @ k.transpose(-2, -1)  # B_, nH, N, N
-
+    def window_bias(self, n: int, gate: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Additive attention bias (nW or 1, nH, N, N): gated position biases plus the -100 shift mask."""
         bias = self._table_bias(self.relative_position_bias_table, n).unsqueeze(0)  # 1, nH, N, N
         if self.fragment_position_bias_table is not None:
+            g = gate.to(bias.dtype)  # nW, 1, N, N
             frag = self._table_bias(self.fragment_position_bias_table, n).unsqueeze(0)
-            g = gate.unsqueeze(1)  # nW, 1, N, N
-            bias = bias * g + frag * (1 - g)
-        n_win = gate.shape[0]
-        attn = (attn.view(b_ // n_win, n_win, self.num_heads, n, n) + bias.unsqueeze(0)).view(-1, self.num_heads, n, n)
+            bias = (bias * g).addcmul_(frag, 1 - g)
         if mask is not None:
-            attn = attn.view(b_ // n_win, n_win, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(-1, self.num_heads, n, n)
-        attn = attn.softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(b_, n, c)
+            shift_bias = torch.where(mask, -100.0, 0.0).to(bias.dtype).unsqueeze(1)
+            bias = bias.add_(shift_bias) if bias.shape[0] == mask.shape[0] else bias + shift_bias
+        return bias
+
+    def forward(self, x: torch.Tensor, gate: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b_, n, c = x.shape
+        n_win = gate.shape[0]
+        bias = self.window_bias(n, gate, mask)  # shared by every clip of the batch
+        qkv = self.qkv(x).reshape(b_, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = torch.empty(b_, n, c, dtype=x.dtype, device=x.device)
+        step = _window_chunk(n_win, self.num_heads * n * n * x.element_size())
+        for s in range(0, b_, step):
+            q, k, v = qkv[0, s : s + step], qkv[1, s : s + step], qkv[2, s : s + step]
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            w0 = s % n_win
+            attn.add_(bias if bias.shape[0] == 1 else bias[w0 : w0 + step])
+            out[s : s + step] = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(-1, n, c)
         return self.proj(out)
 
 
@@ -173,13 +190,14 @@ class SwinBlock3D(nn.Module):
         window, shift = effective_window((d, h, w), self.window, self.shift)
         x = self.norm1(x)
         pd, ph, pw = ((win - n % win) % win for n, win in zip((d, h, w), window))
-        x = F.pad(x, (0, 0, 0, pw, 0, ph, 0, pd))
+        if pd or ph or pw:
+            x = F.pad(x, (0, 0, 0, pw, 0, ph, 0, pd))
         dp, hp, wp = x.shape[1:4]
         shifted = any(s > 0 for s in shift)
         if shifted:
             x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
         gate = _fragment_gate_cpu((dp, hp, wp), window, shift).to(x.device)
-        mask = _shift_mask_cpu((dp, hp, wp), window, shift).to(x.device, x.dtype) if shifted else None
+        mask = _shift_mask_cpu((dp, hp, wp), window, shift).to(x.device) if shifted else None
         out = self.attn(partition_windows(x, window), gate, mask)
         x = merge_windows(out, window, b, dp, hp, wp)
         if shifted:
