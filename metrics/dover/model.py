@@ -185,8 +185,16 @@ def load_dover(path: str | os.PathLike, device: str = "cpu") -> DoverModel:
     cfg = infer_config(sd, str(file))
     with torch.device("meta"):
         model = DoverModel(cfg)
-    try:
-        model.load_state_dict(sd, strict=True, assign=True)
-    except RuntimeError as e:
-        raise VidEditBenchError(f"{file}: DOVER state dict does not match the model: {e}") from None
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {tuple(sd[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in sd and sd[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise VidEditBenchError(
+            f"{file}: the DOVER state dict does not match the model "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}); "
+            "use the official DOVER.pth (videditbench weights download dover)"
+        )
+    model.load_state_dict(sd, strict=True, assign=True)
     return model.float().eval().requires_grad_(False).to(device)

@@ -102,6 +102,12 @@ def _fragment_gate_cpu(size: Triple, window: Triple, shift: Triple) -> torch.Ten
     return (win[:, None, :, :] - win[:, :, None, :]).abs().sum(-1).unsqueeze(1).to(torch.int8)
 
 
+@lru_cache(maxsize=64)
+def _on_device(fn, size: Triple, window: Triple, shift: Triple, device: torch.device) -> torch.Tensor:
+    """A cached gate/mask, copied to `device` once rather than on every block call."""
+    return fn(size, window, shift).to(device)
+
+
 def _window_chunk(n_win: int, bytes_per_window: int, budget: int = 24 << 20) -> int:
     """Windows per attention chunk: a divisor of the per-clip window count whose attention map stays
     under `budget` bytes. Small chunks bound memory and stay below glibc's mmap threshold, so the
@@ -196,8 +202,8 @@ class SwinBlock3D(nn.Module):
         shifted = any(s > 0 for s in shift)
         if shifted:
             x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        gate = _fragment_gate_cpu((dp, hp, wp), window, shift).to(x.device)
-        mask = _shift_mask_cpu((dp, hp, wp), window, shift).to(x.device) if shifted else None
+        gate = _on_device(_fragment_gate_cpu, (dp, hp, wp), window, shift, x.device)
+        mask = _on_device(_shift_mask_cpu, (dp, hp, wp), window, shift, x.device) if shifted else None
         out = self.attn(partition_windows(x, window), gate, mask)
         x = merge_windows(out, window, b, dp, hp, wp)
         if shifted:
