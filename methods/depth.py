@@ -30,6 +30,7 @@ class DepthModel:
 
 def load_depth_model(path: Path, device: str) -> DepthModel:
     """Loader for `create_model`: a DPT (or any AutoModelForDepthEstimation) folder in the hub layout."""
+    import torch
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     from bench.errors import VidEditBenchError
@@ -44,14 +45,9 @@ def load_depth_model(path: Path, device: str) -> DepthModel:
                                 f"re-download with: videditbench weights download {DEPTH_WEIGHTS}")
     processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
     model = AutoModelForDepthEstimation.from_pretrained(path, local_files_only=True)
-    model = model.to(device=device, dtype=_float32()).eval()
+    # float32 everywhere: the maps are computed once per video and fp16 would change them per device
+    model = model.to(device=device, dtype=torch.float32).eval()
     return DepthModel(model=model, processor=processor)
-
-
-def _float32():
-    import torch
-
-    return torch.float32
 
 
 def normalize_depth(depth: np.ndarray) -> np.ndarray:

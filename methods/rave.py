@@ -19,7 +19,10 @@ randomly chosen frames (copies of the last frame without shuffling); each frame'
 its first cell, the copies are dropped. The official code instead truncates the video.
 
 Defaults (official `configs/*.yaml`): 3x3 grids, 50 DDIM steps, 50 inversion steps, guidance 7.5,
-ControlNet conditioning scale 1.0, ControlNet also during inversion, cell area 512².
+ControlNet conditioning scale 1.0, ControlNet also during inversion, empty inversion and negative
+prompts, cell area 512². Differences from the official code: the depth maps come from DPT-Hybrid
+(V2VBench's MiDaS; the official configs use ZoeDepth), and guidance applies at every step (the
+official `cond_step_start` comparison skips guidance at the very first step).
 """
 
 from __future__ import annotations
