@@ -7,6 +7,16 @@ Stored values per edited video:
 
 The official sampler is random (fragment offsets, and temporal offsets for long videos); here it is
 seeded by the `seed` option, so a score is reproducible and its variant records the seed.
+
+Options (all part of the variant):
+* `short_clip` — clips shorter than 32 frames (V2VBench's are 24). "official" runs the official
+  sampler on the native frames: the technical clips wrap around, and the aesthetic branch sees 32
+  copies of frame 0 (this is what V2VBench's published numbers used). "stretch" first repeats frames
+  to 32 (frame j <- floor(j*T/32)), as the golden test input does with its 8 frames.
+* `antialias` — the aesthetic Resize; False reproduces torchvision < 0.17.
+* `lowres_grid` — frames under 224 px: "official" keeps the reference's fragment grid computed from
+  the pre-upscale size (fragments come from the top-left of the upscaled frame), "rescaled" spreads
+  the grid over the whole upscaled frame.
 Weights: the `dover` weights spec (DOVER.pth, S-Lab License 1.0, non-commercial), or a local path
 given as the `weights` option.
 """
