@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Benchmark (not a test): every metric on the mini suite with tiny random weights, per frame and
+per sample, and the speed-up of the per-run source-feature cache against recomputing source
+features for every edit (V2VBench's behaviour), measured in the same run.
+
+Tiny weights are built in a temp dir and reached through the same `VIDEDITBENCH_WEIGHT_<NAME>`
+overrides a user would set, so every metric loads through its real loader.
+Usage: python scripts/bench_metrics.py [--size 128] [--num-frames 8] [--repeats 3] [--metrics a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+METRICS = ("clip_text", "clip_consistency", "dino_consistency", "clip_image", "dino_image", "aesthetic",
+           "pick_score", "dover", "motion_alignment", "motion_alignment@flow=dis", "warp_error",
+           "warp_error@flow=dis", "warp_error@flow=gt", "fid", "temporal_flickering", "bg_psnr", "bg_ssim",
+           "generation_time")
+
+
+def build_tiny_weights(root: Path) -> None:
+    import ptlflow
+    import torch
+    import tiny_models as tm
+    from test_metrics_dover import tiny_state_dict
+
+    from metrics.fid import build_fid_inception_v3
+
+    clip = tm.build_tiny_clip(root / "clip")
+    env = {
+        "CLIP_VIT_LARGE_PATCH14": clip, "PICKSCORE_V1": clip, "CLIP_VIT_H_14_LAION_PROCESSOR": clip,
+        "DINOV2_BASE": tm.build_tiny_dinov2(root / "dinov2"),
+        "LAION_AESTHETIC_V2": tm.build_tiny_aesthetic_head(root / "aesthetic.pth", in_dim=32),
+    }
+    torch.manual_seed(0)
+    torch.save({"state_dict": ptlflow.get_model("gmflow").state_dict()}, root / "gmflow.ckpt")
+    env["GMFLOW_SINTEL"] = root / "gmflow.ckpt"
+    net = build_fid_inception_v3()
+    torch.save(net.state_dict(), root / "fid.pth")
+    env["FID_INCEPTION"] = root / "fid.pth"
+    torch.save(tiny_state_dict(), root / "dover.pth")
+    env["DOVER"] = root / "dover.pth"
+    for name, path in env.items():
+        os.environ[f"VIDEDITBENCH_WEIGHT_{name}"] = str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--num-frames", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--metrics", default="")
+    args = ap.parse_args()
+
+    from bench.cache import FeatureCache
+    from bench.catalog import METRICS as REG
+    from bench.models import clear_model_cache
+    from bench.runner import RunConfig, Runner, parse_metric_spec
+
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        build_tiny_weights(Path(d) / "w")
+        print(f"tiny weights built in {time.perf_counter() - t:.1f}s")
+        cfg = RunConfig(suite="mini", methods=["source", "color-transfer", "flow-propagate"], metrics=[],
+                        results_dir=d, run_name="bench", device="cpu",
+                        suite_overrides={"num_frames": args.num_frames, "size": args.size})
+        runner = Runner(cfg)
+        runner.run(do_metrics=False)
+        rows = runner._selected_edits()
+        by_uid = {s.uid: s for s in runner.samples}
+        items = [runner._eval_item(r, by_uid[r["sample_uid"]]) for r in rows]
+        items.sort(key=lambda it: it.source_key)
+        n_frames = sum(it.edited.num_frames for it in items)
+        n_sources = len({it.source_key for it in items})
+        print(f"{len(items)} edits of {n_sources} source videos, {args.num_frames} frames at {args.size}px; "
+              f"medians of {args.repeats} repeats; setup (model load) excluded\n")
+        print(f"{'metric':28s} {'ms/sample':>10s} {'ms/frame':>9s} {'no-cache ms/sample':>19s} {'cache speed-up':>15s}")
+        for spec in [m for m in args.metrics.split(",") if m] or METRICS:
+            name, opts = parse_metric_spec(spec)
+            metric = REG.get(name)(device="cpu", batch_size=16, **opts)
+            has = [it for it in items if not metric.applicable(runner._has(it.sample, {"generate_s": 1.0} if
+                                                                           it.efficiency.generate_s is not None else {}))]
+            if not has:
+                print(f"{spec:28s} not applicable to these samples")
+                continue
+            try:
+                metric.setup()
+            except Exception as e:  # noqa: BLE001
+                print(f"{spec:28s} unavailable: {type(e).__name__}: {e}")
+                continue
+
+            def run_all(cache_enabled: bool) -> float:
+                cache = FeatureCache(enabled=cache_enabled, max_entries=64)
+                for it in has:
+                    it.cache = cache
+                t0 = time.perf_counter()
+                if metric.level == "set":
+                    metric.compute_set(has)
+                else:
+                    for it in has:
+                        metric.compute(it)
+                return time.perf_counter() - t0
+
+            run_all(False)  # warm-up: lazy initialisation is not the cache's doing
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(args.repeats):  # interleaved, so machine noise hits both alike
+                for enabled in (True, False):
+                    times[enabled].append(run_all(enabled))
+            cached, fresh = statistics.median(times[True]), statistics.median(times[False])
+            frames = sum(it.edited.num_frames for it in has)
+            per = cached / len(has) * 1e3
+            print(f"{spec:28s} {per:10.1f} {cached / frames * 1e3:9.2f} {fresh / len(has) * 1e3:19.1f} "
+                  f"{fresh / cached:14.2f}x")
+            metric.teardown()
+        clear_model_cache()
+        print(f"\n(total {n_frames} edited frames) speed-up = time with source features recomputed for every edit / "
+              "time with the per-run source cache; metrics that never look at the source show ~1x.")
+
+
+if __name__ == "__main__":
+    main()
