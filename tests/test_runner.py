@@ -260,3 +260,19 @@ def test_shards_merge_into_the_same_results_as_one_run(tmp_path):
     assert merged.counts() == a.counts()
     keys = lambda st: {r["edit_key"] for r in st.iter_edits()}  # noqa: E731
     assert keys(merged) == keys(a)
+
+
+def test_export_writes_overall_and_per_task_leaderboards_and_report(tmp_path):
+    from bench.cli import _export
+
+    cfg = _cfg(tmp_path, ["source", "flow-propagate"], metrics=["temporal_flickering", "bg_psnr", "clip_text"])
+    run_benchmark(cfg)
+    paths = _export(cfg.run_dir)
+    out = cfg.run_dir / "leaderboard"
+    for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.json", "report.html"):
+        assert (out / name).is_file()
+    assert (out / "task-text" / "leaderboard.md").is_file() and (out / "task-image" / "leaderboard.md").is_file()
+    md = (out / "leaderboard.md").read_text()
+    assert "videditbench weights download clip-vit-large-patch14" in md  # skipped metric shows its fix
+    image_md = (out / "task-image" / "leaderboard.md").read_text()
+    assert "flow-propagate" in image_md and paths["report"].is_file()
