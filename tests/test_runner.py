@@ -276,3 +276,30 @@ def test_export_writes_overall_and_per_task_leaderboards_and_report(tmp_path):
     assert "videditbench weights download clip-vit-large-patch14" in md  # skipped metric shows its fix
     image_md = (out / "task-image" / "leaderboard.md").read_text()
     assert "flow-propagate" in image_md and paths["report"].is_file()
+
+
+def test_corrupt_video_inside_a_run_is_an_error_row_and_others_finish(tmp_path):
+    from bench.video_io import write_mp4
+
+    y, x = np.mgrid[0:48, 0:48]
+    frames = np.stack([np.stack([(x * 5 + t * 3) % 256, (y * 4) % 256, (x + y + t) % 256], -1) for t in range(8)])
+    write_mp4(tmp_path / "good.mp4", frames.astype(np.uint8), fps=8)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10)
+    manifest = tmp_path / "suite.yaml"
+    manifest.write_text(
+        "name: tiny\n"
+        "preprocess: {num_frames: 4, size: 32}\n"
+        "videos:\n"
+        "  - id: good\n    source: good.mp4\n    category: objects\n    source_prompt: stripes\n"
+        "    edits:\n      - {id: e1, edit_type: style, target_prompt: stripes in watercolor}\n"
+        "  - id: broken\n    source: broken.mp4\n    category: objects\n    source_prompt: nothing\n"
+        "    edits:\n      - {id: e1, edit_type: style, target_prompt: nothing in watercolor}\n"
+    )
+    cfg = RunConfig(suite=str(manifest), methods=["source"], metrics=["temporal_flickering"], results_dir=str(tmp_path),
+                    run_name="r", device="cpu")
+    summary = run_benchmark(cfg)
+    edits = ResultStore(cfg.run_dir).edits_frame().set_index("video_id")
+    assert edits.loc["good", "status"] == "ok"
+    assert edits.loc["broken", "status"] == "error"
+    assert "broken.mp4" in edits.loc["broken", "message"] and "decode" in edits.loc["broken", "message"]
+    assert any("broken" in what for _, what, status, _ in summary.problems if status == "error")
