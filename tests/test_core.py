@@ -175,3 +175,28 @@ def test_download_refuses_offline_at_once():
 
     with pytest.raises(VidEditBenchError, match="offline"):
         download("dover")  # HF_HUB_OFFLINE=1 in tests
+
+
+def test_weights_list_cli_shows_every_spec_missing_with_source_and_licence():
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.weights import all_specs
+
+    out = CliRunner().invoke(app, ["weights", "list"], env={"COLUMNS": "400"})
+    assert out.exit_code == 0, out.output
+    for spec in all_specs():
+        line = next(l for l in out.output.splitlines() if f" {spec.name} " in l)
+        assert "missing" in line and spec.licence.split(" ")[0] in line and spec.source[:20] in line
+    assert "Non-commercial".lower() in out.output.lower()  # DOVER's licence is visible
+
+
+def test_weights_download_cli_refuses_offline_with_one_line():
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    out = CliRunner().invoke(app, ["weights", "download", "dover", "--offline"])
+    assert out.exit_code == 2 and "offline" in out.output and "Traceback" not in out.output
+    out = CliRunner().invoke(app, ["weights", "download", "nope"])
+    assert out.exit_code == 2 and "unknown weights 'nope'" in out.output
