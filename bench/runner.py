@@ -154,6 +154,24 @@ def score_key(edit_or_set_key: str, output: str, variant_id: str) -> str:
     return hash_obj({"edit": edit_or_set_key, "metric": output, "variant": variant_id})
 
 
+def missing_weights_message(names: list[str]) -> str | None:
+    """None when every registry weight is present, else what is missing and the command that fixes it.
+
+    Local paths and unknown names are left to the method's or metric's setup(), which says precisely."""
+    from bench.weights import get_spec, locate
+
+    missing = []
+    for w in names:
+        try:
+            if locate(w) is None:
+                missing.append(get_spec(w))
+        except VidEditBenchError:
+            pass
+    if not missing:
+        return None
+    return "; ".join(f"weights '{m.name}' ({m.source}) missing; run: {m.fix_command}" for m in missing)
+
+
 def validate_output(out: Any, source: Video, method: str) -> np.ndarray:
     """Check an edit's frames against its source: count, size, dtype, finiteness."""
     frames = out.frames if isinstance(out, Video) else out
@@ -356,17 +374,8 @@ class Runner:
             todo.append(s)
         if not todo:
             return
-        from bench.weights import get_spec, locate
-
-        missing = []
-        for w in method.required_weights():
-            try:
-                if locate(w) is None:
-                    missing.append(get_spec(w))
-            except VidEditBenchError:
-                pass  # a local path or unknown name: setup() will say precisely
-        if missing:
-            msg = "; ".join(f"weights '{m.name}' ({m.source}) missing; run: {m.fix_command}" for m in missing)
+        msg = missing_weights_message(method.required_weights())
+        if msg:
             self.log(f"{label}: skipped — {msg}")
             for s in todo:
                 self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "skipped", message=msg))
@@ -583,19 +592,9 @@ class Runner:
 
     def _metric_ready(self, metric, targets: list[tuple[dict, str, str]]) -> bool:
         """Check weights and run setup(); on failure write skipped/error rows for every target."""
-        from bench.weights import get_spec, locate
-
-        msg, status = None, "skipped"
-        missing = []
-        for w in metric.required_weights():
-            try:
-                if locate(w) is None:
-                    missing.append(get_spec(w))
-            except VidEditBenchError:
-                pass  # a local path or unknown name: setup() says precisely
-        if missing:
-            msg = "; ".join(f"weights '{m.name}' ({m.source}) missing; run: {m.fix_command}" for m in missing)
-        else:
+        status = "skipped"
+        msg = missing_weights_message(metric.required_weights())
+        if msg is None:
             try:
                 metric.setup()
             except Exception as e:  # noqa: BLE001
