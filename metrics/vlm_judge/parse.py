@@ -47,6 +47,9 @@ def _norm(s: str) -> str:
 def parse_multi_choice(text: str, options: tuple[tuple[str, str], ...]) -> str:
     letters = {letter for letter, _ in options}
     body = _body(text)
+    exact = [letter for letter, opt in options if _norm(opt) and _norm(body) == _norm(opt)]
+    if len(exact) == 1:  # "a dog" is option b's text, not the letter a
+        return exact[0]
     m = _LETTER.match(body)
     if m and m.group(1).lower() in letters:
         return m.group(1).lower()
@@ -69,6 +72,7 @@ class EditVerseScores:
 
 
 def parse_editverse(text: str) -> EditVerseScores:
+    text = re.sub(r"[*_`#]", "", text or "")  # markdown emphasis around the labels
     values: dict[str, int] = {}
     for name, rx in EDITVERSE_FIELDS.items():
         m = rx.search(text or "")

@@ -23,6 +23,7 @@ from bench.types import Sample
 
 ARTICLES = ("a", "an", "the")
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
+_BRACKET_SPAN = re.compile(r"(?:\b(a|an|the)\s+)?\[([^\[\]]+)\]", re.IGNORECASE)
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Za-z])\s*[\)\.:]\s*(.+?)\s*$")
 MAX_DIFF_WORDS = 4
 
@@ -72,9 +73,10 @@ def _with_article(words: list[str], before: list[str], i: int) -> str:
 def edited_words(source_prompt: str | None, target_prompt: str | None) -> tuple[str, str] | None:
     """(source words, target words) that the edit changes, or None when they cannot be isolated."""
     src, tgt = source_prompt or "", target_prompt or ""
-    sb, tb = _BRACKET.findall(src), _BRACKET.findall(tgt)
+    span = lambda m: f"{m.group(1)} {m.group(2).strip()}" if m.group(1) else m.group(2).strip()  # noqa: E731
+    sb, tb = [span(m) for m in _BRACKET_SPAN.finditer(src)], [span(m) for m in _BRACKET_SPAN.finditer(tgt)]
     if tb:
-        return (" ".join(s.strip() for s in sb), " ".join(t.strip() for t in tb))
+        return (" ".join(sb), " ".join(tb))
     a, b = src.split(), tgt.split()
     if not a or not b:
         return None
@@ -134,7 +136,7 @@ def five_acc_questions(sample: Sample) -> list[Question]:
               "target_prompt": clean_prompt(sample.target_prompt)}
     if family == "caption" and not fields["source_prompt"]:
         fields["source_prompt"] = "something else"
-    if family == "style" and not src:
+    if family == "style":  # the source prompt names content, not a style
         fields["source"] = "the original style"
     tpl = t["questions"][family]
     qs = [_yes_no("target_yes_no", tpl["target_yes_no"].format(**fields), "yes", t)]
