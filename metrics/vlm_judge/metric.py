@@ -231,7 +231,10 @@ class VlmJudge(Metric):
             if not pending:
                 break
             prompts = {i: retry_prompt(questions[i], attempt) for i in pending}
-            keys = {i: cache_key(backend, model, protocol, prompts[i], hashes[i], gen) for i in pending}
+            # the try number is part of the key: a retry is a new question (the same prompt may answer
+            # differently), and a re-run replays every try from the cache
+            keys = {i: cache_key(backend, model, protocol, prompts[i], hashes[i], {**gen, "try": attempt})
+                    for i in pending}
             answers: dict[int, CachedAnswer] = {}
             misses = []
             for i in pending:
