@@ -23,7 +23,8 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
     "{{ message['content'] }}{% else %}{% for c in message['content'] %}{% if c['type'] == 'image' %}"
-    "<|vision_start|><|image_pad|><|vision_end|>{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif c['type'] == 'video' %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SCRIPTED = "Prompt Following: 2 - mostly\nEdit Quality: 1 - blurry\nBackground Consistency: 3 - kept"
@@ -133,13 +134,15 @@ def test_random_tiny_qwen2vl_answers_become_error_rows_after_bounded_retries(tin
     run_benchmark(cfg)
     store = ResultStore(cfg.run_dir)
     rows = store.conn.execute("SELECT metric, status, message, details FROM scores WHERE metric_family='vlm_judge'").fetchall()
+    labels = {r[0] for r in store.conn.execute("SELECT variant_label FROM scores WHERE metric_family='vlm_judge'")}
+    assert len(labels) == 1 and "frames_as=video" in labels.pop()  # FiVE-Bench shows the 4 frames as a video
     assert {r[0] for r in rows} == {"vlm_judge", "vlm_judge_yes_no", "vlm_judge_multi_choice", "vlm_judge_union",
                                     "vlm_judge_inter"}
     assert {r[1] for r in rows} == {"error"}
     msg, details = rows[0][2], json.loads(rows[0][3])
     assert "unparseable answer to" in msg and "after 3 tries" in msg and "raw answer:" in msg
     tries = [q["answers"] for q in details["questions"]]
-    assert all(len(t) == 3 for t in tries) and any(t[-1] in msg for t in tries)  # the raw text is in the message
+    assert all(len(t) == 3 for t in tries) and any(repr(t[-1]) in msg for t in tries)  # the raw text (repr: one line)
     usage = JudgeCache(store.conn).usage_rows()
     assert usage[0]["calls"] == 9 and usage[0]["unparseable"] == 9 and usage[0]["completion_tokens"] > 0
     store.close()

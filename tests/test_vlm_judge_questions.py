@@ -158,6 +158,9 @@ def test_variant_leaves_out_operational_options_and_protocol_picks_outputs():
     assert "vlm_judge_prompt_following" in [o.name for o in VlmJudge.outputs()]
     with pytest.raises(Exception, match="bad protocol"):
         VlmJudge(protocol="gpt")
+    assert five.frames_as == "video" and a.frames_as == "images"
+    with pytest.raises(Exception, match="frames_as=video needs backend=hf"):
+        VlmJudge(backend="openai", frames_as="video")
 
 
 def test_list_metrics_details_shows_templates_without_torch():

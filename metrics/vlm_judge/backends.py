@@ -13,6 +13,7 @@ from bench.errors import VidEditBenchError
 class JudgeRequest:
     prompt: str
     images: list[np.ndarray] = field(default_factory=list)  # uint8 (H, W, 3) RGB, in the order shown
+    as_video: bool = False  # send the frames as one video (local models that take video, as FiVE-Bench does)
 
 
 @dataclass

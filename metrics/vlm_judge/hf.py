@@ -1,8 +1,8 @@
 """Local judge: a vision-language model through transformers' auto classes, greedy, batched.
 
 `AutoProcessor` + `AutoModelForImageTextToText` (Qwen2.5-VL, Qwen2-VL, and other chat VLMs whose
-processor has a chat template). Each request is one user turn: its images (in order), then the
-text. Prompts are left-padded and decoded greedily (`do_sample=False`).
+processor has a chat template). Each request is one user turn: its images (in order) or its frames
+as one video (`frames_as=video`, FiVE-Bench's way of showing Qwen2.5-VL the clip), then the text. Prompts are left-padded and decoded greedily (`do_sample=False`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class HFJudge:
     def _texts(self, requests: list[JudgeRequest]) -> list[str]:
         out = []
         for r in requests:
-            content = [{"type": "image"} for _ in r.images] + [{"type": "text", "text": r.prompt}]
+            visual = [{"type": "video"}] if r.as_video else [{"type": "image"} for _ in r.images]
+            content = visual + [{"type": "text", "text": r.prompt}]
             out.append(self.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
                                                           add_generation_prompt=True))
         return out
@@ -69,8 +70,18 @@ class HFJudge:
         import torch
         from PIL import Image
 
-        images = [Image.fromarray(np.ascontiguousarray(im)) for r in requests for im in r.images]
-        inputs = self.processor(text=self._texts(requests), images=images or None, padding=True, return_tensors="pt")
+        texts = self._texts(requests)
+        if any(r.as_video for r in requests):
+            videos = [np.stack(r.images) for r in requests]
+            try:  # qwen-vl-utils' per-frame pixel cap (what FiVE-Bench ran), where the processor has the switch
+                inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt",
+                                        do_sample_frames=False, cap_pixels_per_frame=True)
+            except (TypeError, ValueError):
+                inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt",
+                                        do_sample_frames=False)
+        else:
+            images = [Image.fromarray(np.ascontiguousarray(im)) for r in requests for im in r.images]
+            inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         inputs = inputs.to(self.device)
         with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)

@@ -1,7 +1,8 @@
 """The `vlm_judge` metric: a vision-language model answers questions about the edit.
 
 protocol=five_acc (FiVE-Bench FiVE-Acc): yes/no and multiple-choice questions (questions.py) on 4
-uniformly sampled edited frames (the centres of 4 equal segments, sent as 4 images). Per sample:
+uniformly sampled edited frames (the centres of 4 equal segments; a local model gets them as one
+video, as FiVE-Bench feeds Qwen2.5-VL, an API as 4 images). Per sample:
 yes_no = 1 when the target question is answered YES and the source question (if any) NO;
 multi_choice = 1 when the expected option is chosen; union = yes_no OR multi_choice; inter = AND;
 `vlm_judge` = FiVE-Acc = mean of the four, in [0, 1] (FiVE-Bench's tables show x100).
@@ -91,11 +92,12 @@ class VlmJudge(Metric):
     outputs = _ProtocolOutputs()  # type: ignore[assignment]
     defaults: ClassVar[dict[str, Any]] = {
         "protocol": "five_acc", "backend": "hf", "model": None, "num_frames": 4, "num_pairs": 3,
-        "max_new_tokens": None, "parse_retries": 2, "dtype": "auto",
+        "max_new_tokens": None, "parse_retries": 2, "dtype": "auto", "frames_as": None,
         "base_url": "https://api.openai.com/v1", "api_key_env": "OPENAI_API_KEY", "timeout": 60.0,
         "http_retries": 4, "backoff": 2.0, "requests_per_minute": 0, "jpeg_quality": 95,
     }
-    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"protocol": ("five_acc", "editverse"), "backend": ("hf", "openai")}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"protocol": ("five_acc", "editverse"), "backend": ("hf", "openai"),
+                                                     "frames_as": (None, "video", "images")}
     #: options that change how answers are fetched, not what they are (kept out of the variant)
     OPERATIONAL = frozenset({"parse_retries", "base_url", "api_key_env", "timeout", "http_retries", "backoff",
                              "requests_per_minute"})
@@ -107,6 +109,7 @@ class VlmJudge(Metric):
 
     def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
+        _ = self.frames_as  # validate the combination now (one clear line), not mid-run
         self._backend: Any = None
         self._cache: JudgeCache | None = None
         self._log: Callable[[str], None] = lambda msg: None
@@ -125,8 +128,19 @@ class VlmJudge(Metric):
     def max_new_tokens(self) -> int:
         return int(self.options["max_new_tokens"] or DEFAULT_MAX_NEW_TOKENS[self.options["protocol"]])
 
+    @property
+    def frames_as(self) -> str:
+        """five_acc on a local model: the 4 frames as one video (as FiVE-Bench); otherwise separate images."""
+        f = self.options["frames_as"]
+        if f is None:
+            f = "video" if self.options["protocol"] == "five_acc" and self.options["backend"] == "hf" else "images"
+        if f == "video" and (self.options["backend"] != "hf" or self.options["protocol"] != "five_acc"):
+            raise VidEditBenchError("vlm_judge: frames_as=video needs backend=hf and protocol=five_acc "
+                                    "(EditVerse pairs and API requests are images)")
+        return f
+
     def _generation(self) -> dict[str, Any]:
-        g: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
+        g: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "frames_as": self.frames_as}
         if self.options["backend"] == "hf":
             g["dtype"] = self.options["dtype"]
         else:
@@ -245,7 +259,8 @@ class VlmJudge(Metric):
                 else:
                     misses.append(i)
             if misses:
-                replies = self._backend.generate([JudgeRequest(prompts[i], images[i]) for i in misses])
+                as_video = self.frames_as == "video"
+                replies = self._backend.generate([JudgeRequest(prompts[i], images[i], as_video) for i in misses])
                 for i, rep in zip(misses, replies):
                     ans = CachedAnswer(rep.text, rep.prompt_tokens, rep.completion_tokens)
                     self.cache.put(keys[i], backend=backend, model=model, protocol=protocol, prompt=prompts[i],
