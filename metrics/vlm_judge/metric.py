@@ -12,6 +12,11 @@ i * (T // 3), the judge scores prompt following, edit quality and background con
 `vlm_judge` = the mean over pairs of their sum (0-9), plus the three means. (EditVerse's own loop
 steps by T // 3 and so visits a 4th frame when T is not a multiple of 3; here it is always 3.)
 
+Known differences: FiVE-Bench's loop takes every (T // (T // 4))-th frame from half a stride on
+(4 frames only for some T) and passes fps=10 through qwen-vl-utils, which sets Qwen2.5-VL's temporal
+position step; here the video gets the processor's default timing. EditVerse asks GPT-4o a second
+time to extract the total from the first answer; here the three scores are parsed directly.
+
 Every answer is parsed and validated (parse.py); an unparseable one is asked again, with a format
 reminder, up to `parse_retries` times, then the sample becomes an error row carrying the raw text.
 Answers are cached in the run's store (bench/judge_cache.py); calls and tokens are recorded per
