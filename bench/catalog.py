@@ -44,6 +44,10 @@ BUILTIN_METRICS: dict[str, str] = {
     "subject_consistency": "metrics.vbench:SubjectConsistency",
     "background_consistency": "metrics.vbench:BackgroundConsistency",
     "imaging_quality": "metrics.vbench:ImagingQuality",
+    # 2025-26 benchmarks' judges (issue 9)
+    "vlm_judge": "metrics.vlm_judge:VlmJudge",
+    "structure_distance": "metrics.structure:StructureDistance",
+    "niqe": "metrics.niqe:NIQE",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

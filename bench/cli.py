@@ -341,6 +341,7 @@ def list_metrics(details: bool = typer.Option(False, "--details", help="Import e
     from bench.catalog import METRICS
 
     t = Table(title="metrics")
+    notes: list[tuple[str, str]] = []
     for c in ("name",) + (("↑/↓", "range", "needs", "level", "variant options") if details else ("target",)):
         t.add_column(c, overflow="fold")
     for n in METRICS.names():
@@ -351,10 +352,16 @@ def list_metrics(details: bool = typer.Option(False, "--details", help="Import e
                 cls = METRICS.get(n)
                 row += ["↑" if cls.higher_is_better else "↓", str(cls.value_range), ",".join(sorted(cls.needs)) or "-",
                         cls.level, ", ".join(f"{k}={v}" for k, v in cls.defaults.items())]
+                more = getattr(cls, "details_text", None)  # e.g. the judge's question templates
+                if callable(more):
+                    notes.append((n, more()))
             except Exception as ex:  # noqa: BLE001
                 row += ["?", "", "", "", f"unavailable: {type(ex).__name__}: {ex}"]
         t.add_row(*row)
     console.print(t)
+    for n, text in notes:
+        console.print(f"\n[bold]{n}[/bold]")
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @list_app.command("suites")

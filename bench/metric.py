@@ -28,6 +28,15 @@ class OutputInfo:
     description: str = ""
 
 
+class Scores(dict):
+    """compute()'s values plus optional JSON-able `details` (e.g. a judge's questions and answers),
+    stored with every score row of the sample. An exception may carry `details` the same way."""
+
+    def __init__(self, values: dict[str, float], details: dict[str, Any] | None = None):
+        super().__init__(values)
+        self.details = details
+
+
 class Metric:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""

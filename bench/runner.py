@@ -498,8 +498,10 @@ class Runner:
         return has
 
     def _score_rows(self, metric, row_like: dict, ekey: str, sample_uid: str, status: str,
-                    values: dict[str, float] | None = None, message: str | None = None) -> list[ScoreRow]:
+                    values: dict[str, float] | None = None, message: str | None = None,
+                    details: dict | None = None) -> list[ScoreRow]:
         vid, vlabel = metric.variant_id(), metric.variant_label()
+        details_json = json.dumps(details, sort_keys=True, default=str) if details else None
         rows = []
         for out in metric.outputs():
             value = None if values is None else values.get(out.name)
@@ -515,7 +517,7 @@ class Runner:
                 method=row_like["method"], method_key=row_like["method_key"], sample_uid=sample_uid, metric=out.name,
                 metric_family=metric.name, variant_id=vid, variant_label=vlabel, value=value, status=st,
                 message=msg, higher_is_better=out.higher_is_better, value_min=out.value_range[0],
-                value_max=out.value_range[1], level=metric.level,
+                value_max=out.value_range[1], level=metric.level, details=details_json,
             ))
         return rows
 
@@ -550,6 +552,9 @@ class Runner:
                 ))
             self.store.put_scores(rows)
             return
+        bind = getattr(metric, "bind_run", None)  # metrics that keep state in the store (judge answer cache)
+        if callable(bind):
+            bind(self.store, self.log)
         existing = self.store.existing_score_keys()
         if metric.level == "set":
             self._run_set_metric(metric, edits, by_uid, existing)
@@ -575,14 +580,16 @@ class Runner:
                 self.progress(f"score {name}", i, len(pending))
                 try:
                     values = metric.compute(self._eval_item(r, s))
-                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "ok", values=values)
+                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "ok", values=values,
+                                            details=getattr(values, "details", None))
                     self.summary.scores_done += 1
                 except NotApplicable as e:
                     rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=str(e))
                 except Exception as e:  # noqa: BLE001
                     msg = describe_exception(e)
                     self.log(f"{name} on {r['method']} {r['sample_uid']}: {msg}")
-                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "error", message=msg)
+                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "error", message=msg,
+                                            details=getattr(e, "details", None))
                 self.store.put_scores(rows)
         finally:
             try:

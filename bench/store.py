@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS scores (
     higher_is_better INTEGER NOT NULL,
     value_min REAL, value_max REAL,
     level TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    details TEXT
 );
 CREATE INDEX IF NOT EXISTS scores_by_edit ON scores(edit_key);
 CREATE INDEX IF NOT EXISTS scores_by_family ON scores(metric_family, variant_id);
@@ -71,6 +72,7 @@ EDIT_COLUMNS = (
 SCORE_COLUMNS = (
     "score_key", "edit_key", "method", "method_key", "sample_uid", "metric", "metric_family", "variant_id",
     "variant_label", "value", "status", "message", "higher_is_better", "value_min", "value_max", "level", "created",
+    "details",
 )
 
 
@@ -119,6 +121,7 @@ class ScoreRow:
     value_max: float | None
     level: str
     created: float = 0.0
+    details: str | None = None  # JSON, e.g. a judge's questions and raw answers
 
 
 def _finite_or_none(x: float | None) -> float | None:
@@ -142,6 +145,8 @@ class ResultStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
+        if "details" not in {r[1] for r in self.conn.execute("PRAGMA table_info(scores)")}:
+            self.conn.execute("ALTER TABLE scores ADD COLUMN details TEXT")  # stores made before the column
         self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
