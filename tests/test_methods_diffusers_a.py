@@ -186,11 +186,11 @@ def test_text2video_zero_end_to_end(tiny, video):
 
 
 def test_text2video_zero_cross_frame_attention_is_in_effect(tiny, video):
-    """Against frame-wise InstructPix2Pix with the same seed, steps and guidance: frame 0 (which
-    attends to itself) is the same, the other frames differ; and every frame's output depends on
+    """With identical noise per frame (noise="same"), against frame-wise InstructPix2Pix with the same
+    seed, steps and guidance: frame 0 (which attends to itself) is the same, the other frames differ; and every frame's output depends on
     frame 0 but not on the other frames of its chunk."""
     common = dict(weights=tiny["ip2p"], image_guidance_scale=1.0, scheduler="euler_ancestral")
-    t2vz = make("text2video-zero", seed=1, chunk_size=T, **common)
+    t2vz = make("text2video-zero", seed=1, chunk_size=T, noise="same", **common)
     ip2p = make("framewise-ip2p", seed=1, batch_size=T, **common)
     prompt = "turn it into a painting"
     out_t = t2vz.edit(video, prompt=prompt)
@@ -215,6 +215,32 @@ def test_text2video_zero_cross_frame_attention_is_in_effect(tiny, video):
     out_cl = t2vz.edit(Video(changed_last), prompt=prompt)
     assert mean_abs(out_cl[1:T - 1], out_t[1:T - 1]) < SAME  # frames 1..T-2 only see frame 0
     assert mean_abs(out_cl[T - 1], out_t[T - 1]) > DIFFERENT
+
+
+def test_official_chunks_repeat_frame_0_and_cover_every_frame_once():
+    from methods.text2video_zero import official_chunk_frame_ids
+
+    assert official_chunk_frame_ids(1, 8) == [[0, 0]]
+    assert official_chunk_frame_ids(10, 4) == [[0, 0, 1, 2], [0, 3, 4, 5], [0, 6, 7, 8], [0, 9]]
+    chunks = official_chunk_frame_ids(24, 8)
+    assert all(c[0] == 0 and len(c) <= 8 for c in chunks)
+    assert sorted(i for c in chunks for i in c[1:]) == list(range(24))  # every frame produced exactly once
+
+
+def test_text2video_zero_official_noise_is_per_position_in_the_chunk(tiny, video):
+    """The official noise: one generator re-seeded before each chunk draws the chunk's noise. On a
+    clip of identical frames, frames at the same position of different chunks come out identical and
+    frames at different positions differ; with noise="same" every frame comes out identical."""
+    still = Video(np.repeat(video.frames[:1], 4, axis=0), fps=8.0)  # chunks [0,0,1], [0,2,3]
+    out = make("text2video-zero", seed=2, weights=tiny["ip2p"], chunk_size=3).edit(still, prompt="make it snowy")
+    assert make("text2video-zero", seed=2, weights=tiny["ip2p"]).cfg["noise"] == "official"  # the default
+    assert np.array_equal(out[0], out[2]) and np.array_equal(out[1], out[3])  # same slot, same draw
+    assert mean_abs(out[0], out[1]) > DIFFERENT  # different slots, different noise
+    same = make("text2video-zero", seed=2, weights=tiny["ip2p"], chunk_size=3, noise="same").edit(
+        still, prompt="make it snowy")
+    assert all(np.array_equal(same[0], same[t]) for t in range(1, 4))
+    with pytest.raises(VidEditBenchError, match="noise"):
+        make("text2video-zero", weights=tiny["ip2p"], noise="random").edit(still, prompt="x")
 
 
 # ------------------------------------------------------------------------------------------------
