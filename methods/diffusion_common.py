@@ -169,51 +169,6 @@ def load_pipeline(pipeline: str, weights: str, device: str, **components: str) -
     return create_model(main, _load_pipeline, device, pipeline=pipeline, dtype=dtype, **resolved)
 
 
-def _load_paint_by_example(path: Path, device: str, dtype: str) -> Any:
-    """Paint-by-Example from its component folders.
-
-    The hub repo's `model_index.json` names its image encoder's module `paint_by_example`, which
-    recent diffusers no longer resolve (the pipeline moved under `pipelines.deprecated`), so the
-    components are loaded one by one with their own classes.
-    """
-    import diffusers
-    import torch
-    from transformers import CLIPImageProcessor
-
-    try:
-        from diffusers.pipelines.paint_by_example import PaintByExampleImageEncoder
-    except ImportError:
-        from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
-
-    torch_dtype = getattr(torch, dtype)
-    common = {"local_files_only": True, **dtype_kwarg(torch_dtype)}
-    try:
-        sched_cfg = diffusers.PNDMScheduler.load_config(str(path / "scheduler"))
-        sched_cls = getattr(diffusers, sched_cfg.get("_class_name", "PNDMScheduler"), diffusers.PNDMScheduler)
-        pipe = diffusers.PaintByExamplePipeline(
-            vae=diffusers.AutoencoderKL.from_pretrained(str(path / "vae"), **common),
-            image_encoder=PaintByExampleImageEncoder.from_pretrained(
-                str(path / "image_encoder"), local_files_only=True, **dtype_kwarg(torch_dtype, "transformers")
-            ),
-            unet=diffusers.UNet2DConditionModel.from_pretrained(str(path / "unet"), **common),
-            scheduler=sched_cls.from_config(sched_cfg),
-            safety_checker=None,
-            feature_extractor=CLIPImageProcessor.from_pretrained(str(path / "feature_extractor")),
-            requires_safety_checker=False,
-        )
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise _load_error(path, "Paint-by-Example", exc) from exc
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-
-def load_paint_by_example(weights: str, device: str) -> Any:
-    from bench.models import create_model
-
-    dtype = str(torch_dtype_for(device)).replace("torch.", "")
-    return create_model(weights, _load_paint_by_example, device, dtype=dtype)
-
-
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
     "pndm": "PNDMScheduler",
@@ -392,7 +347,6 @@ __all__: Sequence[str] = (
     "detect_variant",
     "frames_to_pil",
     "image_to_pil",
-    "load_paint_by_example",
     "load_pipeline",
     "masks_to_pil",
     "processing_size",

@@ -313,6 +313,46 @@ def test_paint_by_example_keeps_pixels_outside_the_mask(tiny, video):
         m.edit(video, reference=reference, mask=mask[:, :20])
 
 
+def test_paint_by_example_from_components_matches_the_reference_pipeline(tiny, video):
+    """Our component-built sampler (own exemplar encoder class, no deprecated pipeline) reproduces
+    diffusers' deprecated PaintByExamplePipeline on the same checkpoint, seed and settings."""
+    import diffusers
+    import torch
+
+    from methods.diffusion_common import frames_to_pil, image_to_pil, masks_to_pil, same_seed_generators
+
+    if not hasattr(diffusers, "PaintByExamplePipeline"):
+        pytest.skip("this diffusers no longer ships the reference PaintByExamplePipeline")
+    try:
+        from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
+    except ImportError:
+        from diffusers.pipelines.paint_by_example import PaintByExampleImageEncoder
+    from pathlib import Path
+
+    m = make("framewise-paint-by-example", seed=1, weights=tiny["pbe"], paste_back=False)
+    m.setup()
+    parts = m.pipe
+    root = Path(tiny["pbe"])
+    ref_encoder = PaintByExampleImageEncoder.from_pretrained(str(root / "image_encoder"), local_files_only=True).eval()
+    ref = diffusers.PaintByExamplePipeline(
+        vae=parts.vae, image_encoder=ref_encoder, unet=parts.unet,
+        scheduler=diffusers.PNDMScheduler.from_config(parts.scheduler_config), safety_checker=None,
+        feature_extractor=parts.feature_extractor, requires_safety_checker=False)
+    ref.set_progress_bar_config(disable=True)
+    mask = np.zeros((2, 48, 64), bool)
+    mask[:, 8:30, 10:40] = True
+    images = frames_to_pil(video.frames[:2], (48, 64))
+    masks = masks_to_pil(mask, (48, 64))
+    example = image_to_pil(np.full((40, 30, 3), (20, 200, 90), np.uint8))
+    with torch.inference_mode():
+        ours = m.inpaint(images, masks, example, same_seed_generators(1, 2))
+        theirs = ref(example_image=[example] * 2, image=images, mask_image=masks, num_inference_steps=STEPS,
+                     guidance_scale=5.0, generator=same_seed_generators(1, 2), output_type="np").images
+    assert ours.shape == theirs.shape == (2, 48, 64, 3)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert "PaintByExampleEncoder" == type(parts.image_encoder).__name__
+
+
 # ------------------------------------------------------------------------------------------------
 # weights
 # ------------------------------------------------------------------------------------------------
