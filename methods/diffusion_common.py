@@ -207,6 +207,40 @@ def own_pipeline(base: Any, scheduler: str | None = "default", **scheduler_overr
 
 
 # ------------------------------------------------------------------------------------------------
+# DDIM inversion
+# ------------------------------------------------------------------------------------------------
+def ddim_invert(eps_fn: Any, latents: Any, scheduler: Any, num_steps: int, save_at: Sequence[int] = ()) -> tuple[Any, dict[int, Any]]:
+    """Deterministic DDIM inversion x_0 -> x_T (no guidance), as RAVE's and TokenFlow's official code.
+
+    `eps_fn(x, t)` is the noise prediction; `scheduler` a DDIM scheduler (its `alphas_cumprod` and
+    `final_alpha_cumprod` are used, its timesteps set to `num_steps`). Walks the timesteps in
+    ascending order: x0 = (x - sqrt(1 - a_prev) eps) / sqrt(a_prev), x = sqrt(a_t) x0 + sqrt(1 - a_t) eps.
+    Returns (x_T, {t: x_t for t in save_at}) where x_t is the latent right after the step at t.
+    """
+    scheduler.set_timesteps(int(num_steps), device=latents.device)
+    alphas = scheduler.alphas_cumprod.to(latents.device, latents.dtype)
+    timesteps = scheduler.timesteps.flip(0)  # ascending noise level
+    wanted = {int(t) for t in save_at}
+    missing = wanted - {int(t) for t in timesteps}
+    if missing:
+        raise VidEditBenchError(
+            f"DDIM inversion with {num_steps} steps never visits timestep(s) {sorted(missing)} that denoising needs "
+            "(make the number of inversion steps a multiple of the number of denoising steps)"
+        )
+    saved: dict[int, Any] = {}
+    x = latents
+    for i, t in enumerate(timesteps):
+        a_t = alphas[t]
+        a_prev = alphas[timesteps[i - 1]] if i > 0 else scheduler.final_alpha_cumprod.to(x.device, x.dtype)
+        eps = eps_fn(x, t)
+        x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
+        x = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+        if int(t) in wanted:
+            saved[int(t)] = x
+    return x, saved
+
+
+# ------------------------------------------------------------------------------------------------
 # frames
 # ------------------------------------------------------------------------------------------------
 def processing_size(height: int, width: int, resolution: int | None, multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
@@ -344,6 +378,7 @@ __all__: Sequence[str] = (
     "WeightsMissing",
     "batches",
     "cpu_generator",
+    "ddim_invert",
     "detect_variant",
     "frames_to_pil",
     "image_to_pil",
