@@ -45,10 +45,9 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
 from bench.types import Video
-from methods.controlnet_depth import SD_WEIGHTS, ddim_from
-from methods.diffusion_common import DiffusersMethod, batches, cpu_generator, ddim_invert, load_pipeline
+from methods.diffusion_common import batches, cpu_generator
+from methods.pnp import SourceInverted, conv_injection, injection_layers, pnp_qk
 
 NEGATIVE_PROMPT = "ugly, blurry, low res, unrealistic, unaesthetic"
 
@@ -154,8 +153,7 @@ class TokenFlowAttnProcessor:
 
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
         if self.inject and state.inject_attn:
-            q = torch.cat([q[:n]] * 3)
-            k = torch.cat([k[:n], k[:n], k[:n]])
+            q, k = pnp_qk(q, k, n)
         heads = attn.heads
         head_dim = q.shape[-1] // heads
 
@@ -183,25 +181,9 @@ class TokenFlowAttnProcessor:
         return out
 
 
-def injection_layers(names: list[str]) -> set[str]:
-    """The PnP attention-injection layers: every decoder self-attention except the first one (the
-    official code injects in decoder blocks 4-11 of SD, i.e. all but up_blocks[1].attentions[0])."""
-    decoder = []
-    for name in names:
-        parts = name.split(".")
-        if parts[0] == "up_blocks" and "attn1" in parts and "attentions" in parts:
-            decoder.append(((int(parts[1]), int(parts[parts.index("attentions") + 1])), name))
-    if not decoder:
-        return set()
-    first = min(pos for pos, _ in decoder)
-    return {name for pos, name in decoder if pos != first}
-
-
 @contextmanager
 def tokenflow_unet(unet: Any) -> Iterator[TokenFlowState]:
-    """Install TokenFlow's attention processors on every attn1 and the PnP conv injection hook; restore on exit."""
-    import torch
-
+    """Install TokenFlow's attention processors on every attn1 and the PnP conv injection; restore on exit."""
     state = TokenFlowState()
     saved = dict(unet.attn_processors)
     inject = injection_layers(list(saved))
@@ -212,34 +194,21 @@ def tokenflow_unet(unet: Any) -> Iterator[TokenFlowState]:
             state.processors.append(procs[name])
         else:
             procs[name] = proc
-    if len(unet.up_blocks) < 2 or len(unet.up_blocks[1].resnets) < 2:
-        raise VidEditBenchError("tokenflow: the UNet has no decoder block up_blocks[1].resnets[1] to inject features into")
-
-    def conv_hook(module: Any, args: Any, output: Any) -> Any:
-        if not state.inject_conv or state.mode == "plain":
-            return output
-        n = output.shape[0] // 3
-        return torch.cat([output[:n]] * 3)  # both edit branches get the source branch's features
-
-    handle = unet.up_blocks[1].resnets[1].conv2.register_forward_hook(conv_hook)
-    unet.set_attn_processor(procs)
-    try:
-        yield state
-    finally:
-        handle.remove()
-        unet.set_attn_processor(saved)
+    with conv_injection(unet, lambda: state.inject_conv and state.mode != "plain", "tokenflow"):
+        unet.set_attn_processor(procs)
+        try:
+            yield state
+        finally:
+            unet.set_attn_processor(saved)
 
 
 # ------------------------------------------------------------------------------------------------
 # the adapter
 # ------------------------------------------------------------------------------------------------
-class TokenFlow(DiffusersMethod):
+class TokenFlow(SourceInverted):
     name: ClassVar[str] = "tokenflow"
     description: ClassVar[str] = ("TokenFlow: PnP-edited keyframes with extended attention, other frames' features "
                                   "propagated by nearest neighbours of the source's diffusion features")
-    tasks: ClassVar[frozenset[str]] = frozenset({"text"})
-    needs: ClassVar[frozenset[str]] = frozenset({"text"})
-    weights: ClassVar[tuple[str, ...]] = (SD_WEIGHTS,)
     min_gpu_memory_gb: ClassVar[float] = 12.0
     defaults: ClassVar[dict[str, Any]] = {
         "weights": None,  # registry name or local folder; None = stable-diffusion-v1-5 (SD 2.1: stable-diffusion-2-1-base)
@@ -252,67 +221,16 @@ class TokenFlow(DiffusersMethod):
         "pnp_attn_t": 0.5,  # fraction of the steps with self-attention query/key injection
         "pnp_f_t": 0.8,  # fraction of the steps with residual (conv) feature injection
         "batch_size": 8,  # frames per batch; one keyframe per batch
+        "inversion_batch_size": 8,
         "vae_batch_size": 8,
     }
-
-    def _load(self) -> Any:
-        return load_pipeline("StableDiffusionImg2ImgPipeline", self.weight_source(), self.device)
-
-    def _embed(self, text: str) -> Any:
-        embeds, _ = self.pipe.encode_prompt(text, self.device, 1, False)
-        return embeds
-
-    def _timesteps(self) -> Any:
-        sched = ddim_from(self.pipe.scheduler.config)
-        sched.set_timesteps(int(self.cfg["num_inference_steps"]), device=self.device)
-        return sched
-
-    def _frames_tensor(self, video: Video) -> Any:
-        import torch
-        import torch.nn.functional as F
-
-        size = self._size_for(video)
-        x = torch.from_numpy(np.ascontiguousarray(video.frames)).permute(0, 3, 1, 2).float() / 255.0
-        if tuple(x.shape[-2:]) != tuple(size):
-            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-        return x * 2.0 - 1.0
-
-    # --- prepare: DDIM inversion, latents kept at the editing timesteps ------------------------------
-    def prepare(self, video: Video) -> dict[str, np.ndarray]:
-        import torch
-
-        self.setup()
-        vae, unet = self.pipe.vae, self.pipe.unet
-        frames = self._frames_tensor(video)
-        per_vae = max(1, int(self.cfg["vae_batch_size"]))
-        per_call = max(1, int(self.cfg["batch_size"]))
-        timesteps = [int(t) for t in self._timesteps().timesteps]
-        with torch.inference_mode():
-            latents = torch.cat([
-                vae.encode(frames[i:i + per_vae].to(self.device, vae.dtype)).latent_dist.mean.float()
-                for i in range(0, len(frames), per_vae)
-            ]) * float(vae.config.scaling_factor)
-            cond = self._embed(str(self.cfg["inversion_prompt"]))
-            saved_parts = []
-            for b in batches(len(latents), per_call):
-                x = latents[b.start:b.stop]
-                text = cond.expand(len(x), -1, -1).to(unet.dtype)
-
-                def eps(x: Any, t: Any, text: Any = text) -> Any:
-                    return unet(x.to(unet.dtype), t, encoder_hidden_states=text, return_dict=False)[0].float()
-
-                _, saved = ddim_invert(eps, x, ddim_from(self.pipe.scheduler.config),
-                                       int(self.cfg["num_inversion_steps"]), save_at=timesteps)
-                saved_parts.append(torch.stack([saved[t] for t in timesteps]))
-        stacked = torch.cat(saved_parts, dim=1)  # (S, T, 4, h, w), S in denoising order
-        return {"latents": stacked.cpu().numpy().astype(np.float32), "timesteps": np.asarray(timesteps, np.int64)}
 
     # --- edit ------------------------------------------------------------------------------------
     def denoise(self, source: Any, prompt: str, generator: Any) -> tuple[Any, list[np.ndarray]]:
         """source (S, T, 4, h, w): inverted latents per editing timestep. Returns (x_0, keyframes per step)."""
         import torch
 
-        sched = self._timesteps()
+        sched = self._scheduler()
         unet = self.pipe.unet
         steps = len(sched.timesteps)
         n = source.shape[1]
@@ -366,26 +284,10 @@ class TokenFlow(DiffusersMethod):
 
         text = self._require_prompt(prompt)
         self.setup()
-        if not (isinstance(prepared, dict) and "latents" in prepared):
-            prepared = self.prepare(video)
-        h, w = self._size_for(video)
-        factor = int(self.pipe.vae_scale_factor)
-        latents = torch.from_numpy(np.asarray(prepared["latents"], dtype=np.float32)).to(self.device)
-        timesteps = [int(t) for t in self._timesteps().timesteps]
-        if (latents.shape[1] != video.num_frames or tuple(latents.shape[-2:]) != (h // factor, w // factor)
-                or list(np.asarray(prepared.get("timesteps", []))) != timesteps):
-            raise VidEditBenchError(f"tokenflow: prepared latents {tuple(latents.shape)} do not match this video / "
-                                    "these steps (stale prepare cache?)")
-        vae = self.pipe.vae
-        per_vae = max(1, int(self.cfg["vae_batch_size"]))
+        latents = self.source_latents(video, prepared)
         with torch.inference_mode():
             x0, _ = self.denoise(latents, text, cpu_generator(self.seed))
-            images = torch.cat([
-                vae.decode(x0[i:i + per_vae].to(vae.dtype) / float(vae.config.scaling_factor), return_dict=False)[0].float()
-                for i in range(0, len(x0), per_vae)
-            ])
-        out = ((images / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()
-        return self._finish(out, video)
+        return self.decode(x0, video)
 
 
 __all__ = ["TokenFlow", "keyframe_neighbours", "nearest_tokens", "propagate", "sample_keyframes", "tokenflow_unet"]

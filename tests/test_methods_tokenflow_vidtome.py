@@ -89,7 +89,7 @@ def test_tokenflow_propagated_features_are_convex_combinations_at_the_nn_indices
 
 
 def test_tokenflow_injection_layers_are_the_decoder_attentions_but_the_first():
-    from methods.tokenflow import injection_layers
+    from methods.pnp import injection_layers
 
     names = [f"up_blocks.{i}.attentions.{j}.transformer_blocks.0.attn{a}.processor"
              for i in (1, 2, 3) for j in (0, 1, 2) for a in (1, 2)]
