@@ -19,6 +19,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "framewise-paint-by-example": "methods.paint_by_example:FramewisePaintByExample",
     # diffusion, feature-propagation family (issue 13)
     "tokenflow": "methods.tokenflow:TokenFlow",
+    "vidtome": "methods.vidtome:VidToMe",
     "external": "methods.external:ExternalMethod",
     "precomputed": "methods.precomputed:PrecomputedMethod",
 }

@@ -159,10 +159,87 @@ def test_new_methods_name_their_weights_when_missing():
     from bench.catalog import METHODS
     from bench.errors import WeightsMissing
 
-    for name in ("tokenflow",):
+    for name in ("tokenflow", "vidtome"):
         method = METHODS.get(name)()
         assert method.required_weights() == ["stable-diffusion-v1-5"]
         with pytest.raises(WeightsMissing, match="videditbench weights download stable-diffusion-v1-5"):
             method.setup()
     sd21 = METHODS.get("tokenflow")(weights="stable-diffusion-2-1-base")
     assert sd21.required_weights() == ["stable-diffusion-2-1-base"]
+
+
+# ------------------------------------------------------------------------------------------------
+# VidToMe: merging, chunks, end to end
+# ------------------------------------------------------------------------------------------------
+def test_vidtome_local_and_global_merging_unmerge_to_the_same_token_count():
+    from methods.vidtome import bipartite_merge, global_merge, local_merge
+
+    gen = torch.Generator().manual_seed(0)
+    frames, n, dim = 4, 16, 8
+    x = torch.randn(3, frames * n, dim, generator=gen)
+    m = local_merge(x, frames, 0.9, 4, torch.Generator().manual_seed(1))
+    merged = m.merge(x)
+    src = (frames - 1) * n  # one destination frame of 4 (stride 4), the other 3 frames are sources
+    assert merged.shape == (3, src - int(src * 0.9) + n, dim)
+    restored = m.unmerge(merged)
+    assert restored.shape == x.shape  # back to every frame's tokens
+    kept = torch.zeros(frames * n, dtype=torch.bool)
+    kept[m.keep] = True
+    assert torch.equal(restored[:, kept], x[:, kept])  # kept tokens come back unchanged
+    # a merged token takes the value of a destination token: the one it is most similar to
+    merged_away = (~kept).nonzero().flatten()
+    assert len(merged_away) == int(src * 0.9)
+    assert all(any(torch.equal(restored[:, i], x[:, j]) for j in m.keep) for i in merged_away.tolist())
+
+    # 8 frames, stride 4: two destination frames after round 1, then one (two rounds)
+    x8 = torch.randn(3, 8 * n, dim, generator=gen)
+    m8 = local_merge(x8, 8, 0.5, 4, torch.Generator().manual_seed(2))
+    assert m8.unmerge(m8.merge(x8)).shape == x8.shape and len(m8.keep) < 8 * n
+
+    glob = torch.randn(3, 10, dim, generator=gen)
+    for local_is_src in (True, False):
+        gm, local = global_merge(merged, glob, 0.8, local_is_src)
+        seq_len = merged.shape[1] + glob.shape[1]
+        src_len = merged.shape[1] if local_is_src else glob.shape[1]
+        out = gm.merge(torch.cat([merged, glob], 1) if local_is_src else torch.cat([glob, merged], 1))
+        assert out.shape[1] == seq_len - int(src_len * 0.8)
+        assert gm.unmerge(out)[:, local].shape == merged.shape
+
+    # the matching is shared by the batch (source / uncond / cond branches get the same map)
+    b = bipartite_merge(x, torch.arange(0, 32), torch.arange(32, 64), 0.5)
+    assert b.keep.ndim == 1 and b.back.shape == (64,)
+
+
+def test_vidtome_chunks_cover_every_frame_once():
+    from methods.vidtome import video_chunks
+
+    rng = np.random.default_rng(0)
+    for order in ("seq", "rand", "mix-4"):
+        for _ in range(5):
+            chunks = video_chunks(13, 4, rng, order)
+            assert sorted(np.concatenate(chunks).tolist()) == list(range(13))
+            assert all(1 <= len(c) <= 4 for c in chunks)
+    firsts = {len(video_chunks(13, 4, np.random.default_rng(s), "seq")[0]) for s in range(20)}
+    assert len(firsts) > 1  # the first chunk's length is random
+
+
+def _vidtome(sd, seed=0, **extra):
+    from methods.vidtome import VidToMe
+
+    return VidToMe(device="cpu", seed=seed, weights=sd, **(FAST | extra))
+
+
+def test_vidtome_edit_is_deterministic_prompt_dependent_and_merges(sd, clip):
+    method = _vidtome(sd, seed=2)
+    prepared = method.prepare(clip)
+    assert prepared["latents"].shape == (2, 4, 4, 8, 8)
+    out = method.edit(clip, prompt="a watercolor painting", prepared=prepared)
+    assert out.shape == clip.frames.shape and out.dtype == np.uint8 and out.std() > 0
+    assert np.array_equal(out, _vidtome(sd, seed=2).edit(clip, prompt="a watercolor painting"))
+    assert not np.array_equal(out, _vidtome(sd, seed=2).edit(clip, prompt="a bronze statue", prepared=prepared))
+    with torch.inference_mode():
+        _, state = method.denoise(torch.from_numpy(prepared["latents"]), "a watercolor painting")
+    assert state.last_counts and all(m < n for n, m in state.last_counts.values())  # tokens really merged
+    plain = _vidtome(sd, seed=2, local_merge_ratio=0.0, merge_global=False).edit(
+        clip, prompt="a watercolor painting", prepared=prepared)
+    assert not np.array_equal(out, plain)  # merging changes the result
