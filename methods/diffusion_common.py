@@ -6,7 +6,8 @@
   `bench.models.create_model` (once per process) with `from_pretrained(path, local_files_only=True)`.
   The `fp16` file variant is picked automatically when only `*.fp16.safetensors` files are present
   (that is what the `stable-diffusion-v1-5` spec downloads).
-* Precision: float16 on CUDA, float32 elsewhere (CPU half precision is slow and lossy).
+* Precision: float16 on CUDA (bfloat16 / float32 with `$VIDEDITBENCH_CUDA_DTYPE`), float32 elsewhere
+  (CPU half precision is slow and lossy).
 * Randomness: generators are CPU `torch.Generator`s seeded from the method's seed, so the initial
   noise is the same on every device; "same seed per frame" adapters pass one generator per frame,
   each seeded identically.
@@ -34,10 +35,22 @@ SIZE_MULTIPLE = 8
 # ------------------------------------------------------------------------------------------------
 # devices, precision, randomness
 # ------------------------------------------------------------------------------------------------
+#: environment variable choosing the CUDA precision of the diffusion adapters: float16 (default) or bfloat16
+DTYPE_ENV = "VIDEDITBENCH_CUDA_DTYPE"
+
+
 def torch_dtype_for(device: str) -> Any:
+    """float16 on CUDA (bfloat16 with $VIDEDITBENCH_CUDA_DTYPE=bfloat16), float32 elsewhere."""
     import torch
 
-    return torch.float16 if str(device).startswith("cuda") else torch.float32
+    if not str(device).startswith("cuda"):
+        return torch.float32
+    name = os.environ.get(DTYPE_ENV, "float16").strip().lower() or "float16"
+    aliases = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+               "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
+    if name not in aliases:
+        raise VidEditBenchError(f"${DTYPE_ENV}={name!r} is not a precision; use float16, bfloat16 or float32")
+    return aliases[name]
 
 
 def cpu_generator(seed: int) -> Any:
