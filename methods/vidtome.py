@@ -308,7 +308,7 @@ class VidToMe(SourceInverted):
         "local_merge_ratio": 0.9,
         "merge_global": True,
         "global_merge_ratio": 0.8,
-        "global_rand": 0.5,  # probability that the global set is the destination side
+        "global_rand": 0.5,  # probability that the global set is the source side (merged into the chunk)
         "max_downsample": 2,  # merge in layers at most this many times below the latent resolution
         "target_stride": 4,  # one destination frame per target_stride frames
         "inversion_batch_size": 8,

@@ -132,27 +132,45 @@ def test_tokenflow_inversion_steps_must_visit_the_editing_timesteps(sd, clip):
 
 
 def test_tokenflow_and_vidtome_through_the_runner(sd, tmp_path):
+    """Through the runner: ok rows with the source's shape, the same output for the same seed, another
+    output for another seed (one whose TokenFlow keyframe draws differ from seed 0's)."""
+    from bench.catalog import METHODS
     from bench.runner import RunConfig, run_benchmark
     from bench.store import ResultStore
-    from bench.catalog import METHODS
+    from bench.video_io import read_video
+    from methods.diffusion_common import cpu_generator
+    from methods.tokenflow import sample_keyframes
 
     names = [n for n in ("tokenflow", "vidtome") if n in METHODS]
-    opts = {"weights": sd, **FAST}
-    cfg = RunConfig(suite="mini", methods=names, metrics=["temporal_flickering"], results_dir=str(tmp_path),
-                    run_name="tf", device="cpu", limit=1, suite_overrides={"num_frames": 4, "size": 64},
-                    method_options={n: dict(opts) for n in names})
-    run_benchmark(cfg)
-    store = ResultStore(cfg.run_dir)
-    edits = store.edits_frame()
-    for name in names:
-        rows = edits[edits.method == name]
-        assert len(rows) and set(rows.status) == {"ok"}, rows[["status", "message"]].to_dict("records")
-        assert rows.preprocess_s.notna().all()  # DDIM inversion ran in prepare
-        from bench.video_io import read_video
+    opts = {"weights": sd, **FAST, "num_inference_steps": 2}
 
-        frames, _ = read_video(rows.iloc[0].output_dir)
-        assert frames.shape == (4, 64, 64, 3)
-    store.close()
+    def draws(seed):
+        gen = cpu_generator(seed)
+        return [sample_keyframes(4, 2, gen).tolist() for _ in range(2)]
+
+    other_seed = next(s for s in range(1, 50) if draws(s) != draws(0))
+
+    def run(seed, name):
+        cfg = RunConfig(suite="mini", methods=names, metrics=["temporal_flickering"], results_dir=str(tmp_path),
+                        run_name=name, device="cpu", seed=seed, limit=1, suite_overrides={"num_frames": 4, "size": 64},
+                        method_options={n: {**opts, **({"batch_size": 2} if n == "tokenflow" else {})} for n in names})
+        run_benchmark(cfg)
+        store = ResultStore(cfg.run_dir)
+        edits = store.edits_frame()
+        out = {}
+        for n in names:
+            rows = edits[edits.method == n]
+            assert len(rows) == 1 and set(rows.status) == {"ok"}, rows[["status", "message"]].to_dict("records")
+            assert rows.preprocess_s.notna().all()  # DDIM inversion ran in prepare
+            out[n], _ = read_video(rows.iloc[0].output_dir)
+            assert out[n].shape == (4, 64, 64, 3) and out[n].dtype == np.uint8
+        store.close()
+        return out
+
+    first, again, other = run(0, "a"), run(0, "b"), run(other_seed, "c")
+    for n in names:
+        assert np.array_equal(first[n], again[n]), n
+        assert not np.array_equal(first[n], other[n]), n
 
 
 def test_new_methods_name_their_weights_when_missing():
