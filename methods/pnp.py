@@ -2,7 +2,10 @@
 
 * `SourceInverted`: a Stable Diffusion adapter whose `prepare` DDIM-inverts the source frames (VAE
   posterior mean, inversion prompt, no guidance) and keeps the inverted latent x_t at every timestep
-  the editing visits (the source branch of PnP), and whose `edit` decodes the edited latents.
+  the editing visits (the source branch of PnP), and whose `edit` decodes the edited latents. An
+  inversion prompt containing `{source_prompt}` (the sample's source caption, as the official codes
+  invert with a description of the source) cannot be prepared per video without its caption: the
+  inversion then runs inside `edit` (counted as generation time), once per (video, caption).
 * `injection_layers`: the PnP self-attention injection layers (every decoder self-attention but
   the first, i.e. SD's decoder blocks 4-11, as both official codes).
 * `conv_injection`: the PnP residual-feature injection at decoder block `up_blocks[1].resnets[1]`:
@@ -96,8 +99,21 @@ class SourceInverted(DiffusersMethod):
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
         return x * 2.0 - 1.0
 
-    def prepare(self, video: Video) -> dict[str, np.ndarray]:
-        """{"latents": (S, T, 4, h/8, w/8) inverted x_t per editing timestep (denoising order), "timesteps": (S,)}."""
+    def inversion_text(self, source_prompt: str | None) -> str:
+        """The inversion prompt, `{source_prompt}` filled in with the sample's caption ("" without one)."""
+        return str(self.cfg["inversion_prompt"] or "").replace("{source_prompt}", source_prompt or "")
+
+    def _needs_caption(self) -> bool:
+        return "{source_prompt}" in str(self.cfg["inversion_prompt"] or "")
+
+    def prepare(self, video: Video) -> dict[str, np.ndarray] | None:
+        """{"latents": (S, T, 4, h/8, w/8) inverted x_t per editing timestep (denoising order), "timesteps": (S,)};
+        None when the inversion prompt needs the sample's caption (then `edit` inverts)."""
+        if self._needs_caption():
+            return None
+        return self.invert(video, self.inversion_text(None))
+
+    def invert(self, video: Video, prompt: str) -> dict[str, np.ndarray]:
         import torch
 
         self.setup()
@@ -111,7 +127,7 @@ class SourceInverted(DiffusersMethod):
                 vae.encode(frames[i:i + per_vae].to(self.device, vae.dtype)).latent_dist.mean.float()
                 for i in range(0, len(frames), per_vae)
             ]) * float(vae.config.scaling_factor)
-            cond = self._embed(str(self.cfg["inversion_prompt"]))
+            cond = self._embed(prompt)
             parts = []
             for b in batches(len(latents), per_call):
                 text = cond.expand(len(b), -1, -1).to(unet.dtype)
@@ -125,11 +141,18 @@ class SourceInverted(DiffusersMethod):
         stacked = torch.cat(parts, dim=1)
         return {"latents": stacked.cpu().numpy().astype(np.float32), "timesteps": np.asarray(timesteps, np.int64)}
 
-    def source_latents(self, video: Video, prepared: Any) -> Any:
+    def source_latents(self, video: Video, prepared: Any, source_prompt: str | None = None) -> Any:
         """The prepared latents as a tensor on the device, checked against this video and these steps."""
+        import hashlib
+
         import torch
 
-        if not (isinstance(prepared, dict) and "latents" in prepared):
+        if self._needs_caption():
+            key = (hashlib.sha1(np.ascontiguousarray(video.frames).tobytes()).hexdigest(), self.inversion_text(source_prompt))
+            if getattr(self, "_inverted", (None, None))[0] != key:  # one video at a time: the runner groups by video
+                self._inverted = (key, self.invert(video, key[1]))
+            prepared = self._inverted[1]
+        elif not (isinstance(prepared, dict) and "latents" in prepared):
             prepared = self.prepare(video)
         h, w = self._size_for(video)
         factor = int(self.pipe.vae_scale_factor)

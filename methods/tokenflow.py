@@ -31,8 +31,10 @@ pnp_f_t 0.8, batch_size 8, shorter side 512. The default checkpoint is SD 1.5
 Differences from the official code: (1) propagation weights use the actual previous/next keyframes
 of each frame, w linear in the distance (the paper's formulation; the official code uses the
 keyframes of the frame's batch and of the batch before, distances to the batch CENTRES and a sigmoid
-of the ratio); (2) the inversion prompt is an option ("" by default) and not the per-video source
-caption (the harness prepares per source video without its caption); (3) clips whose length is not
+of the ratio); (2) the inversion prompt is "" by default, so the inversion is prepared (and cached)
+once per source video; the official code inverts with a description of the source, which
+`inversion_prompt: "{source_prompt}"` (preset `official`) does with the sample's source caption,
+inverting inside `edit`; (3) clips whose length is not
 a multiple of `batch_size` keep every frame (the last batch is shorter) where the official code
 drops the remainder; (4) the random generator is our seeded CPU generator.
 """
@@ -217,7 +219,7 @@ class TokenFlow(SourceInverted):
         "num_inversion_steps": 500,
         "guidance_scale": 7.5,
         "negative_prompt": NEGATIVE_PROMPT,
-        "inversion_prompt": "",
+        "inversion_prompt": "",  # "{source_prompt}": the sample's source caption (inverted in edit)
         "pnp_attn_t": 0.5,  # fraction of the steps with self-attention query/key injection
         "pnp_f_t": 0.8,  # fraction of the steps with residual (conv) feature injection
         "batch_size": 8,  # frames per batch; one keyframe per batch
@@ -226,8 +228,9 @@ class TokenFlow(SourceInverted):
     }
 
     # --- edit ------------------------------------------------------------------------------------
-    def denoise(self, source: Any, prompt: str, generator: Any) -> tuple[Any, list[np.ndarray]]:
-        """source (S, T, 4, h, w): inverted latents per editing timestep. Returns (x_0, keyframes per step)."""
+    def denoise(self, source: Any, prompt: str, generator: Any, inversion_prompt: str = "") -> tuple[Any, list[np.ndarray]]:
+        """source (S, T, 4, h, w): inverted latents per editing timestep. Returns (x_0, keyframes per step).
+        The source branch is conditioned on the inversion prompt, as in the official code."""
         import torch
 
         sched = self._scheduler()
@@ -238,7 +241,7 @@ class TokenFlow(SourceInverted):
         guidance = float(self.cfg["guidance_scale"])
         conv_steps = int(steps * float(self.cfg["pnp_f_t"]))
         attn_steps = int(steps * float(self.cfg["pnp_attn_t"]))
-        texts = [self._embed(str(self.cfg["inversion_prompt"])), self._embed(str(self.cfg["negative_prompt"])),
+        texts = [self._embed(inversion_prompt), self._embed(str(self.cfg["negative_prompt"])),
                  self._embed(prompt)]
 
         def run(src: Any, x: Any, t: Any) -> Any:
@@ -284,9 +287,9 @@ class TokenFlow(SourceInverted):
 
         text = self._require_prompt(prompt)
         self.setup()
-        latents = self.source_latents(video, prepared)
+        latents = self.source_latents(video, prepared, source_prompt)
         with torch.inference_mode():
-            x0, _ = self.denoise(latents, text, cpu_generator(self.seed))
+            x0, _ = self.denoise(latents, text, cpu_generator(self.seed), self.inversion_text(source_prompt))
         return self.decode(x0, video)
 
 

@@ -33,7 +33,8 @@ Differences from the official code: merging is in "replace" mode as the official
 index maps (merge = gather of the kept tokens, unmerge = gather of each token's representative), so
 repeated local rounds keep the not-merged tokens in one block in front (the official concatenation
 order differs from the third round on, i.e. only for chunks of more than 8 frames); the inversion
-prompt is an option ("" by default; the official code inverts with a source caption or BLIP);
+prompt is "" by default (prepared once per video; the official code inverts with a source caption or
+BLIP's: `inversion_prompt: "{source_prompt}"`, preset `official`, uses the sample's source caption);
 randomness (chunking, target frames, global side) comes from our seeded generators, not the global
 RNG state.
 """
@@ -300,7 +301,7 @@ class VidToMe(SourceInverted):
         "num_inversion_steps": 50,
         "guidance_scale": 7.5,
         "negative_prompt": NEGATIVE_PROMPT,
-        "inversion_prompt": "",
+        "inversion_prompt": "",  # "{source_prompt}": the sample's source caption (inverted in edit)
         "pnp_attn_t": 0.5,
         "pnp_f_t": 0.8,
         "chunk_size": 4,
@@ -371,7 +372,7 @@ class VidToMe(SourceInverted):
 
         text = self._require_prompt(prompt)
         self.setup()
-        latents = self.source_latents(video, prepared)
+        latents = self.source_latents(video, prepared, source_prompt)
         with torch.inference_mode():
             x0, _ = self.denoise(latents, text)
         return self.decode(x0, video)

@@ -124,6 +124,20 @@ def test_tokenflow_edit_is_deterministic_prompt_dependent_and_injects(sd, clip):
     assert not np.array_equal(out, no_pnp)  # the PnP injection changes the result
 
 
+def test_tokenflow_can_invert_with_the_samples_source_caption(sd, clip):
+    method = _tokenflow(sd, seed=1, inversion_prompt="{source_prompt}")
+    assert method.prepare(clip) is None  # needs the caption: inverted inside edit
+    a = method.edit(clip, prompt="a watercolor painting", source_prompt="a red square on stripes")
+    key = method._inverted[0]
+    again = method.edit(clip, prompt="a watercolor painting", source_prompt="a red square on stripes")
+    assert np.array_equal(a, again) and method._inverted[0] == key  # same video + caption: inverted once
+    b = method.edit(clip, prompt="a watercolor painting", source_prompt="a blue ball in the snow")
+    assert not np.array_equal(a, b)  # the caption conditions the inversion and the source branch
+    empty = _tokenflow(sd, seed=1).edit(clip, prompt="a watercolor painting")
+    assert np.array_equal(empty, _tokenflow(sd, seed=1, inversion_prompt="{source_prompt}").edit(
+        clip, prompt="a watercolor painting", source_prompt=None))  # no caption: the empty prompt
+
+
 def test_tokenflow_inversion_steps_must_visit_the_editing_timesteps(sd, clip):
     from bench.errors import VidEditBenchError
 
