@@ -84,6 +84,10 @@ class SourceInverted(DiffusersMethod):
         return embeds
 
     def _scheduler(self) -> Any:
+        kind = self.pipe.scheduler.config.get("prediction_type", "epsilon")
+        if kind != "epsilon":
+            raise VidEditBenchError(f"{self.name}: the checkpoint predicts '{kind}'; DDIM inversion here needs an "
+                                    "epsilon-prediction model (e.g. SD 1.5 or SD 2.1 *base*, not the 768 v-model)")
         sched = ddim_from(self.pipe.scheduler.config)
         sched.set_timesteps(int(self.cfg["num_inference_steps"]), device=self.device)
         return sched
