@@ -17,6 +17,9 @@ BUILTIN_METHODS: dict[str, str] = {
     "animatediff-v2v": "methods.animatediff_v2v:AnimateDiffV2V",
     "rave": "methods.rave:RAVE",
     "framewise-paint-by-example": "methods.paint_by_example:FramewisePaintByExample",
+    # diffusion, feature-propagation family (issue 13)
+    "tokenflow": "methods.tokenflow:TokenFlow",
+    "vidtome": "methods.vidtome:VidToMe",
     "external": "methods.external:ExternalMethod",
     "precomputed": "methods.precomputed:PrecomputedMethod",
 }

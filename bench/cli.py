@@ -321,18 +321,40 @@ def merge(
 
 
 @list_app.command("methods")
-def list_methods() -> None:
-    """Registered editing methods (no module is imported)."""
+def list_methods(details: bool = typer.Option(False, "--details", help="Also show tasks, description and presets.")) -> None:
+    """Registered editing methods (no module is imported); --details shows tasks, description, presets."""
     from bench.catalog import METHODS
 
     t = Table(title="methods")
-    t.add_column("name")
-    t.add_column("target")
-    t.add_column("origin")
+    for c in ("name",) + (("tasks", "description", "presets") if details else ("target", "origin")):
+        t.add_column(c, overflow="fold")
     for n in METHODS.names():
         e = METHODS.entry(n)
-        t.add_row(n, e.target, e.origin)
+        if not details:
+            t.add_row(n, e.target, e.origin)
+            continue
+        t.add_row(n, *_method_details(n))
     console.print(t)
+
+
+def _method_details(name: str) -> list[str]:
+    """tasks, description, presets of a method; adapter modules import no torch at import time."""
+    from bench.catalog import METHODS
+    from bench.method import load_preset_file
+
+    try:
+        cls = METHODS.get(name)
+        tasks, desc = "/".join(sorted(cls.tasks)), cls.description
+        presets = cls.available_presets()
+    except Exception as ex:  # noqa: BLE001
+        tasks, desc = "?", f"unavailable: {type(ex).__name__}: {ex}"
+        presets = load_preset_file(name)
+    def short(v: object) -> str:
+        text = repr(v)
+        return text if len(text) <= 24 else text[:20] + "…'"
+
+    shown = "\n".join(f"{p.name}: " + ", ".join(f"{k}={short(v)}" for k, v in p.options.items()) for p in presets.values())
+    return [tasks, desc, shown or "-"]
 
 
 @list_app.command("metrics")

@@ -4,15 +4,77 @@ Subclass `Method`, set the class metadata, implement `edit` (and optionally `set
 models and `prepare` for per-source-video pre-processing that the harness caches and times
 separately). Register with `@METHODS.register("name")`, in `bench.catalog`, or through the
 `videditbench.methods` entry-point group.
+
+Presets: named option sets (the settings of the paper / official code, of a benchmark that states
+its setup) live as package data in `methods/presets/<method name>.yaml`, so `videditbench list
+methods --details` shows them without importing the adapter (or torch):
+
+    official:
+      description: the official code's settings (repo file and function)
+      options: {num_inference_steps: 50, guidance_scale: 7.5}
+
+A plug-in method may instead (or additionally) set the class attribute `presets` ({name: options}).
+The user selects one with the option `preset` (`--method-opt NAME.preset=official`); the preset's
+options are applied first and the user's explicit options on top (`Method.resolve_options`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bench.types import Video
+
+#: package (importable, torch-free) holding `presets/<method>.yaml`
+PRESETS_PACKAGE = "methods"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    options: dict[str, Any]
+    description: str = ""
+    source: str = ""  # where the settings come from (paper section, repo file)
+    origin: str = field(default="", compare=False)  # the YAML file or "class attribute"
+
+
+def _bad_preset_file(where: str, problem: str) -> Exception:
+    from bench.errors import VidEditBenchError
+
+    return VidEditBenchError(f"{where}: {problem} (expected `NAME: {{description: ..., options: {{KEY: VALUE}}}}`)")
+
+
+def load_preset_file(method_name: str, package: str = PRESETS_PACKAGE) -> dict[str, Preset]:
+    """Presets of `method_name` from `<package>/presets/<method_name>.yaml` ({} if there is none).
+
+    Reads YAML only: never imports the adapter module.
+    """
+    from importlib import resources
+
+    import yaml
+
+    try:
+        path = resources.files(package).joinpath("presets", f"{method_name}.yaml")
+    except ModuleNotFoundError:
+        return {}
+    if not path.is_file():
+        return {}
+    where = f"{package}/presets/{method_name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise _bad_preset_file(where, f"not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise _bad_preset_file(where, "top level must be a mapping of preset names")
+    out: dict[str, Preset] = {}
+    for name, body in data.items():
+        if not isinstance(body, dict) or not isinstance(body.get("options", {}), dict):
+            raise _bad_preset_file(where, f"preset '{name}' must be a mapping with an 'options' mapping")
+        out[str(name)] = Preset(str(name), dict(body.get("options") or {}), str(body.get("description", "")),
+                                str(body.get("source", "")), where)
+    return out
 
 
 class Method:
@@ -34,8 +96,12 @@ class Method:
     #: False for adapters that do not compute the edit here (e.g. "precomputed" reads files): the
     #: harness then stores no generation time / peak memory, so efficiency metrics show "n/a"
     measures_efficiency: ClassVar[bool] = True
+    #: named option sets in code ({name: options}); the package-data YAML presets are merged over these
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
+        config = self.resolve_options(config)
+        self.preset: str | None = config.pop("preset", None)
         unknown = set(config) - set(self.defaults)
         if unknown and not getattr(self, "accepts_any_config", False):
             from bench.errors import VidEditBenchError
@@ -47,10 +113,41 @@ class Method:
         self.seed = int(seed)
         self.cfg: dict[str, Any] = {**self.defaults, **config}
 
+    # --- presets ------------------------------------------------------------------------------
+    @classmethod
+    def available_presets(cls) -> dict[str, Preset]:
+        found = {n: Preset(n, dict(o), origin="class attribute") for n, o in cls.presets.items()}
+        if cls.name:
+            found.update(load_preset_file(cls.name))
+        return found
+
+    @classmethod
+    def resolve_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Expand `preset`: the preset's options first, the explicit options on top.
+
+        The returned dict keeps `preset` (the name, recorded in `config()`); without one, the
+        options come back unchanged.
+        """
+        options = dict(options)
+        name = options.get("preset")
+        if name in (None, ""):
+            options.pop("preset", None)
+            return options
+        presets = cls.available_presets()
+        if str(name) not in presets:
+            from bench.errors import VidEditBenchError
+
+            raise VidEditBenchError(
+                f"method '{cls.name}' has no preset '{name}'; available: {', '.join(sorted(presets)) or '(none)'}"
+            )
+        explicit = {k: v for k, v in options.items() if k != "preset"}
+        return {**presets[str(name)].options, **explicit, "preset": str(name)}
+
     # --- identity -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """What makes two runs of this method produce the same output (hashed into keys)."""
-        return {"name": self.name, "seed": self.seed, **self.cfg}
+        extra = {"preset": self.preset} if self.preset else {}
+        return {"name": self.name, "seed": self.seed, **extra, **self.cfg}
 
     def required_weights(self) -> list[str]:
         return list(self.weights)

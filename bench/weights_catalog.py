@@ -57,8 +57,14 @@ for _spec in (
                size_mb=0.01, notes="NIQE's pristine-image model; needs the optional extra pyiqa"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
-               licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),
+               licence="CreativeML OpenRAIL-M",
+               used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v", "tokenflow", "vidtome"),
                size_mb=5200, allow_patterns=("*.json", "*.txt", "*.fp16.safetensors", "tokenizer/*")),
+    WeightSpec("stable-diffusion-2-1-base", "hf", "stabilityai/stable-diffusion-2-1-base",
+               licence="CreativeML OpenRAIL++-M", used_by=("tokenflow",), size_mb=5200,
+               allow_patterns=("*.json", "*.txt", "*.safetensors", "tokenizer/*"),
+               notes="TokenFlow's official base model (option weights=stable-diffusion-2-1-base); the repo was "
+                     "removed from the hub: point $VIDEDITBENCH_WEIGHT_STABLE_DIFFUSION_2_1_BASE at a local copy"),
     WeightSpec("instruct-pix2pix", "hf", "timbrooks/instruct-pix2pix", licence="MIT",
                used_by=("framewise-ip2p", "text2video-zero"), size_mb=5200,
                allow_patterns=("*.json", "*.txt", "*.safetensors", "tokenizer/*")),

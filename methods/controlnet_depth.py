@@ -14,7 +14,9 @@ Text2Video-Zero group's processor and chunking (`methods.text2video_zero`). Dept
 
 Defaults: 50 DDIM steps, guidance 7.5, ControlNet conditioning scale 1.0, shorter side 512, chunks of
 8 frames (Text2Video-Zero's), no negative prompt. `cross_frame_attention=False` is the frame-wise
-ControlNet ablation (same noise, independent frames).
+ControlNet ablation (same noise, independent frames). Preset `t2vz-official` has Text2Video-Zero's own
+ControlNet settings (20 steps, guidance 9.0, its prompt suffix and negative prompt);
+`methods/presets/controlnet-depth.yaml`.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class ControlNetDepth(DepthConditioned):
         "guidance_scale": 7.5,
         "controlnet_conditioning_scale": 1.0,
         "negative_prompt": "",
+        "prompt_suffix": "",  # appended to the target prompt (Text2Video-Zero: ", best quality, extremely detailed")
         "cross_frame_attention": True,
         "chunk_size": 8,  # frames per pipeline call, anchor frame 0 included
         "depth_batch_size": 8,
@@ -181,7 +184,7 @@ class ControlNetDepth(DepthConditioned):
 
         from methods.text2video_zero import chunk_frame_ids, cross_frame_attention
 
-        text = self._require_prompt(prompt)
+        text = self._require_prompt(prompt) + str(self.cfg["prompt_suffix"] or "")
         self.setup()
         h, w = self._size_for(video)
         depth = resize_controls(self._depth_from(prepared, video), h, w)

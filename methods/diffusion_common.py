@@ -6,7 +6,8 @@
   `bench.models.create_model` (once per process) with `from_pretrained(path, local_files_only=True)`.
   The `fp16` file variant is picked automatically when only `*.fp16.safetensors` files are present
   (that is what the `stable-diffusion-v1-5` spec downloads).
-* Precision: float16 on CUDA, float32 elsewhere (CPU half precision is slow and lossy).
+* Precision: float16 on CUDA (bfloat16 / float32 with `$VIDEDITBENCH_CUDA_DTYPE`), float32 elsewhere
+  (CPU half precision is slow and lossy).
 * Randomness: generators are CPU `torch.Generator`s seeded from the method's seed, so the initial
   noise is the same on every device; "same seed per frame" adapters pass one generator per frame,
   each seeded identically.
@@ -34,10 +35,22 @@ SIZE_MULTIPLE = 8
 # ------------------------------------------------------------------------------------------------
 # devices, precision, randomness
 # ------------------------------------------------------------------------------------------------
+#: environment variable choosing the CUDA precision of the diffusion adapters: float16 (default) or bfloat16
+DTYPE_ENV = "VIDEDITBENCH_CUDA_DTYPE"
+
+
 def torch_dtype_for(device: str) -> Any:
+    """float16 on CUDA (bfloat16 with $VIDEDITBENCH_CUDA_DTYPE=bfloat16), float32 elsewhere."""
     import torch
 
-    return torch.float16 if str(device).startswith("cuda") else torch.float32
+    if not str(device).startswith("cuda"):
+        return torch.float32
+    name = os.environ.get(DTYPE_ENV, "float16").strip().lower() or "float16"
+    aliases = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+               "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
+    if name not in aliases:
+        raise VidEditBenchError(f"${DTYPE_ENV}={name!r} is not a precision; use float16, bfloat16 or float32")
+    return aliases[name]
 
 
 def cpu_generator(seed: int) -> Any:
@@ -169,51 +182,6 @@ def load_pipeline(pipeline: str, weights: str, device: str, **components: str) -
     return create_model(main, _load_pipeline, device, pipeline=pipeline, dtype=dtype, **resolved)
 
 
-def _load_paint_by_example(path: Path, device: str, dtype: str) -> Any:
-    """Paint-by-Example from its component folders.
-
-    The hub repo's `model_index.json` names its image encoder's module `paint_by_example`, which
-    recent diffusers no longer resolve (the pipeline moved under `pipelines.deprecated`), so the
-    components are loaded one by one with their own classes.
-    """
-    import diffusers
-    import torch
-    from transformers import CLIPImageProcessor
-
-    try:
-        from diffusers.pipelines.paint_by_example import PaintByExampleImageEncoder
-    except ImportError:
-        from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
-
-    torch_dtype = getattr(torch, dtype)
-    common = {"local_files_only": True, **dtype_kwarg(torch_dtype)}
-    try:
-        sched_cfg = diffusers.PNDMScheduler.load_config(str(path / "scheduler"))
-        sched_cls = getattr(diffusers, sched_cfg.get("_class_name", "PNDMScheduler"), diffusers.PNDMScheduler)
-        pipe = diffusers.PaintByExamplePipeline(
-            vae=diffusers.AutoencoderKL.from_pretrained(str(path / "vae"), **common),
-            image_encoder=PaintByExampleImageEncoder.from_pretrained(
-                str(path / "image_encoder"), local_files_only=True, **dtype_kwarg(torch_dtype, "transformers")
-            ),
-            unet=diffusers.UNet2DConditionModel.from_pretrained(str(path / "unet"), **common),
-            scheduler=sched_cls.from_config(sched_cfg),
-            safety_checker=None,
-            feature_extractor=CLIPImageProcessor.from_pretrained(str(path / "feature_extractor")),
-            requires_safety_checker=False,
-        )
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise _load_error(path, "Paint-by-Example", exc) from exc
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
-
-
-def load_paint_by_example(weights: str, device: str) -> Any:
-    from bench.models import create_model
-
-    dtype = str(torch_dtype_for(device)).replace("torch.", "")
-    return create_model(weights, _load_paint_by_example, device, dtype=dtype)
-
-
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
     "pndm": "PNDMScheduler",
@@ -249,6 +217,40 @@ def own_pipeline(base: Any, scheduler: str | None = "default", **scheduler_overr
     pipe = type(base)(**{k: v for k, v in components.items() if k in params})
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+# ------------------------------------------------------------------------------------------------
+# DDIM inversion
+# ------------------------------------------------------------------------------------------------
+def ddim_invert(eps_fn: Any, latents: Any, scheduler: Any, num_steps: int, save_at: Sequence[int] = ()) -> tuple[Any, dict[int, Any]]:
+    """Deterministic DDIM inversion x_0 -> x_T (no guidance), as RAVE's and TokenFlow's official code.
+
+    `eps_fn(x, t)` is the noise prediction; `scheduler` a DDIM scheduler (its `alphas_cumprod` and
+    `final_alpha_cumprod` are used, its timesteps set to `num_steps`). Walks the timesteps in
+    ascending order: x0 = (x - sqrt(1 - a_prev) eps) / sqrt(a_prev), x = sqrt(a_t) x0 + sqrt(1 - a_t) eps.
+    Returns (x_T, {t: x_t for t in save_at}) where x_t is the latent right after the step at t.
+    """
+    scheduler.set_timesteps(int(num_steps), device=latents.device)
+    alphas = scheduler.alphas_cumprod.to(latents.device, latents.dtype)
+    timesteps = scheduler.timesteps.flip(0)  # ascending noise level
+    wanted = {int(t) for t in save_at}
+    missing = wanted - {int(t) for t in timesteps}
+    if missing:
+        raise VidEditBenchError(
+            f"DDIM inversion with {num_steps} steps never visits timestep(s) {sorted(missing)} that denoising needs "
+            "(make the number of inversion steps a multiple of the number of denoising steps)"
+        )
+    saved: dict[int, Any] = {}
+    x = latents
+    for i, t in enumerate(timesteps):
+        a_t = alphas[t]
+        a_prev = alphas[timesteps[i - 1]] if i > 0 else scheduler.final_alpha_cumprod.to(x.device, x.dtype)
+        eps = eps_fn(x, t)
+        x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
+        x = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+        if int(t) in wanted:
+            saved[int(t)] = x
+    return x, saved
 
 
 # ------------------------------------------------------------------------------------------------
@@ -389,10 +391,10 @@ __all__: Sequence[str] = (
     "WeightsMissing",
     "batches",
     "cpu_generator",
+    "ddim_invert",
     "detect_variant",
     "frames_to_pil",
     "image_to_pil",
-    "load_paint_by_example",
     "load_pipeline",
     "masks_to_pil",
     "processing_size",

@@ -51,8 +51,9 @@ class FramewiseInstructPix2Pix(DiffusersMethod):
     def instruction(self, prompt: str | None) -> str:
         return str(self.cfg["instruction_template"]).format(prompt=self._require_prompt(prompt))
 
-    def _run(self, images: list[Any], text: str) -> np.ndarray:
-        """One pipeline call on a batch of frames, every frame with the same seed."""
+    def _run(self, images: list[Any], text: str, generator: Any = None) -> np.ndarray:
+        """One pipeline call on a batch of frames; by default every frame with the same seed
+        (`generator`: one generator for the whole batch instead)."""
         n = len(images)
         negative = self.cfg["negative_prompt"] or None
         result = self.pipe(
@@ -62,7 +63,7 @@ class FramewiseInstructPix2Pix(DiffusersMethod):
             guidance_scale=float(self.cfg["guidance_scale"]),
             image_guidance_scale=float(self.cfg["image_guidance_scale"]),
             negative_prompt=[negative] * n if negative else None,
-            generator=same_seed_generators(self.seed, n),
+            generator=generator if generator is not None else same_seed_generators(self.seed, n),
             output_type="np",
         )
         return result.images

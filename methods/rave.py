@@ -35,6 +35,7 @@ import numpy as np
 from bench.types import Video
 from methods.controlnet_depth import DepthConditioned, ddim_from
 from methods.depth import resize_controls
+from methods.diffusion_common import ddim_invert
 
 
 # ------------------------------------------------------------------------------------------------
@@ -202,19 +203,10 @@ class RAVE(DepthConditioned):
 
     def _invert(self, latents: Any, cond: Any, control: Any) -> Any:
         """Deterministic DDIM inversion x_0 -> x_T of single frames (no guidance), as the official code."""
-        sched = ddim_from(self.base.scheduler.config)
-        sched.set_timesteps(int(self.cfg["num_inversion_steps"]), device=self.device)
-        alphas = sched.alphas_cumprod.to(self.device, latents.dtype)
-        timesteps = sched.timesteps.flip(0)  # ascending noise level
         text = cond.expand(len(latents), -1, -1)
-        use_control = bool(self.cfg["control_inversion"])
-        x = latents
-        for i, t in enumerate(timesteps):
-            a_t = alphas[t]
-            a_prev = alphas[timesteps[i - 1]] if i > 0 else sched.final_alpha_cumprod.to(self.device, x.dtype)
-            eps = self._eps(x, t, text, control if use_control else None, 1.0)
-            x0 = (x - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
-            x = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
+        ctrl = control if bool(self.cfg["control_inversion"]) else None
+        x, _ = ddim_invert(lambda x, t: self._eps(x, t, text, ctrl, 1.0), latents, ddim_from(self.base.scheduler.config),
+                           int(self.cfg["num_inversion_steps"]))
         return x
 
     # --- edit: shuffled-grid denoising --------------------------------------------------------------

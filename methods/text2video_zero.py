@@ -4,11 +4,26 @@ Text2Video-Zero edits a video with InstructPix2Pix in which every self-attention
 lets each frame attend to the keys and values of the FIRST frame (instead of its own), so every
 frame is edited "like frame 0" and appearance stays consistent. Frames are processed in chunks;
 each chunk is prefixed with frame 0 so that the anchor is present in every chunk (its duplicate
-output is dropped). As in the frame-wise baselines every frame gets the same seed, so frame 0 draws
-the same noise in every chunk and the anchor is recomputed identically.
+output is dropped).
+
+Noise (`noise` option):
+
+* `official` (default), as the official `Model.inference`: chunks are `[0] + frames[s:s+chunk_size-1]`
+  for s = 0, chunk_size-1, ... (so the first chunk holds frame 0 twice: the anchor and frame 0's
+  own output), and ONE generator, re-seeded with the seed before every chunk, draws the noise of
+  the whole chunk batch (initial latents and the Euler-ancestral step noise). Frames inside a chunk
+  get different noise; the anchor always gets the chunk's first draw, so it is recomputed
+  identically in every chunk; frame k of every chunk gets the same draw as frame k of the others.
+* `same`: every frame gets its own generator seeded identically (identical noise per frame, as the
+  frame-wise baselines); chunks `[0, 1..chunk_size-1], [0, ...]`, frame 0's output is the anchor's.
 
 Defaults follow the official `process_pix2pix`: 50 Euler-ancestral steps, image guidance 1.0,
-text guidance 7.5, chunks of 8 frames, resolution 512.
+text guidance 7.5, chunks of 8 frames, resolution 512. Built on diffusers'
+`StableDiffusionInstructPix2PixPipeline` with our own attention processor; diffusers' (deprecated)
+`TextToVideoZeroPipeline` is not used. Differences from the official code: the generator is a CPU
+generator (same noise on every device; the official one lives on the GPU), and frames are resized
+so that the SHORTER side is `resolution`, sides snapped to multiples of 8 (the official
+`utils.prepare_video` scales the LONGER side to `resolution` and snaps to multiples of 64).
 
 The attention processor is installed on the (shared, cached) UNet only for the duration of an edit
 and the previous processors are restored afterwards, so other methods using the same checkpoint in
@@ -23,7 +38,7 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 
 from bench.types import Video
-from methods.diffusion_common import frames_to_pil
+from methods.diffusion_common import cpu_generator, frames_to_pil
 from methods.ip2p import FramewiseInstructPix2Pix
 
 
@@ -121,6 +136,19 @@ def chunk_frame_ids(num_frames: int, chunk_size: int) -> list[list[int]]:
     return [[0] + rest[i : i + step] for i in range(0, len(rest), step)]
 
 
+def official_chunk_frame_ids(num_frames: int, chunk_size: int) -> list[list[int]]:
+    """The official Text2Video-Zero chunks: `[0] + range(s, e)` for s in 0, c-1, 2(c-1), ...
+
+    Element 0 of every chunk is the anchor (its output is dropped); elements 1.. are the frames the
+    chunk produces, so the first chunk is `[0, 0, 1, ..., c-2]`.
+    """
+    if num_frames < 1:
+        raise ValueError("need at least one frame")
+    step = max(1, int(chunk_size) - 1)
+    starts = list(range(0, num_frames, step))
+    return [[0] + list(range(s, starts[i + 1] if i + 1 < len(starts) else num_frames)) for i, s in enumerate(starts)]
+
+
 @contextmanager
 def cross_frame_attention(unet: Any, num_frames: int) -> Iterator[FirstFrameAttnProcessor]:
     """Install a FirstFrameAttnProcessor on every self-attention (attn1) layer; restore on exit."""
@@ -146,6 +174,7 @@ class Text2VideoZero(FramewiseInstructPix2Pix):
         "instruction_template": "{prompt}",
         "scheduler": "euler_ancestral",
         "chunk_size": 8,  # frames per pipeline call, anchor frame 0 included
+        "noise": "official",  # official: one generator re-seeded per chunk; same: identical noise per frame
     }
 
     def edit(
@@ -161,13 +190,25 @@ class Text2VideoZero(FramewiseInstructPix2Pix):
         import torch
 
         text = self.instruction(prompt)
+        mode = str(self.cfg["noise"])
+        if mode not in ("official", "same"):
+            from bench.errors import VidEditBenchError
+
+            raise VidEditBenchError(f"text2video-zero: option 'noise' must be 'official' or 'same', got {mode!r}")
         self.setup()
         images = frames_to_pil(video.frames, self._size_for(video))
         results: dict[int, np.ndarray] = {}
         with torch.inference_mode():
-            for ids in chunk_frame_ids(len(images), self.cfg["chunk_size"]):
-                with cross_frame_attention(self.pipe.unet, len(ids)):
-                    out = self._run([images[i] for i in ids], text)
-                for j, frame_id in enumerate(ids):
-                    results.setdefault(frame_id, out[j])  # frame 0 from the first chunk
+            if mode == "official":
+                for ids in official_chunk_frame_ids(len(images), self.cfg["chunk_size"]):
+                    with cross_frame_attention(self.pipe.unet, len(ids)):
+                        out = self._run([images[i] for i in ids], text, generator=cpu_generator(self.seed))
+                    for j, frame_id in enumerate(ids[1:], start=1):
+                        results[frame_id] = out[j]
+            else:
+                for ids in chunk_frame_ids(len(images), self.cfg["chunk_size"]):
+                    with cross_frame_attention(self.pipe.unet, len(ids)):
+                        out = self._run([images[i] for i in ids], text)
+                    for j, frame_id in enumerate(ids):
+                        results.setdefault(frame_id, out[j])  # frame 0 from the first chunk
         return self._finish(np.stack([results[i] for i in range(len(images))]), video)

@@ -49,6 +49,8 @@ def tiny_components(root: Path) -> dict[str, dict]:
         "controlnet-depth": {"weights": str(sd), "controlnet": str(cn), "depth_model": str(dpt), **steps},
         "rave": {"weights": str(sd), "controlnet": str(cn), "depth_model": str(dpt), **steps},
         "framewise-paint-by-example": {"weights": str(pbe), **steps},
+        "tokenflow": {"weights": str(sd), "num_inversion_steps": 2, "batch_size": 2, **steps},
+        "vidtome": {"weights": str(sd), "num_inversion_steps": 2, **steps},
     }
 
 

@@ -186,11 +186,11 @@ def test_text2video_zero_end_to_end(tiny, video):
 
 
 def test_text2video_zero_cross_frame_attention_is_in_effect(tiny, video):
-    """Against frame-wise InstructPix2Pix with the same seed, steps and guidance: frame 0 (which
-    attends to itself) is the same, the other frames differ; and every frame's output depends on
+    """With identical noise per frame (noise="same"), against frame-wise InstructPix2Pix with the same
+    seed, steps and guidance: frame 0 (which attends to itself) is the same, the other frames differ; and every frame's output depends on
     frame 0 but not on the other frames of its chunk."""
     common = dict(weights=tiny["ip2p"], image_guidance_scale=1.0, scheduler="euler_ancestral")
-    t2vz = make("text2video-zero", seed=1, chunk_size=T, **common)
+    t2vz = make("text2video-zero", seed=1, chunk_size=T, noise="same", **common)
     ip2p = make("framewise-ip2p", seed=1, batch_size=T, **common)
     prompt = "turn it into a painting"
     out_t = t2vz.edit(video, prompt=prompt)
@@ -215,6 +215,32 @@ def test_text2video_zero_cross_frame_attention_is_in_effect(tiny, video):
     out_cl = t2vz.edit(Video(changed_last), prompt=prompt)
     assert mean_abs(out_cl[1:T - 1], out_t[1:T - 1]) < SAME  # frames 1..T-2 only see frame 0
     assert mean_abs(out_cl[T - 1], out_t[T - 1]) > DIFFERENT
+
+
+def test_official_chunks_repeat_frame_0_and_cover_every_frame_once():
+    from methods.text2video_zero import official_chunk_frame_ids
+
+    assert official_chunk_frame_ids(1, 8) == [[0, 0]]
+    assert official_chunk_frame_ids(10, 4) == [[0, 0, 1, 2], [0, 3, 4, 5], [0, 6, 7, 8], [0, 9]]
+    chunks = official_chunk_frame_ids(24, 8)
+    assert all(c[0] == 0 and len(c) <= 8 for c in chunks)
+    assert sorted(i for c in chunks for i in c[1:]) == list(range(24))  # every frame produced exactly once
+
+
+def test_text2video_zero_official_noise_is_per_position_in_the_chunk(tiny, video):
+    """The official noise: one generator re-seeded before each chunk draws the chunk's noise. On a
+    clip of identical frames, frames at the same position of different chunks come out identical and
+    frames at different positions differ; with noise="same" every frame comes out identical."""
+    still = Video(np.repeat(video.frames[:1], 4, axis=0), fps=8.0)  # chunks [0,0,1], [0,2,3]
+    out = make("text2video-zero", seed=2, weights=tiny["ip2p"], chunk_size=3).edit(still, prompt="make it snowy")
+    assert make("text2video-zero", seed=2, weights=tiny["ip2p"]).cfg["noise"] == "official"  # the default
+    assert np.array_equal(out[0], out[2]) and np.array_equal(out[1], out[3])  # same slot, same draw
+    assert mean_abs(out[0], out[1]) > DIFFERENT  # different slots, different noise
+    same = make("text2video-zero", seed=2, weights=tiny["ip2p"], chunk_size=3, noise="same").edit(
+        still, prompt="make it snowy")
+    assert all(np.array_equal(same[0], same[t]) for t in range(1, 4))
+    with pytest.raises(VidEditBenchError, match="noise"):
+        make("text2video-zero", weights=tiny["ip2p"], noise="random").edit(still, prompt="x")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -285,6 +311,46 @@ def test_paint_by_example_keeps_pixels_outside_the_mask(tiny, video):
         m.edit(video, reference=reference, mask=None)
     with pytest.raises(NotApplicable, match="mask shape"):
         m.edit(video, reference=reference, mask=mask[:, :20])
+
+
+def test_paint_by_example_from_components_matches_the_reference_pipeline(tiny, video):
+    """Our component-built sampler (own exemplar encoder class, no deprecated pipeline) reproduces
+    diffusers' deprecated PaintByExamplePipeline on the same checkpoint, seed and settings."""
+    import diffusers
+    import torch
+
+    from methods.diffusion_common import frames_to_pil, image_to_pil, masks_to_pil, same_seed_generators
+
+    if not hasattr(diffusers, "PaintByExamplePipeline"):
+        pytest.skip("this diffusers no longer ships the reference PaintByExamplePipeline")
+    try:
+        from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
+    except ImportError:
+        from diffusers.pipelines.paint_by_example import PaintByExampleImageEncoder
+    from pathlib import Path
+
+    m = make("framewise-paint-by-example", seed=1, weights=tiny["pbe"], paste_back=False)
+    m.setup()
+    parts = m.pipe
+    root = Path(tiny["pbe"])
+    ref_encoder = PaintByExampleImageEncoder.from_pretrained(str(root / "image_encoder"), local_files_only=True).eval()
+    ref = diffusers.PaintByExamplePipeline(
+        vae=parts.vae, image_encoder=ref_encoder, unet=parts.unet,
+        scheduler=diffusers.PNDMScheduler.from_config(parts.scheduler_config), safety_checker=None,
+        feature_extractor=parts.feature_extractor, requires_safety_checker=False)
+    ref.set_progress_bar_config(disable=True)
+    mask = np.zeros((2, 48, 64), bool)
+    mask[:, 8:30, 10:40] = True
+    images = frames_to_pil(video.frames[:2], (48, 64))
+    masks = masks_to_pil(mask, (48, 64))
+    example = image_to_pil(np.full((40, 30, 3), (20, 200, 90), np.uint8))
+    with torch.inference_mode():
+        ours = m.inpaint(images, masks, example, same_seed_generators(1, 2))
+        theirs = ref(example_image=[example] * 2, image=images, mask_image=masks, num_inference_steps=STEPS,
+                     guidance_scale=5.0, generator=same_seed_generators(1, 2), output_type="np").images
+    assert ours.shape == theirs.shape == (2, 48, 64, 3)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert "PaintByExampleEncoder" == type(parts.image_encoder).__name__
 
 
 # ------------------------------------------------------------------------------------------------
