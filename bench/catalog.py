@@ -44,6 +44,8 @@ BUILTIN_METRICS: dict[str, str] = {
     "subject_consistency": "metrics.vbench:SubjectConsistency",
     "background_consistency": "metrics.vbench:BackgroundConsistency",
     "imaging_quality": "metrics.vbench:ImagingQuality",
+    # seed-paper metrics (issue 12)
+    "viclip": "metrics.viclip:ViClipTextAlignment",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

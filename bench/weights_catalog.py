@@ -46,6 +46,10 @@ for _spec in (
                "https://github.com/hmorimitsu/ptlflow/releases/download/weights1/raft-sintel-fb44381e.ckpt",
                filename="raft-sintel-fb44381e.ckpt", licence="BSD-3-Clause", used_by=("motion_alignment", "warp_error"),
                size_mb=21, notes="ptlflow's RAFT Sintel checkpoint (file name carries its sha256 prefix fb44381e)"),
+    WeightSpec("viclip-internvid-10m-flt", "hf-file", "OpenGVLab/ViCLIP", filename="ViClip-InternVid-10M-FLT.pth",
+               licence="MIT (gated: accept the terms on the model page, then `huggingface-cli login`)",
+               used_by=("viclip",), size_mb=1700,
+               notes="ViCLIP ViT-L/14 on InternVid-10M-FLT ({'model': state_dict}); the CLIP BPE vocabulary comes with open_clip"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),
