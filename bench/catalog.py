@@ -29,6 +29,7 @@ BUILTIN_METRICS: dict[str, str] = {
     "temporal_flickering": "metrics.flicker:TemporalFlickering",
     "bg_psnr": "metrics.background:BackgroundPSNR",
     "bg_ssim": "metrics.background:BackgroundSSIM",
+    "bg_mse": "metrics.background:BackgroundMSE",
     # model-based (issue 3)
     "clip_text": "metrics.clip:ClipTextAlignment",
     "clip_consistency": "metrics.clip:ClipConsistency",
@@ -46,6 +47,7 @@ BUILTIN_METRICS: dict[str, str] = {
     "imaging_quality": "metrics.vbench:ImagingQuality",
     # seed-paper metrics (issue 12)
     "viclip": "metrics.viclip:ViClipTextAlignment",
+    "lpips": "metrics.perceptual:LPIPSBackground",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

@@ -50,6 +50,13 @@ for _spec in (
                licence="MIT (gated: accept the terms on the model page, then `huggingface-cli login`)",
                used_by=("viclip",), size_mb=1700,
                notes="ViCLIP ViT-L/14 on InternVid-10M-FLT ({'model': state_dict}); the CLIP BPE vocabulary comes with open_clip"),
+    WeightSpec("alexnet-imagenet", "url", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+               filename="alexnet-owt-7be5be79.pth", licence="BSD-3-Clause (torchvision)", used_by=("lpips",),
+               size_mb=233, notes="torchvision ImageNet AlexNet (file name carries its sha256 prefix 7be5be79); "
+                                  "LPIPS' linear layers ship inside the lpips package"),
+    WeightSpec("vgg16-imagenet", "url", "https://download.pytorch.org/models/vgg16-397923af.pth",
+               filename="vgg16-397923af.pth", licence="BSD-3-Clause (torchvision)", used_by=("lpips",),
+               size_mb=528, notes="torchvision ImageNet VGG-16 for lpips@net=vgg (sha256 prefix 397923af)"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),
