@@ -48,6 +48,8 @@ BUILTIN_METRICS: dict[str, str] = {
     # seed-paper metrics (issue 12)
     "viclip": "metrics.viclip:ViClipTextAlignment",
     "lpips": "metrics.perceptual:LPIPSBackground",
+    "box_miou": "metrics.motion_control:BoxMIoU",
+    "centroid_distance": "metrics.motion_control:CentroidDistance",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

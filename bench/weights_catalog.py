@@ -57,6 +57,12 @@ for _spec in (
     WeightSpec("vgg16-imagenet", "url", "https://download.pytorch.org/models/vgg16-397923af.pth",
                filename="vgg16-397923af.pth", licence="BSD-3-Clause (torchvision)", used_by=("lpips",),
                size_mb=528, notes="torchvision ImageNet VGG-16 for lpips@net=vgg (sha256 prefix 397923af)"),
+    WeightSpec("grounding-dino-base", "hf", "IDEA-Research/grounding-dino-base", licence="Apache-2.0",
+               used_by=("box_miou", "centroid_distance"), size_mb=940, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("grounding-dino-tiny", "hf", "IDEA-Research/grounding-dino-tiny", licence="Apache-2.0",
+               used_by=("box_miou", "centroid_distance"), size_mb=700, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("owlv2-base", "hf", "google/owlv2-base-patch16-ensemble", licence="Apache-2.0",
+               used_by=("box_miou", "centroid_distance"), size_mb=630, allow_patterns=_HF_MODEL_FILES),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),
