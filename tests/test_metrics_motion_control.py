@@ -224,3 +224,50 @@ def test_run_stores_both_metrics_and_the_subject_fallback_note(tmp_path, tiny_gd
     assert set(ok.index) == {"box_miou", "centroid_distance"}
     assert 0.0 <= ok.loc["box_miou", "value"] <= 1.0 and 0.0 <= ok.loc["centroid_distance", "value"] <= 1.0
     assert all("subject 'red box' taken from the target prompt" in m for m in ok.message)
+
+
+def build_tiny_owlv2(path: Path) -> Path:
+    """A random OWLv2 (CLIP-style towers of 32 / 64 widths) with the real CLIP BPE tokenizer."""
+    import torch
+    from transformers import (AutoTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor,
+                              Owlv2Processor)
+
+    from tests.tiny_models import CLIP_VOCAB_SIZE, write_clip_tokenizer
+
+    write_clip_tokenizer(path)
+    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}),
+                               tokenizer=AutoTokenizer.from_pretrained(str(path)))
+    cfg = Owlv2Config(
+        text_config={"vocab_size": CLIP_VOCAB_SIZE, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 77},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 64, "patch_size": 16},
+        projection_dim=32)
+    torch.manual_seed(0)
+    Owlv2ForObjectDetection(cfg).eval().save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path
+
+
+@pytest.mark.slow  # writing the real CLIP BPE tokenizer takes several seconds
+def test_tiny_owlv2_boxes_are_scaled_to_the_padded_square_like_transformers(tmp_path):
+    import torch
+
+    from metrics.detection import load_detector
+    from metrics.motion_control import BoxMIoU
+
+    folder = build_tiny_owlv2(tmp_path / "owlv2-random")
+    det = load_detector(folder)
+    assert det.kind == "owlv2"
+    frames = _video(t=2)  # 48x64: OWLv2 pads to 64x64
+    best = det.best_boxes(frames, "a red square", threshold=0.0)
+    inputs = det.processor(images=list(frames), text=[["a red square"]] * 2, return_tensors="pt")
+    with torch.inference_mode():
+        out = det.model(**inputs)
+    ref = det.processor.post_process_grounded_object_detection(out, threshold=0.0, target_sizes=[(48, 64)] * 2)
+    for got, r in zip(best, ref):
+        i = int(torch.argmax(r["scores"]))
+        assert got == pytest.approx(tuple(float(v) for v in r["boxes"][i]), abs=1e-4)
+    track = np.array([[8, 10, 28, 30]] * 3, float)
+    value = BoxMIoU(detector=str(folder), threshold=0.0).compute(_item(_video(), boxes=track, subject="red square"))
+    assert 0.0 <= value["box_miou"] <= 1.0

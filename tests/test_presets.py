@@ -71,3 +71,22 @@ def test_presets_are_package_data():
     tomllib = pytest.importorskip("tomllib")
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "presets/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["bench"]
+
+
+def test_list_configs_does_not_import_torch():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from bench.cli import app\n"
+        "r = CliRunner().invoke(app, ['list', 'configs']); assert r.exit_code == 0, r.output\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print('OK')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr
