@@ -32,6 +32,7 @@ BUILTIN_METRICS: dict[str, str] = {
     "temporal_flickering": "metrics.flicker:TemporalFlickering",
     "bg_psnr": "metrics.background:BackgroundPSNR",
     "bg_ssim": "metrics.background:BackgroundSSIM",
+    "bg_mse": "metrics.background:BackgroundMSE",
     # model-based (issue 3)
     "clip_text": "metrics.clip:ClipTextAlignment",
     "clip_consistency": "metrics.clip:ClipConsistency",
@@ -51,6 +52,11 @@ BUILTIN_METRICS: dict[str, str] = {
     "vlm_judge": "metrics.vlm_judge:VlmJudge",
     "structure_distance": "metrics.structure:StructureDistance",
     "niqe": "metrics.niqe:NIQE",
+    # seed-paper metrics (issue 12)
+    "viclip": "metrics.viclip:ViClipTextAlignment",
+    "lpips": "metrics.perceptual:LPIPSBackground",
+    "box_miou": "metrics.motion_control:BoxMIoU",
+    "centroid_distance": "metrics.motion_control:CentroidDistance",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-list_app = typer.Typer(help="List registered methods, metrics, suites.", no_args_is_help=True)
+list_app = typer.Typer(help="List registered methods, metrics, suites, shipped configs.", no_args_is_help=True)
 suite_app = typer.Typer(help="Inspect and validate suites.", no_args_is_help=True)
 weights_app = typer.Typer(help="Model weights: list, download, verify.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
@@ -85,6 +85,10 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
         return {}
     import yaml
 
+    if not path.is_file():
+        from bench.presets import preset_path
+
+        path = preset_path(str(path)) or path  # a shipped preset name (videditbench list configs)
     if not path.is_file():
         _fail(f"config file {path} does not exist")
     data = yaml.safe_load(path.read_text()) or {}
@@ -384,6 +388,19 @@ def list_metrics(details: bool = typer.Option(False, "--details", help="Import e
     for n, text in notes:
         console.print(f"\n[bold]{n}[/bold]")
         console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@list_app.command("configs")
+def list_configs_cmd() -> None:
+    """Shipped run configs (`--config NAME`) reproducing the seed papers' tables."""
+    from bench.presets import list_presets
+
+    t = Table(title="configs")
+    t.add_column("name")
+    t.add_column("reproduces", overflow="fold")
+    for p in list_presets():
+        t.add_row(p.name, p.description)
+    console.print(t)
 
 
 @list_app.command("suites")

@@ -104,6 +104,10 @@ class Metric:
         """Per-sample value(s): {name: value, **extra_outputs}."""
         raise NotImplementedError
 
+    def row_note(self) -> str | None:
+        """A note stored with the ok row(s) of the last `compute` (e.g. a fallback it took), or None."""
+        return None
+
     def compute_set(self, items: Iterable[EvalItem]) -> dict[str, float]:
         """Set-level value(s) over all samples of one method (level == "set")."""
         raise NotImplementedError

@@ -479,7 +479,7 @@ class Runner:
             sample=sample, source=loaded.video, edited=Video(frames, fps=loaded.video.fps), prompt=sample.target_prompt,
             reference=loaded.reference, mask=loaded.mask, flow_gt=loaded.flow_gt,
             efficiency=Efficiency(row["preprocess_s"], row["generate_s"], row["peak_memory_mb"], row["memory_device"] or "cpu"),
-            source_key=loaded.source_key, method=row["method"], cache=self.cache,
+            source_key=loaded.source_key, method=row["method"], cache=self.cache, boxes=loaded.boxes,
         )
 
     @staticmethod
@@ -491,6 +491,8 @@ class Runner:
             has.add("reference")
         if sample.mask:
             has.add("mask")
+        if "boxes" in dict(sample.meta):
+            has.add("boxes")
         if sample.source.startswith("synthetic:") or dict(sample.meta).get("has_flow_gt"):
             has.add("flow_gt")
         if row.get("generate_s") is not None:
@@ -581,7 +583,7 @@ class Runner:
                 try:
                     values = metric.compute(self._eval_item(r, s))
                     rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "ok", values=values,
-                                            details=getattr(values, "details", None))
+                                            details=getattr(values, "details", None), message=metric.row_note())
                     self.summary.scores_done += 1
                 except NotApplicable as e:
                     rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=str(e))

@@ -93,6 +93,7 @@ class LoadedSample:
     reference: np.ndarray | None = None  # (h, w, 3) uint8
     flow_gt: np.ndarray | None = None  # (T-1, H, W, 2) float32, forward flow t -> t+1 in pixels (u, v)
     source_key: str = ""  # content hash of the preprocessed source frames
+    boxes: np.ndarray | None = None  # (T, 4) float target boxes [x0, y0, x1, y1] in frame pixels (manifest `boxes`)
 
 
 @dataclass
@@ -120,3 +121,4 @@ class EvalItem:
     source_key: str = ""
     method: str = ""
     cache: Any = None  # bench.cache.FeatureCache shared by all metrics of a run
+    boxes: np.ndarray | None = None  # (T, 4) target boxes in frame pixels, see LoadedSample.boxes

@@ -29,6 +29,8 @@ METRICS = ("clip_text", "clip_consistency", "dino_consistency", "clip_image", "d
            "pick_score", "dover", "motion_alignment", "motion_alignment@flow=dis", "warp_error",
            "warp_error@flow=dis", "warp_error@flow=gt", "fid", "temporal_flickering", "bg_psnr", "bg_ssim",
            "generation_time")
+# ViCLIP (tiny: head_dim 16; stride 1 keeps the 8 frames), LPIPS / bg_mse outside the mask, motion control
+METRICS += ("viclip@stride=1,head_dim=16", "lpips", "lpips@net=vgg", "bg_mse", "box_miou", "centroid_distance")
 
 
 def build_tiny_weights(root: Path) -> None:
@@ -53,8 +55,23 @@ def build_tiny_weights(root: Path) -> None:
     env["FID_INCEPTION"] = root / "fid.pth"
     torch.save(tiny_state_dict(), root / "dover.pth")
     env["DOVER"] = root / "dover.pth"
+    env.update(_tiny_viclip_lpips_detector(root))
     for name, path in env.items():
         os.environ[f"VIDEDITBENCH_WEIGHT_{name}"] = str(path)
+
+
+def _tiny_viclip_lpips_detector(root: Path) -> dict[str, Path]:
+    import torch
+    from test_metrics_lpips import _features_state_dict
+    from test_metrics_motion_control import build_tiny_grounding_dino
+    from test_metrics_viclip import _save_tiny_viclip
+
+    env = {"VICLIP_INTERNVID_10M_FLT": _save_tiny_viclip(root / "viclip" / "ViClip-InternVid-10M-FLT.pth")}
+    for net, name in (("alex", "ALEXNET_IMAGENET"), ("vgg", "VGG16_IMAGENET")):
+        torch.save(_features_state_dict(net), root / f"{net}.pth")
+        env[name] = root / f"{net}.pth"
+    env["GROUNDING_DINO_BASE"] = build_tiny_grounding_dino(root / "grounding-dino")
+    return env
 
 
 def main() -> None:
@@ -88,7 +105,9 @@ def main() -> None:
         print(f"{len(items)} edits of {n_sources} source videos, {args.num_frames} frames at {args.size}px; "
               f"medians of {args.repeats} repeats; setup (model load) excluded\n")
         print(f"{'metric':28s} {'ms/sample':>10s} {'ms/frame':>9s} {'no-cache ms/sample':>19s} {'cache speed-up':>15s}")
-        for spec in [m for m in args.metrics.split(",") if m] or METRICS:
+        from bench.cli import _split  # keeps name@k=v,k2=v2 together
+
+        for spec in _split([args.metrics]) or METRICS:
             name, opts = parse_metric_spec(spec)
             metric = REG.get(name)(device="cpu", batch_size=16, **opts)
             has = [it for it in items if not metric.applicable(runner._has(it.sample, {"generate_s": 1.0} if

@@ -32,6 +32,11 @@ A manifest::
             mask_type: fine         # fine | box | none (default: fine for texture_transfer,
                                     # box for object_modification, otherwise none)
             masks / mask_object / box / category: as for the video, for this edit only
+            subject: a red ball         # optional: the subject phrase a detector looks for (box_miou,
+                                        # centroid_distance); default: the target prompt's noun phrase
+            boxes: [[x0, y0, x1, y1], ...]  # optional: the target box of every frame in SOURCE pixels,
+                                        # one per source frame or one per sampled frame (like masks)
+        (subject / boxes may also be given on the video, for all its edits)
 
 Every error is a `ManifestError` naming the file, the entry (``videos[2] (id=bikes) edits[1]``)
 and the field, with a hint; unknown keys are errors (with a "did you mean").
@@ -59,6 +64,10 @@ VIDEO_KEYS = (
 )
 EDIT_KEYS = ("id", "edit_type", "target_prompt", "reference", "mask_type", "masks", "mask_object", "box", "category")
 MASK_TYPES = ("fine", "box", "none")
+# motion-control targets (DreamVideo-2 box_miou / centroid_distance), on a video or an edit
+MOTION_KEYS = ("subject", "boxes")
+VIDEO_KEYS += MOTION_KEYS
+EDIT_KEYS += MOTION_KEYS
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -73,6 +82,8 @@ class EditEntry:
     mask: str | None = None  # mask source spec: a path, "synthetic:<name>", or "box:x0,y0,x1,y1"
     mask_object: int | None = None
     category: str | None = None
+    subject: str | None = None
+    boxes: list[list[float]] | None = None  # per-frame target boxes [x0, y0, x1, y1] in source pixels
 
     @property
     def task(self) -> str:
@@ -93,6 +104,8 @@ class VideoEntry:
     start: int = 0
     fps: float | None = None
     edits: list[EditEntry] = field(default_factory=list)
+    subject: str | None = None
+    boxes: list[list[float]] | None = None
 
 
 @dataclass
@@ -221,6 +234,27 @@ class _Checker:
         return "box:" + ",".join(f"{float(x):g}" for x in b)
 
 
+def box_track(d: dict, chk: _Checker, entry: str) -> list[list[float]] | None:
+    """`boxes`: a non-empty list of per-frame rectangles [x0, y0, x1, y1] in source pixels."""
+    track = d.get("boxes")
+    if track is None:
+        return None
+    if not isinstance(track, list) or not track:
+        raise chk.err(entry, "boxes", f"expected a non-empty list of [x0, y0, x1, y1], got {_tname(track)}",
+                      "give one box per frame")
+    out = []
+    for i, b in enumerate(track):
+        if (not isinstance(b, (list, tuple)) or len(b) != 4
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in b)):
+            raise chk.err(entry, "boxes", f"frame {i}: expected [x0, y0, x1, y1] (4 numbers), got {b!r}")
+        x0, y0, x1, y1 = (float(x) for x in b)
+        if not (x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
+            raise chk.err(entry, "boxes", f"frame {i}: empty or negative rectangle {list(b)}",
+                          "need 0 <= x0 < x1 and 0 <= y0 < y1")
+        out.append([x0, y0, x1, y1])
+    return out
+
+
 def resolve_source(ref: str, chk: _Checker, entry: str) -> str:
     """`pkg:<package>/<file>`, `synthetic:<preset>`, or a path relative to the manifest."""
     if ref.startswith("synthetic:"):
@@ -343,8 +377,12 @@ def _edit(d: Any, idx: int, video: VideoEntry, video_masks: tuple[str | None, st
         # an explicit box wins; otherwise IVE-Benchmark's coarse mask: the per-frame bounding box of
         # the fine masks (computed after preprocessing, see Suite.load)
         mask = box_src if box_src is not None else fine_src
+    subject = chk.string(d, "subject", entry, allow_empty=False)
+    boxes = box_track(d, chk, entry)
     return EditEntry(id=eid, edit_type=et, label=entry, target_prompt=prompt, reference=ref_path, mask_type=mt,
-                     mask=mask, mask_object=obj, category=category)
+                     mask=mask, mask_object=obj, category=category,
+                     subject=subject if subject is not None else video.subject,
+                     boxes=boxes if boxes is not None else video.boxes)
 
 
 def _video(d: Any, idx: int, chk: _Checker) -> VideoEntry:
@@ -384,6 +422,7 @@ def _video(d: Any, idx: int, chk: _Checker) -> VideoEntry:
         stride=chk.integer(d, "stride", entry, minimum=1), max_stride=chk.integer(d, "max_stride", entry, minimum=1),
         start=chk.integer(d, "start", entry, minimum=0) or 0, fps=float(fps) if fps is not None else None,
     )
+    video.subject, video.boxes = chk.string(d, "subject", entry, allow_empty=False), box_track(d, chk, entry)
     v_masks = chk.path(chk.string(d, "masks", entry), entry, "masks") if d.get("masks") is not None else None
     v_box = chk.box(d, entry)
     v_obj = chk.integer(d, "mask_object", entry, minimum=1)

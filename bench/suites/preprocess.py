@@ -113,6 +113,16 @@ def resize_crop_masks(masks: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def resize_crop_boxes(boxes: np.ndarray, height: int, width: int, size: int) -> np.ndarray:
+    """(T,4) boxes [x0, y0, x1, y1] in pixels of a (height, width) frame -> the same boxes in the
+    frames' resize + centre crop (exact scaling, clipped to the crop; a box outside it becomes empty)."""
+    new_h, new_w, top, left = resize_geometry(height, width, size)
+    b = np.asarray(boxes, dtype=np.float64).copy()
+    b[:, [0, 2]] = b[:, [0, 2]] * (new_w / width) - left
+    b[:, [1, 3]] = b[:, [1, 3]] * (new_h / height) - top
+    return np.clip(b, 0.0, float(size))
+
+
 def resize_crop_flow(flow: np.ndarray, size: int) -> np.ndarray:
     """(T,H,W,2) float flow in pixels -> (T,size,size,2): resampled bilinearly, (u, v) scaled by the
     horizontal / vertical resize factors, then cropped like the frames."""

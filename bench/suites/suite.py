@@ -120,8 +120,9 @@ class Suite:
         mask = self._mask(sample, src) if sample.mask else None
         reference = read_image(sample.reference) if sample.reference else None
         flow = src.clip.flow if src.clip is not None else None
+        boxes = self._boxes(sample, src) if "boxes" in sample.meta_dict() else None
         return LoadedSample(sample=sample, video=src.video, mask=mask, reference=reference, flow_gt=flow,
-                            source_key=src.source_key)
+                            source_key=src.source_key, boxes=boxes)
 
     def loaded(self) -> Iterator[LoadedSample]:
         for s in self.samples:
@@ -163,6 +164,22 @@ class Suite:
         stride = idx[1] - idx[0] if len(idx) > 1 else 1
         video = Video(out, fps=float(meta.get("fps") or fps / stride), path=sample.source)
         return _Source(video, hash_array(out), n, src_hw, idx)
+
+    def _boxes(self, sample: Sample, src: _Source) -> np.ndarray:
+        """The manifest's per-frame boxes (source pixels) at the sampled frames, in preprocessed pixels."""
+        track = np.asarray(json.loads(sample.meta_dict()["boxes"]), dtype=np.float64)
+        where = f"{sample.uid}: manifest field 'boxes'"
+        if len(track) == src.n_frames:
+            track = track[src.indices]
+        elif len(track) != len(src.indices):
+            raise VideoReadError(where, f"has {len(track)} boxes but the video {sample.source} has {src.n_frames} "
+                                        f"frames ({len(src.indices)} sampled)",
+                                 "give one box per video frame (or one per sampled frame)")
+        h, w = src.src_hw
+        if (track[:, 2] > w + 0.5).any() or (track[:, 3] > h + 0.5).any():
+            raise VideoReadError(where, f"a box reaches beyond the video's {w}x{h} pixels",
+                                 "boxes are [x0, y0, x1, y1] in pixels of the source video")
+        return pp.resize_crop_boxes(track, h, w, self.preprocess.size)
 
     def _mask(self, sample: Sample, src: _Source) -> np.ndarray:
         meta = sample.meta_dict()
@@ -332,6 +349,10 @@ def build_suite(manifest: Manifest) -> Suite:
                 meta["synthetic_params"] = json.dumps(v.params, sort_keys=True)
             if e.mask_object is not None:
                 meta["mask_object"] = e.mask_object
+            if e.subject is not None:
+                meta["subject"] = e.subject
+            if e.boxes is not None:
+                meta["boxes"] = json.dumps(e.boxes)  # a string: Sample.meta stays hashable
             samples.append(
                 Sample(
                     suite=manifest.name,
