@@ -72,7 +72,7 @@ def create_study(run_dir: str | Path, name: str, design: StudyDesign) -> dict:
                 encode_folder(any_cand.source_dir, run_dir / rel, broken=True)
             else:
                 cand = by_sample[uid][method]
-                rel = media_root / f"edit-{cand.edit_key[:16]}.webm"
+                rel = media_root / f"edit-{_short(cand.edit_key)}.webm"
                 encode_folder(cand.output_dir, run_dir / rel)
             return rel.as_posix()
 

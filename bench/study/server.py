@@ -15,6 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
 from bench.study.pages import RATER_JS, message_page, rater_page
 from bench.study.storage import StudyError, StudyStore
 
@@ -32,24 +37,20 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+class Vote(BaseModel):
+    """One rater's answers to one pair: {question id: left | right | tie}."""
+
+    model_config = ConfigDict(extra="forbid")
+    pair_id: str = Field(pattern=PAIR_RE)
+    answers: dict[str, str] = Field(max_length=32)
+
+
 def create_app(run_dir: str | Path, study: str):
     """The ASGI app serving study `study` of the run in `run_dir`."""
-    from typing import Dict
-
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-    from pydantic import BaseModel, ConfigDict, Field
-
     run_dir = Path(run_dir).resolve()
     with StudyStore(run_dir, create=False) as s:
         info = s.study(study)
     questions: dict[str, str] = info["config"]["questions"]
-
-    class Vote(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        pair_id: str = Field(pattern=PAIR_RE)
-        answers: Dict[str, str] = Field(max_length=32)
 
     app = FastAPI(title=f"VidEditBench study {study}", docs_url=None, redoc_url=None, openapi_url=None)
 
