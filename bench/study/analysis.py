@@ -4,8 +4,7 @@ and for each automatic metric in the store its agreement with people.
 
 Model (Davidson): with strengths pi_i = exp(theta_i) and tie parameter nu,
     P(i beats j) = pi_i / D,  P(tie) = nu * sqrt(pi_i pi_j) / D,  D = pi_i + pi_j + nu sqrt(pi_i pi_j).
-"Not sure" answers are the ties. Fitted by the MM-type fixed-point iteration of the likelihood
-equations (converges to the maximum-likelihood fit; checked against a direct optimiser), with a weak symmetric prior (`prior` virtual wins each way for every pair of
+"Not sure" answers are the ties. Fitted by Newton's method on the (concave) log-likelihood, with a weak symmetric prior (`prior` virtual wins each way for every pair of
 methods) so that a method that won every vote still gets a finite strength. theta is centred to mean 0.
 Attention-check pairs never enter the fit; raters who failed them are excluded (and listed).
 """
@@ -30,38 +29,69 @@ class BTFit:
     iterations: int
 
 
-def fit_davidson(wins: np.ndarray, ties: np.ndarray, *, prior: float = 0.1, max_iter: int = 5000,
-                 tol: float = 1e-9) -> tuple[np.ndarray, float, int]:
-    """wins[i, j] = times i beat j; ties[i, j] = ties[j, i] = ties between i and j. Returns (theta, nu, iters)."""
+def fit_davidson(wins: np.ndarray, ties: np.ndarray, *, prior: float = 0.1, max_iter: int = 100,
+                 tol: float = 1e-10) -> tuple[np.ndarray, float, int]:
+    """wins[i, j] = times i beat j; ties[i, j] = ties[j, i] = ties between i and j. Returns (theta, nu, iters).
+
+    Newton's method with step halving on x = (theta_1..theta_{K-1}, log nu), theta_0 = 0 (centred at the
+    end). Each pair's three outcomes have logits theta_i, theta_j, log nu + (theta_i + theta_j)/2, so the
+    log-likelihood is linear minus log-sum-exp of linear terms: concave, and Newton converges in a few steps."""
     wins = np.asarray(wins, dtype=float)
     ties = np.asarray(ties, dtype=float)
     k = wins.shape[0]
-    compared = (wins + wins.T + ties) > 0
-    w = wins + prior * compared
-    n = w + w.T + ties  # comparisons per pair (incl. prior)
-    np.fill_diagonal(n, 0.0)
-    score = w.sum(1) + 0.5 * ties.sum(1)  # wins + half of the ties of each method
-    total_ties = ties[np.triu_indices(k, 1)].sum()
-    pi = np.ones(k)
-    nu = 0.5 if total_ties > 0 else 0.0
+    iu, ju = np.triu_indices(k, 1)
+    compared = (wins + wins.T + ties)[iu, ju] > 0
+    iu, ju = iu[compared], ju[compared]
+    counts = np.stack([wins[iu, ju] + prior, wins[ju, iu] + prior, ties[iu, ju]], 1)  # (P, 3): i wins, j wins, tie
+    with_ties = counts[:, 2].sum() > 0
+    if not with_ties:
+        counts = counts[:, :2]
+    n_out = counts.shape[1]
+    dim = k + 1  # theta_0..theta_{K-1}, log nu
+    design = np.zeros((len(iu), n_out, dim))  # outcome -> parameter loadings of its logit
+    rows = np.arange(len(iu))
+    design[rows, 0, iu] = 1.0
+    design[rows, 1, ju] = 1.0
+    if with_ties:
+        design[rows, 2, iu] = 0.5
+        design[rows, 2, ju] = 0.5
+        design[rows, 2, k] = 1.0
+    free = np.r_[np.arange(1, k), [k]] if with_ties else np.arange(1, k)
+    design = design[:, :, free]
+    n = counts.sum(1)
+
+    def loglik(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        z = design @ x  # (P, O)
+        zmax = z.max(1, keepdims=True)
+        lse = (zmax[:, 0] + np.log(np.exp(z - zmax).sum(1)))
+        p = np.exp(z - lse[:, None])
+        ll = float((counts * z).sum() - (n * lse).sum())
+        mean = np.einsum("po,pod->pd", p, design)
+        grad = np.einsum("po,pod->d", counts, design) - (n[:, None] * mean).sum(0)
+        second = np.einsum("po,pod,poe->pde", p, design, design)
+        hess = -(n[:, None, None] * (second - np.einsum("pd,pe->pde", mean, mean))).sum(0)
+        return ll, grad, hess
+
+    x = np.zeros(len(free))
+    if with_ties:
+        x[-1] = np.log(0.5)
+    ll, grad, hess = loglik(x)
     it = 0
     for it in range(1, max_iter + 1):
-        sq = np.sqrt(np.outer(pi, pi))
-        d = pi[:, None] + pi[None, :] + nu * sq
-        ratio = np.sqrt(pi[None, :] / pi[:, None])
-        denom = (n * (1.0 + 0.5 * nu * ratio) / d).sum(1)
-        new = np.where(denom > 0, score / np.maximum(denom, 1e-300), pi)
-        new = np.maximum(new, 1e-12)
-        new /= np.exp(np.log(new).mean())
-        if total_ties > 0:
-            sq = np.sqrt(np.outer(new, new))
-            d = new[:, None] + new[None, :] + nu * sq
-            nu = float(total_ties / np.maximum((np.triu(n, 1) * sq / d).sum(), 1e-300))
-        delta = np.max(np.abs(np.log(new) - np.log(pi)))
-        pi = new
-        if delta < tol:
+        step = np.linalg.solve(hess - 1e-9 * np.eye(len(x)), -grad)
+        t = 1.0
+        while True:
+            x_new = x + t * step
+            ll_new, g_new, h_new = loglik(x_new)
+            if ll_new >= ll - 1e-12 or t < 1e-6:
+                break
+            t *= 0.5
+        converged = abs(ll_new - ll) < tol * max(1.0, abs(ll)) and np.max(np.abs(t * step)) < 1e-7
+        x, ll, grad, hess = x_new, ll_new, g_new, h_new
+        if converged:
             break
-    theta = np.log(pi)
+    theta = np.r_[0.0, x[: k - 1]]
+    nu = float(np.exp(x[-1])) if with_ties else 0.0
     return theta - theta.mean(), nu, it
 
 

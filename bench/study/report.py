@@ -68,10 +68,15 @@ EXPLAIN = ("Bradley–Terry strengths with ties (Davidson; “not sure” = tie)
            "Attention-check pairs (source vs a broken clip) are not counted.")
 
 
+NO_VOTES = "No votes yet: share the rater links (`videditbench study links NAME`) and serve the study."
+
+
 def render_html(res: StudyResults) -> str:
     parts = [f"<h3>Study {e(res.name)}</h3>", f"<p class='note'>{e(_summary(res))}. {e(EXPLAIN)}</p>"]
     for note in res.notes:
         parts.append(f"<div class='alert'>{e(note)}</div>")
+    if not res.n_votes:
+        return "\n".join(parts + [f"<p class='note'>{e(NO_VOTES)}</p>"])
     for q in res.questions:
         a = _f(q.alpha) if q.alpha is not None else "– (no pair rated twice)"
         parts.append(f"<h3>{e(q.text)}</h3><p class='note'>{q.n_votes} votes ({q.n_ties} not sure) from "
@@ -88,6 +93,8 @@ def render_html(res: StudyResults) -> str:
 def render_markdown(res: StudyResults) -> str:
     out = [f"## Human study: {res.name}", "", _summary(res) + ".", "", EXPLAIN, ""]
     out += [f"> {n}" for n in res.notes] + ([""] if res.notes else [])
+    if not res.n_votes:
+        return "\n".join(out + [NO_VOTES, ""])
     for q in res.questions:
         a = _f(q.alpha) if q.alpha is not None else "– (no pair rated twice)"
         out += [f"### {q.text}", "", f"{q.n_votes} votes ({q.n_ties} not sure), {q.n_raters} rater(s), "

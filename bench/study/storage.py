@@ -135,7 +135,7 @@ class StudyStore:
         with self._tx() as c:
             if c.execute("SELECT 1 FROM studies WHERE name = ?", (name,)).fetchone():
                 raise StudyError(f"a study named {name!r} already exists in {self.path}; choose another --name")
-            c.execute("INSERT INTO studies VALUES (?,?,?)", (name, json.dumps(config, sort_keys=True), now))
+            c.execute("INSERT INTO studies VALUES (?,?,?)", (name, json.dumps(config), now))  # keeps question order
             marks = ",".join("?" for _ in PAIR_COLUMNS)
             for i, (token, pairs) in enumerate(raters):
                 c.execute("INSERT INTO study_raters VALUES (?,?,?,?)", (token, name, f"rater{i + 1}", now))
