@@ -29,6 +29,13 @@ def _get(url: str) -> tuple[int, bytes, dict]:
         return e.code, e.read(), dict(e.headers)
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _post(url: str, body) -> tuple[int, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
@@ -183,3 +190,45 @@ def test_report_without_a_study_is_unchanged(tmp_path):
 
     tables = {r[0] for r in sqlite3.connect(run / "results.sqlite").execute("SELECT name FROM sqlite_master")}
     assert "studies" not in tables  # reading for the report never adds tables
+
+
+def test_serve_command_binds_loopback_and_a_kill_loses_no_acknowledged_vote(tmp_path):
+    """`videditbench study serve` in its own process; after the vote is acknowledged the server is
+    killed with SIGKILL, and the vote is in the store."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bench.study.server import bind
+
+    run = make_study_run(tmp_path)
+    info = create_study(run, "durable", StudyDesign(methods=[], pairs_per_rater=2, raters=1, attention_checks=0))
+    token = info["raters"][0][1]
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.cli", "study", "serve", "durable", "--results-dir",
+                             str(run.parent), "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        t0 = time.monotonic()
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() - t0 < 30, "server did not start"
+            time.sleep(0.1)
+        assert _get(url + "/")[0] == 403
+        with StudyStore(run) as s:
+            pid = s.pairs(token)[0]["pair_id"]
+        answers = {q: "right" for q in StudyDesign(methods=[]).questions}
+        status, state = _post(f"{url}/api/r/{token}/vote", {"pair_id": pid, "answers": answers})
+        assert status == 200 and state["done"] == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out = proc.communicate(timeout=10)[0]
+    assert f"http://127.0.0.1:{port}/r/{token}" in out  # the links were printed
+    with StudyStore(run) as s:
+        assert s.votes_of(token) == {pid: answers}
