@@ -26,8 +26,9 @@ RATER_PAGE = """<!DOCTYPE html>
   .prompt .label { color: #57606a; font-size: 13px; margin-right: 6px; }
   .clips { display: flex; gap: 14px; flex-wrap: wrap; align-items: flex-start; }
   figure { margin: 0; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px; }
-  figure video, figure img { width: 360px; height: auto; display: block; background: #000; border-radius: 4px; image-rendering: pixelated; }
-  figure img { background: #eee; }
+  figure video { width: 300px; height: auto; display: block; background: #000; border-radius: 4px; image-rendering: pixelated; }
+  figure img { width: 180px; height: auto; display: block; background: #eee; border-radius: 4px; }
+  figure.edit { border-color: #54aeff; }
   figcaption { text-align: center; font-weight: 600; margin-top: 6px; }
   .questions { margin-top: 16px; background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 14px; }
   .q { padding: 8px 0; border-bottom: 1px solid #eaeef2; }
@@ -53,8 +54,8 @@ RATER_PAGE = """<!DOCTYPE html>
     <div class="clips">
       <figure><video id="v-source" muted playsinline preload="auto"></video><figcaption>Source</figcaption></figure>
       <figure id="ref-fig" hidden><img id="reference" alt="reference image"><figcaption>Reference image</figcaption></figure>
-      <figure><video id="v-left" muted playsinline preload="auto"></video><figcaption>Left edit</figcaption></figure>
-      <figure><video id="v-right" muted playsinline preload="auto"></video><figcaption>Right edit</figcaption></figure>
+      <figure class="edit"><video id="v-left" muted playsinline preload="auto"></video><figcaption>Left edit</figcaption></figure>
+      <figure class="edit"><video id="v-right" muted playsinline preload="auto"></video><figcaption>Right edit</figcaption></figure>
     </div>
     <form class="questions" id="questions"></form>
     <div class="actions"><button id="submit" type="button" disabled>Submit and next</button>
@@ -167,7 +168,7 @@ async function load() {
   if (!r.ok) { setStatus("This link is not valid (" + r.status + ").", true); return; }
   const state = await r.json();
   questions = state.questions;
-  document.getElementById("title").textContent = state.study;
+  document.getElementById("title").textContent = "Study " + state.study;
   show(state);
 }
 
