@@ -2,7 +2,9 @@
 
 Stored edits are lossless PNG frame folders, which a browser cannot play as a video. Each shown clip
 is encoded once, at study creation, as VP9 in WebM (PyAV/libvpx): an open codec that every Chromium
-build plays, including Debian's. Clips are for looking at only, never for scoring.
+build plays, also those built without proprietary codecs (Debian's chromium 156 plays VP8, VP9, H.264
+and AV1; the browser test checks that the clips decode and advance). Clips are for looking at only,
+never for scoring.
 """
 
 from __future__ import annotations
