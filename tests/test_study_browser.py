@@ -91,6 +91,10 @@ def test_rater_takes_the_study_in_a_real_browser(tmp_path, driver):
         _wait(lambda: all(t > a + 0.2 for t, a in zip(driver.execute_script(times), t0)), what="videos to play")
         states = driver.execute_script("return [...document.querySelectorAll('video')].map(v => [v.readyState, v.videoWidth, v.loop, v.paused])")
         assert all(rs >= 2 and w == 64 and loop and not paused for rs, w, loop, paused in states), states
+        # the clips are 1 s long (8 frames at 8 fps): after 1.5 s they have looped, and they stay in step
+        time.sleep(1.5)
+        now = driver.execute_script(times)
+        assert all(0 <= t <= 1.05 for t in now) and max(now) - min(now) < 0.35, now
         answered: list[tuple[str, dict[str, str]]] = []
         questions = list(StudyDesign(methods=[]).questions)
         for k in range(len(pairs)):
@@ -106,6 +110,13 @@ def test_rater_takes_the_study_in_a_real_browser(tmp_path, driver):
                 driver.find_element(By.ID, f"q-{q}-{c}").click()
             driver.find_element(By.ID, "submit").click()
             answered.append((pid, choice))
+            if k == 0:  # stop and come back: the link resumes at the first unanswered pair
+                _wait(lambda: driver.find_element(By.ID, "progress-text").text.startswith("1 /"), what="the vote")
+                driver.get(f"{url}/r/{token}")
+                _wait(lambda: driver.execute_script("return document.body.dataset.pair") not in (None, pid),
+                      what="the resumed pair")
+                assert driver.find_element(By.ID, "progress-text").text == f"1 / {len(pairs)} pairs done"
+                continue
             _wait(lambda: driver.execute_script("return document.body.dataset.pair") != pid
                   or driver.find_element(By.ID, "finished").is_displayed(),
                   what=f"the next pair after {k} (page says: {driver.find_element(By.ID, 'status').text!r})")

@@ -142,7 +142,7 @@ def results_cmd(
     """Per question: Bradley–Terry ranking with CIs, win rates, agreement, and which metrics agree with people."""
     from bench.study.analysis import analyse_store
     from bench.study.export import export_votes
-    from bench.study.report import _f, render_markdown
+    from bench.study.report import NO_VOTES, _f, render_markdown
 
     run_dir, study = _locate(name, results_dir)
     if not 0.5 <= level < 1:
@@ -155,7 +155,7 @@ def results_cmd(
     console.print(f"study {study}: {res.n_votes} votes from {res.n_raters} rater(s)")
     for note in res.notes:
         console.print(f"[yellow]{note}[/]")
-    for q in res.questions:
+    for q in res.questions if res.n_votes else []:
         t = Table(title=f"{q.text}  (α = {_f(q.alpha)})")
         for c in ("rank", "method", "θ", f"{int(level * 100)}% CI"):
             t.add_column(c)
@@ -169,5 +169,7 @@ def results_cmd(
             for a in q.metrics:
                 m.add_row(a.metric, _f(a.tau), f"[{_f(a.tau_low)}, {_f(a.tau_high)}]", _f(a.pair_agreement), str(a.pair_n))
             console.print(m)
+    if not res.n_votes:
+        console.print(NO_VOTES)
     for kind, p in {**paths, "md": md}.items():
         console.print(f"{kind}: {p}")
