@@ -12,11 +12,10 @@ import json
 import secrets
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
+from bench.store import ResultStore
 from bench.study.design import CHOICES
 
 STUDY_SCHEMA = """
@@ -95,38 +94,18 @@ def store_path(run_dir: str | Path) -> Path:
     return p if p.suffix == ".sqlite" else p / "results.sqlite"
 
 
-class StudyStore:
-    """The study tables of one run's store. One connection per instance (the server opens one per request)."""
+class StudyStore(ResultStore):
+    """The run's store with its study tables (added if missing). The result-store connection and its
+    transactions are reused; `synchronous=FULL` so an acknowledged vote survives a machine crash too."""
 
     def __init__(self, run_dir: str | Path, create: bool = True):
         path = store_path(run_dir)
         if not path.is_file() and not create:
             raise StudyError(f"{path} does not exist: give a run folder made by `videditbench run`")
-        self.path = path
+        super().__init__(path)
         self.run_dir = path.parent
-        self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(STUDY_SCHEMA)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> "StudyStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
 
     # --- writes --------------------------------------------------------------------------------------
     def create_study(self, name: str, config: dict, raters: list[tuple[str, list[PairRow]]]) -> None:
@@ -217,7 +196,7 @@ class StudyStore:
         """
         return pd.read_sql_query(q, self.conn, params=(name,))
 
-    def counts(self, name: str) -> dict[str, int]:
+    def study_counts(self, name: str) -> dict[str, int]:
         pairs = self.conn.execute("SELECT COUNT(*) FROM study_pairs WHERE study = ?", (name,)).fetchone()[0]
         votes = self.conn.execute("SELECT COUNT(*) FROM study_votes v JOIN study_pairs p ON v.pair_id = p.pair_id "
                                   "WHERE p.study = ?", (name,)).fetchone()[0]
