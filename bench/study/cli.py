@@ -69,6 +69,7 @@ def create(
     raters: int = typer.Option(3, "--raters", help="Number of rater links to make."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Fixed-baseline mode: every pair is this method vs another."),
     attention_checks: int = typer.Option(2, "--attention-checks", help="Attention-check pairs per rater (source vs a broken clip)."),
+    shared_pairs: int = typer.Option(4, "--shared-pairs", help="Of those, pairs every rater judges (for inter-rater agreement)."),
     question: Optional[list[str]] = typer.Option(None, "--question", help="ID=TEXT, repeatable; replaces the three default questions."),
     seed: int = typer.Option(0, "--seed", help="Seed of the pair draw and the left/right order."),
     base_url: str = typer.Option(DEFAULT_URL, "--base-url", help="Server address used in the printed links."),
@@ -80,7 +81,7 @@ def create(
 
     design = StudyDesign(methods=_names(methods), questions=_questions(question) or dict(DEFAULT_QUESTIONS),
                          pairs_per_rater=pairs_per_rater, raters=raters, baseline=baseline,
-                         attention_checks=attention_checks, seed=seed)
+                         attention_checks=attention_checks, shared_pairs=shared_pairs, seed=seed)
     try:
         info = create_study(run_dir, name, design)
     except (StudyError, DesignError) as e:

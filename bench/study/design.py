@@ -1,7 +1,9 @@
 """Which pairs each rater sees: drawn uniformly at random (never adaptively: adaptive pairing biases
 the Bradley–Terry fit), left/right randomised per pair, an optional fixed baseline (every pair is
 baseline vs another method, as LOVEU-TGVE ran it), and attention checks (source vs a visibly broken
-copy of it) at random positions. Everything is a function of the seed.
+copy of it) at random positions. A few "shared" pairs, drawn the same way, go to every rater (each
+with its own left/right order) so that inter-rater agreement can be measured. Everything is a
+function of the seed.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class StudyDesign:
     raters: int = 3
     baseline: str | None = None
     attention_checks: int = 2
+    shared_pairs: int = 4  # pairs every rater judges (own left/right order): what inter-rater agreement needs
     seed: int = 0
 
 
@@ -104,8 +107,10 @@ def draw_pairs(pool: list[tuple[str, str, str]], n: int, rng: np.random.Generato
 
 
 def plan_rater(pool: list[tuple[str, str, str]], by_sample: dict[str, dict[str, Candidate]], design: StudyDesign,
-               rng: np.random.Generator) -> list[PlannedPair]:
-    drawn = draw_pairs(pool, design.pairs_per_rater, rng)
+               rng: np.random.Generator, shared: list[tuple[str, str, str]] = ()) -> list[PlannedPair]:
+    own = [p for p in pool if p not in set(shared)] or pool
+    drawn = list(shared) + draw_pairs(own, design.pairs_per_rater - len(shared), rng)
+    drawn = [drawn[i] for i in rng.permutation(len(drawn))]
     items: list[tuple[str, str, str, str]] = []  # (kind, uid, left, right)
     for uid, a, b in drawn:
         left, right = (a, b) if rng.random() < 0.5 else (b, a)
@@ -141,5 +146,8 @@ def plan_study(by_sample: dict[str, dict[str, Candidate]], design: StudyDesign) 
     if not pool:
         raise DesignError("no sample has finished edits of two of the chosen methods "
                           f"(methods with edits: {', '.join(present) or '(none)'}); a study needs at least two methods")
+    if design.shared_pairs < 0:
+        raise DesignError("--shared-pairs must be 0 or more")
     rng = np.random.default_rng(design.seed)
-    return [plan_rater(pool, by_sample, design, rng) for _ in range(design.raters)]
+    shared = draw_pairs(pool, min(design.shared_pairs, design.pairs_per_rater, len(pool)), rng) if design.raters > 1 else []
+    return [plan_rater(pool, by_sample, design, rng, shared) for _ in range(design.raters)]
