@@ -166,7 +166,8 @@ def test_cli_create_results_export_and_report(tmp_path):
     md = (out / "results.md").read_text()
     assert md.index("follows the instruction") < md.index("temporally consistent") < md.index("preserves the source")
     assert "| 1 | gamma |" in md and "| 2 | beta |" in md
-    assert md.count("Krippendorff's α = 1.00") == 3  # shared pairs, raters who all agree
+    # shared pairs were rated by all three raters; alpha is undefined when every answer is the same
+    assert md.count("Krippendorff's α = – (undefined: every answer the same)") == 3
     assert len((out / "votes.csv").read_text().splitlines()) == 1 + 3 * 8 * 3  # header + raters×pairs×questions
     rec = [json.loads(x) for x in (out / "votes.jsonl").read_text().splitlines()]
     assert len(rec) == 72 and {x["choice"] for x in rec} <= {"left", "right"}

@@ -143,7 +143,7 @@ def results_cmd(
     """Per question: Bradley–Terry ranking with CIs, win rates, agreement, and which metrics agree with people."""
     from bench.study.analysis import analyse_store
     from bench.study.export import export_votes
-    from bench.study.report import NO_VOTES, _f, render_markdown
+    from bench.study.report import NO_VOTES, _alpha, _f, render_markdown
 
     run_dir, study = _locate(name, results_dir)
     if not 0.5 <= level < 1:
@@ -157,7 +157,7 @@ def results_cmd(
     for note in res.notes:
         console.print(f"[yellow]{note}[/]")
     for q in res.questions if res.n_votes else []:
-        t = Table(title=f"{q.text}  (α = {_f(q.alpha)})")
+        t = Table(title=f"{q.text}  (Krippendorff α = {_alpha(q)})")
         for c in ("rank", "method", "θ", f"{int(level * 100)}% CI"):
             t.add_column(c)
         for i, row in q.ranking().iterrows():

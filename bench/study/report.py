@@ -55,6 +55,12 @@ def _win_rows(q: QuestionResult) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def _alpha(q: QuestionResult) -> str:
+    if q.alpha is not None:
+        return f"{q.alpha:.2f} over {q.alpha_units} pair(s) rated more than once"
+    return "– (no pair rated twice)" if q.alpha_units == 0 else "– (undefined: every answer the same)"
+
+
 def _summary(res: StudyResults) -> str:
     return (f"{res.n_votes} votes · {res.n_raters} rater(s) · {len(res.questions)} question(s) · "
             f"{int(res.level * 100)}% bootstrap CIs over raters")
@@ -78,7 +84,7 @@ def render_html(res: StudyResults) -> str:
     if not res.n_votes:
         return "\n".join(parts + [f"<p class='note'>{e(NO_VOTES)}</p>"])
     for q in res.questions:
-        a = _f(q.alpha) if q.alpha is not None else "– (no pair rated twice)"
+        a = _alpha(q)
         parts.append(f"<h3>{e(q.text)}</h3><p class='note'>{q.n_votes} votes ({q.n_ties} not sure) from "
                      f"{q.n_raters} rater(s); tie parameter ν = {_f(q.nu)}; Krippendorff’s α = {e(a)}</p>")
         parts.append("<div class='row'><div class='scroll'>" + _html_table(RANK_HEADERS, _ranking_rows(q), 2)
@@ -96,7 +102,7 @@ def render_markdown(res: StudyResults) -> str:
     if not res.n_votes:
         return "\n".join(out + [NO_VOTES, ""])
     for q in res.questions:
-        a = _f(q.alpha) if q.alpha is not None else "– (no pair rated twice)"
+        a = _alpha(q)
         out += [f"### {q.text}", "", f"{q.n_votes} votes ({q.n_ties} not sure), {q.n_raters} rater(s), "
                 f"ν = {_f(q.nu)}, Krippendorff's α = {a}", "", _md_table(RANK_HEADERS, _ranking_rows(q)), "",
                 _md_table(*_win_rows(q)), ""]
