@@ -7,6 +7,9 @@ Model (Davidson): with strengths pi_i = exp(theta_i) and tie parameter nu,
 "Not sure" answers are the ties. Fitted by Newton's method on the (concave) log-likelihood, with a weak symmetric prior (`prior` virtual wins each way for every pair of
 methods) so that a method that won every vote still gets a finite strength. theta is centred to mean 0.
 Attention-check pairs never enter the fit; raters who failed them are excluded (and listed).
+Intervals are percentile bootstrap over raters (whole raters resampled, so their votes stay together);
+with few raters they run slightly narrow: over 100 simulated studies of 20 raters × 25 votes a stated
+90% covered the true strengths 85% of the time (95%: 91%).
 """
 
 from __future__ import annotations

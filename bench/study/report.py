@@ -25,9 +25,15 @@ def _ranking_rows(q: QuestionResult) -> list[list[str]]:
             enumerate(zip(r["method"], r["theta"], r["low"], r["high"]))]
 
 
+def _uncomparable(q: QuestionResult) -> list[str]:
+    """Metrics with no value to compare (e.g. scored for one method only)."""
+    return [m.metric for m in q.metrics if m.tau is None and m.pair_n == 0]
+
+
 def _metric_rows(q: QuestionResult) -> list[list[str]]:
     rows = []
-    for m in sorted(q.metrics, key=lambda m: -(m.tau if m.tau is not None else -9)):
+    skip = set(_uncomparable(q))
+    for m in sorted((m for m in q.metrics if m.metric not in skip), key=lambda m: -(m.tau if m.tau is not None else -9)):
         ci = f"[{_f(m.tau_low)}, {_f(m.tau_high)}]" if m.tau_low is not None else "–"
         rows.append([m.metric + (" ↑" if m.higher_is_better else " ↓"), _f(m.tau), ci,
                      _f(m.pair_agreement), str(m.pair_n)])
@@ -82,16 +88,19 @@ def render_html(res: StudyResults) -> str:
     for note in res.notes:
         parts.append(f"<div class='alert'>{e(note)}</div>")
     if not res.n_votes:
-        return "\n".join(parts + [f"<p class='note'>{e(NO_VOTES)}</p>"])
+        return "\n".join(parts + [f"<p class='note'>{e(NO_VOTES.replace('`', ''))}</p>"])
     for q in res.questions:
         a = _alpha(q)
         parts.append(f"<h3>{e(q.text)}</h3><p class='note'>{q.n_votes} votes ({q.n_ties} not sure) from "
                      f"{q.n_raters} rater(s); tie parameter ν = {_f(q.nu)}; Krippendorff’s α = {e(a)}</p>")
         parts.append("<div class='row'><div class='scroll'>" + _html_table(RANK_HEADERS, _ranking_rows(q), 2)
                      + "</div><div class='scroll'>" + _html_table(*_win_rows(q)) + "</div></div>")
-        if q.metrics:
+        if _metric_rows(q):
             parts.append("<div class='scroll'>" + _html_table(METRIC_HEADERS, _metric_rows(q)) + "</div>")
-        else:
+        if _uncomparable(q):
+            parts.append(f"<p class='note'>Not comparable (values for fewer than two of the shown edits): "
+                         f"{e(', '.join(_uncomparable(q)))}</p>")
+        if not q.metrics:
             parts.append("<p class='note'>No sample-level metric values in the store to compare with.</p>")
     return "\n".join(parts)
 
@@ -106,8 +115,10 @@ def render_markdown(res: StudyResults) -> str:
         out += [f"### {q.text}", "", f"{q.n_votes} votes ({q.n_ties} not sure), {q.n_raters} rater(s), "
                 f"ν = {_f(q.nu)}, Krippendorff's α = {a}", "", _md_table(RANK_HEADERS, _ranking_rows(q)), "",
                 _md_table(*_win_rows(q)), ""]
-        if q.metrics:
+        if _metric_rows(q):
             out += [_md_table(METRIC_HEADERS, _metric_rows(q)), ""]
+        if _uncomparable(q):
+            out += ["Not comparable (values for fewer than two of the shown edits): " + ", ".join(_uncomparable(q)), ""]
     return "\n".join(out)
 
 
