@@ -101,7 +101,12 @@ def serve_cmd(
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where to look for the study's run."),
 ) -> None:
     """Serve the study's rater pages until Ctrl-C (votes are saved as they come in)."""
-    from bench.study.server import is_loopback, rater_links, serve
+    try:
+        from bench.study.server import is_loopback, serve
+    except ImportError as e:
+        _fail(f"the study server needs FastAPI and uvicorn ({e}); install them with: pip install -e '.[study]'")
+
+    from bench.study.storage import rater_links
 
     run_dir, study = _locate(name, results_dir)
     if not 0 <= port <= 65535:
@@ -126,7 +131,7 @@ def links_cmd(
     results_dir: Path = typer.Option(Path("results"), "--results-dir"),
 ) -> None:
     """Print the rater links of a study again."""
-    from bench.study.server import rater_links
+    from bench.study.storage import rater_links
 
     run_dir, study = _locate(name, results_dir)
     _print_links(rater_links(run_dir, study, base_url))

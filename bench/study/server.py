@@ -172,12 +172,6 @@ def create_app(run_dir: str | Path, study: str):
     return app
 
 
-def rater_links(run_dir: str | Path, study: str, base_url: str) -> list[tuple[str, str]]:
-    with StudyStore(run_dir, create=False) as s:
-        s.study(study)
-        return [(r["rater"], f"{base_url.rstrip('/')}/r/{r['token']}") for r in s.raters(study)]
-
-
 def _server(app, sock: socket.socket):
     import uvicorn
 

@@ -203,6 +203,13 @@ class StudyStore(ResultStore):
         return {"raters": len(self.raters(name)), "pairs": int(pairs), "votes": int(votes)}
 
 
+def rater_links(run_dir: str | Path, study: str, base_url: str) -> list[tuple[str, str]]:
+    """(rater, link) of every rater of a study, for a server at `base_url`."""
+    with StudyStore(run_dir, create=False) as s:
+        s.study(study)
+        return [(r["rater"], f"{base_url.rstrip('/')}/r/{r['token']}") for r in s.raters(study)]
+
+
 def find_study(name: str, results_dir: str | Path = "results") -> Path:
     """The run folder holding study `name` (a `run_dir:name` or a run folder path is accepted too)."""
     if ":" in name and Path(name.rsplit(":", 1)[0]).is_dir():
