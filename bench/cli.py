@@ -30,6 +30,8 @@ weights_app = typer.Typer(help="Model weights: list, download, verify.", no_args
 app.add_typer(list_app, name="list")
 app.add_typer(suite_app, name="suite")
 app.add_typer(weights_app, name="weights")
+from bench.study.cli import study_app  # noqa: E402
+app.add_typer(study_app, name="study")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -170,7 +172,7 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
     if report:
         from bench.report import write_report
 
-        paths["report"] = write_report(lb, edits, out, scores=scores)
+        paths["report"] = write_report(lb, edits, out, scores=scores, run_dir=run_dir)
     return paths
 
 

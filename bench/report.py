@@ -159,6 +159,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   </div>
   {% else %}<p class="note">No samples.</p>{% endfor %}
 </section>
+{{ study }}
 </main>
 </body>
 </html>
@@ -416,6 +417,7 @@ def write_report(
     plot_paths: dict[str, Path] | None = None,
     scores: pd.DataFrame | None = None,
     sample_values: int = 3,
+    run_dir: str | Path | None = None,
 ) -> Path:
     """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
 
@@ -424,6 +426,8 @@ def write_report(
     (the store's score frame) each preview shows its first `sample_values` quality values.
     """
     from jinja2 import Environment
+
+    from bench.study.report import report_hook as study_report_hook
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -462,6 +466,7 @@ def write_report(
         samples=samples,
         truncated=total if len(samples) < total else 0,
         preview_side=preview_side,
+        study=study_report_hook(run_dir, out),
     )
     path = out / "report.html"
     tmp = path.with_name(path.name + ".tmp")
