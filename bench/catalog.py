@@ -19,6 +19,9 @@ BUILTIN_METHODS: dict[str, str] = {
     "framewise-paint-by-example": "methods.paint_by_example:FramewisePaintByExample",
     "external": "methods.external:ExternalMethod",
     "precomputed": "methods.precomputed:PrecomputedMethod",
+    # video diffusion models (issue 13)
+    "wan-v2v": "methods.wan_v2v:WanV2V",
+    "wan-vace": "methods.wan_vace:WanVACE",
 }
 
 BUILTIN_METRICS: dict[str, str] = {

@@ -66,5 +66,14 @@ for _spec in (
     WeightSpec("paint-by-example", "hf", "Fantasy-Studio/Paint-by-Example", licence="CreativeML OpenRAIL-M",
                used_by=("framewise-paint-by-example",), size_mb=6300,
                allow_patterns=("*.json", "*.txt", "*.safetensors")),
+    # ---- editing methods (video diffusion models, issue 13) ---------------------------------------
+    WeightSpec("wan2.1-t2v-1.3b", "hf", "Wan-AI/Wan2.1-T2V-1.3B-diffusers", licence="Apache-2.0",
+               used_by=("wan-v2v",), size_mb=29000, allow_patterns=_HF_MODEL_FILES,
+               notes="float32 shards (UMT5-XXL text encoder ~22 GB); run in bf16 on CUDA"),
+    WeightSpec("wan2.1-vace-1.3b", "hf", "Wan-AI/Wan2.1-VACE-1.3B-diffusers", licence="Apache-2.0",
+               used_by=("wan-vace",), size_mb=30000, allow_patterns=_HF_MODEL_FILES),
+    WeightSpec("wan2.1-vace-14b", "hf", "Wan-AI/Wan2.1-VACE-14B-diffusers", licence="Apache-2.0",
+               used_by=("wan-vace",), size_mb=98000, allow_patterns=_HF_MODEL_FILES,
+               notes="option weights=wan2.1-vace-14b; needs ~40 GB GPU memory in bf16, or cpu_offload"),
 ):
     register_weight(_spec)

@@ -1,0 +1,188 @@
+"""Video-model adapters (issue 13): Wan V2V, Wan-VACE, CogVideoX V2V, LTX V2V, AnyV2V — with tiny random
+components in hub-layout folders loaded through the same loaders real checkpoints use; and the shared
+frame-count / size mapping of methods.video_common."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.catalog import METHODS
+from bench.types import Video
+
+STEPS = 2
+T, H, W = 5, 30, 44  # not legal sizes: the adapters resize to multiples of 16/32 and back
+
+
+def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+@pytest.fixture(scope="module")
+def video() -> Video:
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:H, 0:W].astype(np.float32)
+    frames = []
+    for t in range(T):
+        f = 120 + 70 * np.sin((x + 2 * t) / 5.0)[..., None] * np.array([1.0, 0.4, -0.6])
+        f[8:20, 6 + 2 * t: 20 + 2 * t] = (220, 50, 40)
+        frames.append(np.clip(f + rng.normal(0, 3, f.shape), 0, 255).astype(np.uint8))
+    return Video(np.stack(frames), fps=8.0)
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    import tiny_video_models as tv
+
+    root = tmp_path_factory.mktemp("tiny-video-models")
+    return {"wan": str(tv.build_wan_dir(root / "wan")), "vace": str(tv.build_wan_vace_dir(root / "vace"))}
+
+
+def make(name: str, weights: str, seed: int = 0, **cfg):
+    cfg.setdefault("num_inference_steps", STEPS)
+    return METHODS.get(name)(device="cpu", seed=seed, weights=weights, resolution=None, **cfg)
+
+
+# ------------------------------------------------------------------------------------------------
+# frame-count and size mapping
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("t,multiple,expected", [(1, 4, 1), (5, 4, 5), (24, 4, 25), (24, 8, 25), (26, 8, 33),
+                                                 (49, 8, 49), (16, 4, 17)])
+def test_legal_frame_count(t, multiple, expected):
+    from methods.video_common import legal_frame_count
+
+    assert legal_frame_count(t, multiple) == expected
+
+
+def test_frame_plan_pads_with_the_last_frame_and_drops_the_padding():
+    from methods.video_common import plan_frames
+
+    frames = np.arange(24)[:, None, None, None] * np.ones((1, 2, 2, 3), dtype=np.int64)
+    plan = plan_frames(24, 4)  # Wan: 4k+1
+    model = plan.to_model(frames)
+    assert len(model) == 25 and (model[24] == frames[23]).all() and (model[:24] == frames).all()
+    assert (plan.from_model(model) == frames).all()  # round trip is exact
+    plan49 = plan_frames(24, 4, fixed=49)  # CogVideoX 1.0: 49 frames
+    assert plan49.model_frames == 49 and (plan49.to_model(frames)[24:] == 23).all()
+    assert (plan49.from_model(plan49.to_model(frames)) == frames).all()
+
+
+def test_frame_plan_subsamples_longer_clips_and_maps_back_to_the_nearest_output():
+    from methods.video_common import plan_frames
+
+    plan = plan_frames(60, 8, fixed=49)
+    frames = np.arange(60)
+    model = plan.to_model(frames)
+    assert len(model) == 49 and model[0] == 0 and model[-1] == 59 and (np.diff(model) > 0).all()
+    back = plan.from_model(model)
+    assert len(back) == 60 and np.abs(back - frames).max() <= 1  # each frame takes the nearest sampled one
+
+
+def test_frame_plan_rejects_illegal_fixed_counts():
+    from bench.errors import VidEditBenchError
+    from methods.video_common import plan_frames
+
+    with pytest.raises(VidEditBenchError, match="4k|k\\*4\\+1"):
+        plan_frames(10, 4, fixed=48)
+
+
+def test_model_size_snaps_to_the_model_multiple():
+    from methods.video_common import model_size
+
+    assert model_size(480, 854, resolution=480, multiple=16) == (480, 848)
+    assert model_size(30, 44, resolution=None, multiple=32) == (32, 32)
+    assert model_size(480, 854, resolution=None, multiple=16, target_height=480, target_width=720) == (480, 720)
+
+
+# ------------------------------------------------------------------------------------------------
+# Wan
+# ------------------------------------------------------------------------------------------------
+def test_wan_v2v_shape_determinism_and_seed(dirs, video):
+    a = make("wan-v2v", dirs["wan"], strength=1.0).edit(video, prompt="a red car")
+    b = make("wan-v2v", dirs["wan"], strength=1.0).edit(video, prompt="a red car")
+    c = make("wan-v2v", dirs["wan"], seed=1, strength=1.0).edit(video, prompt="a red car")
+    assert a.shape == video.frames.shape and a.dtype == np.uint8 and a.std() > 0
+    assert mean_abs(a, b) == 0.0
+    assert mean_abs(a, c) > 0.5
+
+
+def test_wan_vace_shape_determinism_prompt_and_mask_modes(dirs, video):
+    ref = np.full((24, 24, 3), (30, 200, 60), dtype=np.uint8)
+    mask = np.zeros(video.frames.shape[:3], dtype=bool)
+    mask[:, 6:22, 10:34] = True
+    a = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask)
+    b = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask)
+    c = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask, prompt="a green ball")
+    d = make("wan-vace", dirs["vace"]).edit(video, prompt="a green ball")  # text-guided, whole clip
+    for out in (a, c, d):
+        assert out.shape == video.frames.shape and out.dtype == np.uint8
+    assert mean_abs(a, b) == 0.0
+    assert mean_abs(a, c) > 0.0 and mean_abs(c, d) > 0.0
+
+
+def test_wan_vace_conditioning_keeps_the_unmasked_source_and_marks_the_mask(dirs, video):
+    """White = generate, black = keep, through the real pipeline's conditioning path: the context the
+    pipeline splits into inactive/reactive parts shows the source where the sample keeps pixels and gray
+    where it edits; the mask reaching the transformer is 1 exactly over the edited latent cells and 0
+    elsewhere (and on the leading reference-image frame)."""
+    import torch
+
+    m = make("wan-vace", dirs["vace"])
+    m.setup()
+    pipe = m.pipe
+    mask = np.zeros(video.frames.shape[:3], dtype=bool)
+    mask[:, :, 22:] = True  # right half of the 44-px frame: generate; left half: keep
+    ref = np.full((16, 16, 3), 200, dtype=np.uint8)
+    seen: dict[str, torch.Tensor] = {}
+    original = pipe.prepare_video_latents
+
+    def spy(video_t, mask_t, *args, **kwargs):
+        seen["video"], seen["mask"] = video_t.detach().clone(), mask_t.detach().clone()
+        return original(video_t, mask_t, *args, **kwargs)
+
+    def grab(module, args, kwargs):
+        seen.setdefault("ctx", kwargs["control_hidden_states"].detach().clone())
+
+    pipe.prepare_video_latents = spy
+    handle = pipe.transformer.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        out = m.edit(video, mask=mask, reference=ref)
+    finally:
+        handle.remove()
+        del pipe.prepare_video_latents
+    assert out.shape == video.frames.shape
+
+    ctx_video, ctx_mask = seen["video"][0].float(), seen["mask"][0].float()  # (3, F, h, w) in [-1, 1]; (3, F, h, w) in [0, 1]
+    plan, (h, w), frames, _, _ = m.vace_inputs(video, None, None)
+    source = pipe.video_processor.preprocess_video(frames, h, w)[0].float()
+    half = w // 2
+    inactive = ctx_video * (1 - (ctx_mask > 0.5).float())
+    keep_err = float((inactive[..., : half - 2] - source[..., : half - 2]).abs().mean())
+    gen_err = float((inactive[..., half + 2:] - source[..., half + 2:]).abs().mean())
+    assert keep_err < 0.02 < gen_err, (keep_err, gen_err)
+    assert float(ctx_video[..., half + 2:].abs().max()) < 0.02  # the edited region is gray (0 in [-1, 1])
+    assert float(ctx_mask[..., half + 1:].min()) == 1.0 and float(ctx_mask[..., : half - 1].max()) == 0.0
+
+    latent_mask = seen["ctx"][0, 32:].float()  # 64 mask channels (8x8 pixels per latent cell), 1 + latent frames
+    lw = latent_mask.shape[-1]
+    assert float(latent_mask[:, 0].abs().max()) == 0.0  # the reference frame is kept
+    assert float(latent_mask[:, 1:, :, lw // 2:].min()) == 1.0 and float(latent_mask[:, 1:, :, : lw // 2].max()) == 0.0
+
+
+def test_video_models_run_through_the_harness(dirs, tmp_path):
+    from bench.runner import RunConfig, run_benchmark
+    from bench.store import ResultStore
+
+    opts = {"num_inference_steps": STEPS, "resolution": None}
+    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace"], metrics=["temporal_flickering"],
+                    results_dir=str(tmp_path), run_name="vm", device="cpu",
+                    suite_overrides={"num_frames": 5, "size": 32},
+                    method_options={"wan-v2v": {**opts, "weights": dirs["wan"]},
+                                    "wan-vace": {**opts, "weights": dirs["vace"]}})
+    run_benchmark(cfg)
+    with ResultStore(cfg.run_dir) as store:
+        edits = store.edits_frame()
+    v2v, vace = edits[edits.method == "wan-v2v"], edits[edits.method == "wan-vace"]
+    assert set(v2v[v2v.task == "text"].status) == {"ok"}, v2v[["status", "message"]].to_dict("records")
+    assert set(v2v[v2v.task == "image"].status) == {"not_applicable"}
+    assert set(vace.status) == {"ok"} and set(vace.task) == {"text", "image"}, vace[["status", "message"]].to_dict("records")

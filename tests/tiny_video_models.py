@@ -1,0 +1,106 @@
+"""Tiny random-weight video diffusion pipelines (Wan, Wan-VACE, CogVideoX, LTX-Video, I2VGen-XL) for tests.
+
+Like `tiny_diffusers`, every builder saves a folder in the Hugging Face hub layout
+(`model_index.json` + one sub-folder per component) that the adapters load through the same
+`from_pretrained(path, local_files_only=True)` path real checkpoints use. Architectures are the
+real diffusers / transformers classes with tiny widths (a few hundred KB per pipeline); frames of
+at most 64 px, 5 frames.
+
+The T5 / UMT5 text encoders need a T5 tokenizer; `tiny_t5_tokenizer()` builds a real
+`transformers.T5Tokenizer` (SentencePiece-style Unigram model in `tokenizer.json`) over a small
+character vocabulary, offline.
+
+Builders:
+  build_wan_dir(path)       Wan2.1 T2V layout (WanVideoToVideoPipeline; UMT5, WanTransformer3DModel, AutoencoderKLWan)
+  build_wan_vace_dir(path)  Wan2.1-VACE layout (WanVACEPipeline; WanVACETransformer3DModel)
+  build_cogvideox_dir(path) CogVideoX layout (CogVideoXVideoToVideoPipeline)
+  build_ltx_dir(path)       LTX-Video layout (LTXConditionPipeline)
+  build_i2vgen_xl_dir(path) I2VGen-XL component folders (I2VGenXLUNet, CLIP text + vision encoders, DDIM)
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+T5_DIM = 32
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------------------------
+# text side
+# --------------------------------------------------------------------------------------------
+def tiny_t5_tokenizer():
+    """A real T5Tokenizer over a small Unigram vocabulary (pad=0, eos=1, unk=2)."""
+    from transformers import T5Tokenizer
+
+    chars = string.ascii_letters + string.digits + string.punctuation
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    vocab += [(c, -3.0) for c in chars] + [("\u2581" + c, -2.5) for c in string.ascii_lowercase]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def tiny_t5_encoder(umt5: bool = False, seed: int = 0):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    _seed(seed)
+    kw = dict(vocab_size=128, d_model=T5_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+              relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    if umt5:
+        return UMT5EncoderModel(UMT5Config(**kw)).eval()
+    return T5EncoderModel(T5Config(**kw)).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Wan 2.1 (T2V / V2V and VACE)
+# --------------------------------------------------------------------------------------------
+def tiny_wan_vae(seed: int = 0):
+    from diffusers import AutoencoderKLWan
+
+    _seed(seed)
+    return AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True]).eval()
+
+
+def wan_transformer_kwargs() -> dict[str, Any]:
+    return dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+                text_dim=T5_DIM, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+
+
+def wan_scheduler():
+    """The Wan hub repos' sampler: UniPC on flow-matching sigmas (shift 3.0)."""
+    from diffusers import UniPCMultistepScheduler
+
+    return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0,
+                                   num_train_timesteps=1000)
+
+
+def build_wan_dir(path: str | os.PathLike, seed: int = 0) -> Path:
+    from diffusers import WanTransformer3DModel, WanVideoToVideoPipeline
+
+    _seed(seed + 2)
+    transformer = WanTransformer3DModel(**wan_transformer_kwargs()).eval()
+    pipe = WanVideoToVideoPipeline(tokenizer=tiny_t5_tokenizer(), text_encoder=tiny_t5_encoder(True, seed + 1),
+                                   transformer=transformer, vae=tiny_wan_vae(seed), scheduler=wan_scheduler())
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
+
+
+def build_wan_vace_dir(path: str | os.PathLike, seed: int = 0) -> Path:
+    from diffusers import WanVACEPipeline, WanVACETransformer3DModel
+
+    _seed(seed + 2)
+    # vace_in_channels = 16 (inactive latent) + 16 (reactive latent) + 64 (8x8 pixel mask per latent cell)
+    transformer = WanVACETransformer3DModel(**wan_transformer_kwargs(), vace_layers=[0], vace_in_channels=96).eval()
+    pipe = WanVACEPipeline(tokenizer=tiny_t5_tokenizer(), text_encoder=tiny_t5_encoder(True, seed + 1),
+                           transformer=transformer, vae=tiny_wan_vae(seed), scheduler=wan_scheduler())
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
