@@ -22,6 +22,7 @@ BUILTIN_METHODS: dict[str, str] = {
     # video diffusion models (issue 13)
     "wan-v2v": "methods.wan_v2v:WanV2V",
     "wan-vace": "methods.wan_vace:WanVACE",
+    "anyv2v": "methods.anyv2v:AnyV2V",
 }
 
 BUILTIN_METRICS: dict[str, str] = {

@@ -35,7 +35,20 @@ def dirs(tmp_path_factory):
     import tiny_video_models as tv
 
     root = tmp_path_factory.mktemp("tiny-video-models")
-    return {"wan": str(tv.build_wan_dir(root / "wan")), "vace": str(tv.build_wan_vace_dir(root / "vace"))}
+    from tiny_diffusers import build_ip2p_dir
+
+    return {"wan": str(tv.build_wan_dir(root / "wan")), "vace": str(tv.build_wan_vace_dir(root / "vace")),
+            "i2v": str(tv.build_i2vgen_xl_dir(root / "i2v")), "ip2p": str(build_ip2p_dir(root / "ip2p"))}
+
+
+def anyv2v_options(dirs, **cfg):
+    return {"weights": dirs["i2v"], "resolution": None, "height": None, "width": None, "num_frames": None,
+            "num_inference_steps": STEPS, "num_inversion_steps": STEPS, "init_step": 0,
+            "image_editor_options": {"weights": dirs["ip2p"], "num_inference_steps": STEPS, "resolution": None}, **cfg}
+
+
+def anyv2v(dirs, seed: int = 0, **cfg):
+    return METHODS.get("anyv2v")(device="cpu", seed=seed, **anyv2v_options(dirs, **cfg))
 
 
 def make(name: str, weights: str, seed: int = 0, **cfg):
@@ -169,20 +182,113 @@ def test_wan_vace_conditioning_keeps_the_unmasked_source_and_marks_the_mask(dirs
     assert float(latent_mask[:, 1:, :, lw // 2:].min()) == 1.0 and float(latent_mask[:, 1:, :, : lw // 2].max()) == 0.0
 
 
+# ------------------------------------------------------------------------------------------------
+# AnyV2V
+# ------------------------------------------------------------------------------------------------
+def test_anyv2v_injection_schedule_is_the_official_prefix():
+    from methods.anyv2v import injection_steps
+
+    ts = list(range(981, 0, -20))  # the 50-step DDIM schedule ("leading", offset 1)
+    assert len(ts) == 50
+    assert injection_steps(ts, 0.2) == set(ts[:10]) and max(injection_steps(ts, 0.2)) == 981
+    assert min(injection_steps(ts, 0.2)) == 801 and len(injection_steps(ts, 0.5)) == 25
+    assert injection_steps(ts, 0.0) == set()
+
+
+def test_anyv2v_shape_determinism_seed_and_prompt(dirs, video):
+    m = anyv2v(dirs)
+    prepared = m.prepare(video)
+    a = m.edit(video, prompt="make it red", prepared=prepared)
+    b = anyv2v(dirs).edit(video, prompt="make it red")
+    c = anyv2v(dirs, seed=1).edit(video, prompt="make it red")  # the editor draws other noise
+    d = m.edit(video, prompt="make it snowy", prepared=prepared)
+    assert a.shape == video.frames.shape and a.dtype == np.uint8 and a.std() > 0
+    assert mean_abs(a, b) == 0.0
+    assert mean_abs(a, c) > 0.0 and mean_abs(a, d) > 0.0
+
+
+def test_anyv2v_first_frame_condition_is_the_image_editors_output(dirs, video):
+    """The edited branches are conditioned on the image editor's first frame (the registered
+    framewise-ip2p run on the first frame, unchanged), the source branch on the source's first frame:
+    the first-frame image latents the UNet receives decode to those images' VAE round trips."""
+    import torch
+
+    m = anyv2v(dirs)
+    m.setup()
+    prepared = m.prepare(video)
+    edited = m.edit_first_frame(prepared["first_frame"], "make it red")
+    direct = METHODS.get("framewise-ip2p")(device="cpu", seed=0, weights=dirs["ip2p"], num_inference_steps=STEPS,
+                                           resolution=None).edit(Video(prepared["first_frame"][None], fps=8.0),
+                                                                 prompt="make it red")[0]
+    assert np.array_equal(edited, direct)
+    seen: dict[str, torch.Tensor] = {}
+
+    def grab(module, args, kwargs):
+        seen.setdefault("image_latents", kwargs["image_latents"].detach().clone())
+
+    handle = m.pipe.unet.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        m.edit(video, prompt="make it red", prepared=prepared)
+    finally:
+        handle.remove()
+    vae = m.pipe.vae
+    scale = float(vae.config.scaling_factor)
+
+    def round_trip(img: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            z = vae.encode(m._pixels(img[None])).latent_dist.mean
+            return vae.decode(z, return_dict=False)[0].float().numpy()
+
+    def decode(z: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return vae.decode(z / scale, return_dict=False)[0].float().numpy()
+
+    lat = seen["image_latents"]  # (3 branches, 4, F, h, w): [source, negative, positive]
+    assert lat.shape[0] == 3 and torch.equal(lat[1], lat[2])
+    cond, src = decode(lat[2:3, :, 0]), decode(lat[0:1, :, 0])
+    want_cond, want_src = round_trip(edited), round_trip(prepared["first_frame"])
+    np.testing.assert_allclose(cond, want_cond, atol=1e-4)
+    np.testing.assert_allclose(src, want_src, atol=1e-4)
+    assert np.abs(want_cond - want_src).mean() > 1e-3  # the two conditions really differ
+    # position masks follow the first frame: (i + 1) / (F - 1)
+    assert torch.allclose(lat[2, :, -1], torch.ones_like(lat[2, :, -1]))
+
+
+def test_anyv2v_feature_injection_copies_source_features_at_the_scheduled_steps(dirs, video):
+    m = anyv2v(dirs, num_inference_steps=4, num_inversion_steps=4, pnp_conv=0.5, pnp_spatial_attn=0.25,
+               pnp_temporal_attn=1.0)
+    m.setup()
+    prepared = m.prepare(video)
+    first = prepared["first_frame"]
+    x_inj, calls = m.sample(prepared, first, "make it red")
+    # 4 steps from init 0: conv at 2 steps (1 layer), spatial at 1 step and temporal at 4 (8 layers, q and k each)
+    assert calls == {"conv": 2, "spatial": 1 * 8 * 2, "temporal": 4 * 8 * 2}
+    m0 = anyv2v(dirs, num_inference_steps=4, num_inversion_steps=4, pnp_conv=0.0, pnp_spatial_attn=0.0,
+                pnp_temporal_attn=0.0)
+    m0.setup()
+    x_free, calls0 = m0.sample(prepared, first, "make it red")
+    assert calls0 == {"conv": 0, "spatial": 0, "temporal": 0}
+    assert float((x_inj - x_free).abs().mean()) > 1e-4
+
+
 def test_video_models_run_through_the_harness(dirs, tmp_path):
     from bench.runner import RunConfig, run_benchmark
     from bench.store import ResultStore
 
     opts = {"num_inference_steps": STEPS, "resolution": None}
-    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace"], metrics=["temporal_flickering"],
+    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v"], metrics=["temporal_flickering"],
                     results_dir=str(tmp_path), run_name="vm", device="cpu",
                     suite_overrides={"num_frames": 5, "size": 32},
                     method_options={"wan-v2v": {**opts, "weights": dirs["wan"]},
-                                    "wan-vace": {**opts, "weights": dirs["vace"]}})
+                                    "wan-vace": {**opts, "weights": dirs["vace"]},
+                                    "anyv2v": anyv2v_options(dirs)})
     run_benchmark(cfg)
     with ResultStore(cfg.run_dir) as store:
         edits = store.edits_frame()
     v2v, vace = edits[edits.method == "wan-v2v"], edits[edits.method == "wan-vace"]
     assert set(v2v[v2v.task == "text"].status) == {"ok"}, v2v[["status", "message"]].to_dict("records")
     assert set(v2v[v2v.task == "image"].status) == {"not_applicable"}
+    av = edits[(edits.method == "anyv2v") & (edits.task == "text")]
+    assert len(av) and set(av.status) == {"ok"}, av[["status", "message"]].to_dict("records")
+    assert av.preprocess_s.notna().all()  # the inversion ran in prepare
     assert set(vace.status) == {"ok"} and set(vace.task) == {"text", "image"}, vace[["status", "message"]].to_dict("records")

@@ -104,3 +104,57 @@ def build_wan_vace_dir(path: str | os.PathLike, seed: int = 0) -> Path:
                            transformer=transformer, vae=tiny_wan_vae(seed), scheduler=wan_scheduler())
     pipe.save_pretrained(str(path), safe_serialization=True)
     return Path(path)
+
+
+# --------------------------------------------------------------------------------------------
+# I2VGen-XL (AnyV2V's image-to-video backbone)
+# --------------------------------------------------------------------------------------------
+I2V_DIM = 16  # CLIP text hidden == CLIP vision projection == UNet cross-attention dim
+
+
+def tiny_i2vgen_unet(seed: int = 0):
+    """Four resolution levels with two layers per down block (three per up block), as the real model,
+    so AnyV2V's injection points (decoder blocks 1-3, resnet up_blocks[1].resnets[1]) exist."""
+    from diffusers import I2VGenXLUNet
+
+    _seed(seed)
+    return I2VGenXLUNet(block_out_channels=(8, 8, 16, 16), layers_per_block=2, in_channels=4, out_channels=4,
+                        cross_attention_dim=I2V_DIM, attention_head_dim=4, norm_num_groups=4, sample_size=8).eval()
+
+
+def build_i2vgen_xl_dir(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Component folders of `ali-vilab/i2vgen-xl` (its model_index.json names the I2VGenXLPipeline)."""
+    import json
+
+    from diffusers import DDIMScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from tiny_diffusers import tiny_image_processor, tiny_tokenizer, tiny_vae
+
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    tiny_vae(seed).save_pretrained(str(root / "vae"), safe_serialization=True)
+    _seed(seed + 1)
+    CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=I2V_DIM, intermediate_size=32, num_attention_heads=2,
+                                 num_hidden_layers=2, max_position_embeddings=77, projection_dim=I2V_DIM,
+                                 bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+                  ).eval().save_pretrained(str(root / "text_encoder"), safe_serialization=True)
+    tiny_tokenizer().save_pretrained(str(root / "tokenizer"))
+    _seed(seed + 2)
+    CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2,
+                                                   num_hidden_layers=2, image_size=32, patch_size=8,
+                                                   projection_dim=I2V_DIM)
+                                  ).eval().save_pretrained(str(root / "image_encoder"), safe_serialization=True)
+    tiny_image_processor(32).save_pretrained(str(root / "feature_extractor"))
+    tiny_i2vgen_unet(seed + 3).save_pretrained(str(root / "unet"), safe_serialization=True)
+    DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False, prediction_type="v_prediction",
+                  rescale_betas_zero_snr=True, timestep_spacing="leading", steps_offset=1,
+                  set_alpha_to_one=True).save_pretrained(str(root / "scheduler"))
+    index = {"_class_name": "I2VGenXLPipeline", "_diffusers_version": "0.26.0",
+             "feature_extractor": ["transformers", "CLIPImageProcessor"],
+             "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+             "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "I2VGenXLUNet"],
+             "vae": ["diffusers", "AutoencoderKL"]}
+    (root / "model_index.json").write_text(json.dumps(index, indent=2))
+    return root
