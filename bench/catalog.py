@@ -23,6 +23,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "wan-v2v": "methods.wan_v2v:WanV2V",
     "wan-vace": "methods.wan_vace:WanVACE",
     "anyv2v": "methods.anyv2v:AnyV2V",
+    "cogvideox-v2v": "methods.cogvideox_v2v:CogVideoXV2V",
 }
 
 BUILTIN_METRICS: dict[str, str] = {

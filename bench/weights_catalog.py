@@ -75,6 +75,11 @@ for _spec in (
     WeightSpec("wan2.1-vace-14b", "hf", "Wan-AI/Wan2.1-VACE-14B-diffusers", licence="Apache-2.0",
                used_by=("wan-vace",), size_mb=98000, allow_patterns=_HF_MODEL_FILES,
                notes="option weights=wan2.1-vace-14b; needs ~40 GB GPU memory in bf16, or cpu_offload"),
+    WeightSpec("cogvideox-2b", "hf", "THUDM/CogVideoX-2b", licence="Apache-2.0", used_by=("cogvideox-v2v",),
+               size_mb=13500, allow_patterns=_HF_MODEL_FILES, notes="fp16 weights (T5-XXL text encoder ~9.5 GB)"),
+    WeightSpec("cogvideox-5b", "hf", "THUDM/CogVideoX-5b", licence="CogVideoX License (5B weights)",
+               used_by=("cogvideox-v2v",), size_mb=21000, allow_patterns=_HF_MODEL_FILES,
+               notes="option weights=cogvideox-5b; bf16 weights"),
     WeightSpec("i2vgen-xl", "hf", "ali-vilab/i2vgen-xl", licence="MIT", used_by=("anyv2v",), size_mb=5400,
                allow_patterns=("*.json", "*.txt", "*.fp16.safetensors", "tokenizer/*"),
                notes="fp16 weights (the official AnyV2V setup); AnyV2V also needs its image editor's weights "

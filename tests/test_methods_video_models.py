@@ -38,7 +38,7 @@ def dirs(tmp_path_factory):
     from tiny_diffusers import build_ip2p_dir
 
     return {"wan": str(tv.build_wan_dir(root / "wan")), "vace": str(tv.build_wan_vace_dir(root / "vace")),
-            "i2v": str(tv.build_i2vgen_xl_dir(root / "i2v")), "ip2p": str(build_ip2p_dir(root / "ip2p"))}
+            "i2v": str(tv.build_i2vgen_xl_dir(root / "i2v")), "cog": str(tv.build_cogvideox_dir(root / "cog")), "ip2p": str(build_ip2p_dir(root / "ip2p"))}
 
 
 def anyv2v_options(dirs, **cfg):
@@ -183,6 +183,44 @@ def test_wan_vace_conditioning_keeps_the_unmasked_source_and_marks_the_mask(dirs
 
 
 # ------------------------------------------------------------------------------------------------
+# CogVideoX
+# ------------------------------------------------------------------------------------------------
+COG = {"height": None, "width": None, "num_frames": None}
+
+
+def test_cogvideox_v2v_shape_determinism_and_seed(dirs, video):
+    a = make("cogvideox-v2v", dirs["cog"], strength=1.0, **COG).edit(video, prompt="a red car")
+    b = make("cogvideox-v2v", dirs["cog"], strength=1.0, **COG).edit(video, prompt="a red car")
+    c = make("cogvideox-v2v", dirs["cog"], seed=1, strength=1.0, **COG).edit(video, prompt="a red car")
+    assert a.shape == video.frames.shape and a.dtype == np.uint8 and a.std() > 0
+    assert mean_abs(a, b) == 0.0 and mean_abs(a, c) > 0.0
+
+
+@pytest.mark.parametrize("num_frames,expected", [(None, 9), (17, 17)])
+def test_cogvideox_v2v_gets_a_legal_padded_clip_and_returns_the_source_count(dirs, video, num_frames, expected):
+    """The pipeline sees 8k+1 frames (the clip, then copies of its last frame); the output has T frames."""
+    m = make("cogvideox-v2v", dirs["cog"], strength=1.0, height=None, width=None, num_frames=num_frames)
+    m.setup()
+    seen = {}
+    call = type(m.pipe).__call__
+
+    def spy(self, *args, **kwargs):
+        seen["video"] = [np.asarray(f) for f in kwargs["video"]]
+        seen["size"] = (kwargs["height"], kwargs["width"])
+        return call(self, *args, **kwargs)
+
+    m.pipe.__class__ = type("SpyPipe", (type(m.pipe),), {"__call__": spy})
+    try:
+        out = m.edit(video, prompt="a red car")
+    finally:
+        m.pipe.__class__ = type(m.pipe).__mro__[1]
+    assert len(seen["video"]) == expected and seen["size"] == (32, 48)
+    assert all(np.array_equal(f, seen["video"][T - 1]) for f in seen["video"][T:])
+    assert not np.array_equal(seen["video"][0], seen["video"][T - 1])
+    assert out.shape == video.frames.shape
+
+
+# ------------------------------------------------------------------------------------------------
 # AnyV2V
 # ------------------------------------------------------------------------------------------------
 def test_anyv2v_injection_schedule_is_the_official_prefix():
@@ -276,18 +314,21 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
     from bench.store import ResultStore
 
     opts = {"num_inference_steps": STEPS, "resolution": None}
-    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v"], metrics=["temporal_flickering"],
+    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v", "cogvideox-v2v"], metrics=["temporal_flickering"],
                     results_dir=str(tmp_path), run_name="vm", device="cpu",
                     suite_overrides={"num_frames": 5, "size": 32},
                     method_options={"wan-v2v": {**opts, "weights": dirs["wan"]},
                                     "wan-vace": {**opts, "weights": dirs["vace"]},
-                                    "anyv2v": anyv2v_options(dirs)})
+                                    "anyv2v": anyv2v_options(dirs),
+                                    "cogvideox-v2v": {**opts, **COG, "weights": dirs["cog"]}})
     run_benchmark(cfg)
     with ResultStore(cfg.run_dir) as store:
         edits = store.edits_frame()
     v2v, vace = edits[edits.method == "wan-v2v"], edits[edits.method == "wan-vace"]
     assert set(v2v[v2v.task == "text"].status) == {"ok"}, v2v[["status", "message"]].to_dict("records")
     assert set(v2v[v2v.task == "image"].status) == {"not_applicable"}
+    cog = edits[(edits.method == "cogvideox-v2v") & (edits.task == "text")]
+    assert len(cog) and set(cog.status) == {"ok"}, cog[["status", "message"]].to_dict("records")
     av = edits[(edits.method == "anyv2v") & (edits.task == "text")]
     assert len(av) and set(av.status) == {"ok"}, av[["status", "message"]].to_dict("records")
     assert av.preprocess_s.notna().all()  # the inversion ran in prepare

@@ -158,3 +158,34 @@ def build_i2vgen_xl_dir(path: str | os.PathLike, seed: int = 0) -> Path:
              "vae": ["diffusers", "AutoencoderKL"]}
     (root / "model_index.json").write_text(json.dumps(index, indent=2))
     return root
+
+
+# --------------------------------------------------------------------------------------------
+# CogVideoX
+# --------------------------------------------------------------------------------------------
+def build_cogvideox_dir(path: str | os.PathLike, seed: int = 0) -> Path:
+    """CogVideoX-2b layout: T5 encoder, CogVideoXTransformer3DModel, AutoencoderKLCogVideoX, CogVideoX DDIM."""
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXTransformer3DModel,
+        CogVideoXVideoToVideoPipeline,
+    )
+
+    _seed(seed)
+    vae = AutoencoderKLCogVideoX(in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                                 up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8),
+                                 latent_channels=4, layers_per_block=1, norm_num_groups=2,
+                                 temporal_compression_ratio=4).eval()
+    _seed(seed + 2)
+    transformer = CogVideoXTransformer3DModel(num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4,
+                                              time_embed_dim=2, text_embed_dim=T5_DIM, num_layers=1, sample_width=8,
+                                              sample_height=8, sample_frames=9, patch_size=2,
+                                              temporal_compression_ratio=4, max_text_seq_length=226).eval()
+    scheduler = CogVideoXDDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                                       clip_sample=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                                       snr_shift_scale=3.0, timestep_spacing="trailing", set_alpha_to_one=True)
+    pipe = CogVideoXVideoToVideoPipeline(tokenizer=tiny_t5_tokenizer(), text_encoder=tiny_t5_encoder(False, seed + 1),
+                                         vae=vae, transformer=transformer, scheduler=scheduler)
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
