@@ -24,6 +24,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "wan-vace": "methods.wan_vace:WanVACE",
     "anyv2v": "methods.anyv2v:AnyV2V",
     "cogvideox-v2v": "methods.cogvideox_v2v:CogVideoXV2V",
+    "ltx-v2v": "methods.ltx_v2v:LTXV2V",
 }
 
 BUILTIN_METRICS: dict[str, str] = {

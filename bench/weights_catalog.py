@@ -80,6 +80,9 @@ for _spec in (
     WeightSpec("cogvideox-5b", "hf", "THUDM/CogVideoX-5b", licence="CogVideoX License (5B weights)",
                used_by=("cogvideox-v2v",), size_mb=21000, allow_patterns=_HF_MODEL_FILES,
                notes="option weights=cogvideox-5b; bf16 weights"),
+    WeightSpec("ltx-video-0.9.5", "hf", "Lightricks/LTX-Video-0.9.5", licence="OpenRAIL-M (LTX-Video 0.9.5)",
+               used_by=("ltx-v2v",), size_mb=20000, allow_patterns=_HF_MODEL_FILES,
+               notes="diffusers-format 0.9.5 checkpoint (T5-XXL text encoder included)"),
     WeightSpec("i2vgen-xl", "hf", "ali-vilab/i2vgen-xl", licence="MIT", used_by=("anyv2v",), size_mb=5400,
                allow_patterns=("*.json", "*.txt", "*.fp16.safetensors", "tokenizer/*"),
                notes="fp16 weights (the official AnyV2V setup); AnyV2V also needs its image editor's weights "

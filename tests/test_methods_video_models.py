@@ -38,7 +38,8 @@ def dirs(tmp_path_factory):
     from tiny_diffusers import build_ip2p_dir
 
     return {"wan": str(tv.build_wan_dir(root / "wan")), "vace": str(tv.build_wan_vace_dir(root / "vace")),
-            "i2v": str(tv.build_i2vgen_xl_dir(root / "i2v")), "cog": str(tv.build_cogvideox_dir(root / "cog")), "ip2p": str(build_ip2p_dir(root / "ip2p"))}
+            "i2v": str(tv.build_i2vgen_xl_dir(root / "i2v")), "cog": str(tv.build_cogvideox_dir(root / "cog")),
+            "ltx": str(tv.build_ltx_dir(root / "ltx")), "ip2p": str(build_ip2p_dir(root / "ip2p"))}
 
 
 def anyv2v_options(dirs, **cfg):
@@ -221,6 +222,28 @@ def test_cogvideox_v2v_gets_a_legal_padded_clip_and_returns_the_source_count(dir
 
 
 # ------------------------------------------------------------------------------------------------
+# LTX-Video
+# ------------------------------------------------------------------------------------------------
+def test_ltx_v2v_shape_determinism_and_seed(dirs, video):
+    a = make("ltx-v2v", dirs["ltx"], strength=0.8).edit(video, prompt="a red car")
+    b = make("ltx-v2v", dirs["ltx"], strength=0.8).edit(video, prompt="a red car")
+    c = make("ltx-v2v", dirs["ltx"], seed=1, strength=0.8).edit(video, prompt="a red car")
+    assert a.shape == video.frames.shape and a.dtype == np.uint8 and a.std() > 0
+    assert mean_abs(a, b) == 0.0 and mean_abs(a, c) > 0.0
+
+
+def test_ltx_v2v_strength_is_the_noise_level_of_the_source_condition(dirs, video):
+    """strength 0: the source condition is hard (strength 1) and never denoised, so the prompt has no
+    effect (the output is the source's VAE round trip); strength 1: the source is ignored and the
+    prompt changes the result."""
+    def run(strength: float, text: str) -> np.ndarray:
+        return make("ltx-v2v", dirs["ltx"], strength=strength, image_cond_noise_scale=0.0).edit(video, prompt=text)
+
+    assert mean_abs(run(0.0, "a red car"), run(0.0, "a snowy forest")) == 0.0
+    assert mean_abs(run(1.0, "a red car"), run(1.0, "a snowy forest")) > 0.0
+
+
+# ------------------------------------------------------------------------------------------------
 # AnyV2V
 # ------------------------------------------------------------------------------------------------
 def test_anyv2v_injection_schedule_is_the_official_prefix():
@@ -314,21 +337,23 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
     from bench.store import ResultStore
 
     opts = {"num_inference_steps": STEPS, "resolution": None}
-    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v", "cogvideox-v2v"], metrics=["temporal_flickering"],
+    cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v", "cogvideox-v2v", "ltx-v2v"], metrics=["temporal_flickering"],
                     results_dir=str(tmp_path), run_name="vm", device="cpu",
                     suite_overrides={"num_frames": 5, "size": 32},
                     method_options={"wan-v2v": {**opts, "weights": dirs["wan"]},
                                     "wan-vace": {**opts, "weights": dirs["vace"]},
                                     "anyv2v": anyv2v_options(dirs),
-                                    "cogvideox-v2v": {**opts, **COG, "weights": dirs["cog"]}})
+                                    "cogvideox-v2v": {**opts, **COG, "weights": dirs["cog"]},
+                                    "ltx-v2v": {**opts, "weights": dirs["ltx"]}})
     run_benchmark(cfg)
     with ResultStore(cfg.run_dir) as store:
         edits = store.edits_frame()
     v2v, vace = edits[edits.method == "wan-v2v"], edits[edits.method == "wan-vace"]
     assert set(v2v[v2v.task == "text"].status) == {"ok"}, v2v[["status", "message"]].to_dict("records")
     assert set(v2v[v2v.task == "image"].status) == {"not_applicable"}
-    cog = edits[(edits.method == "cogvideox-v2v") & (edits.task == "text")]
-    assert len(cog) and set(cog.status) == {"ok"}, cog[["status", "message"]].to_dict("records")
+    for name in ("cogvideox-v2v", "ltx-v2v"):
+        rows = edits[(edits.method == name) & (edits.task == "text")]
+        assert len(rows) and set(rows.status) == {"ok"}, rows[["status", "message"]].to_dict("records")
     av = edits[(edits.method == "anyv2v") & (edits.task == "text")]
     assert len(av) and set(av.status) == {"ok"}, av[["status", "message"]].to_dict("records")
     assert av.preprocess_s.notna().all()  # the inversion ran in prepare

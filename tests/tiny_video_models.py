@@ -189,3 +189,39 @@ def build_cogvideox_dir(path: str | os.PathLike, seed: int = 0) -> Path:
                                          vae=vae, transformer=transformer, scheduler=scheduler)
     pipe.save_pretrained(str(path), safe_serialization=True)
     return Path(path)
+
+
+# --------------------------------------------------------------------------------------------
+# LTX-Video
+# --------------------------------------------------------------------------------------------
+def build_ltx_dir(path: str | os.PathLike, seed: int = 0) -> Path:
+    """LTX-Video layout (LTXConditionPipeline): T5 encoder, LTXVideoTransformer3DModel, AutoencoderKLLTXVideo
+    (tiny: x4 spatial, x4 temporal compression), flow-matching Euler."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    _seed(seed)
+    vae = AutoencoderKLLTXVideo(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                                decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+                                decoder_layers_per_block=(1, 1, 1, 1, 1),
+                                spatio_temporal_scaling=(True, True, False, False),
+                                decoder_spatio_temporal_scaling=(True, True, False, False),
+                                decoder_inject_noise=(False, False, False, False, False),
+                                upsample_residual=(False, False, False, False), upsample_factor=(1, 1, 1, 1),
+                                timestep_conditioning=False, patch_size=1, patch_size_t=1, encoder_causal=True,
+                                decoder_causal=False).eval()
+    vae.use_framewise_encoding = False
+    vae.use_framewise_decoding = False
+    _seed(seed + 2)
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                             num_layers=1, caption_channels=T5_DIM).eval()
+    pipe = LTXConditionPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                                text_encoder=tiny_t5_encoder(False, seed + 1), tokenizer=tiny_t5_tokenizer(),
+                                transformer=transformer)
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    return Path(path)
