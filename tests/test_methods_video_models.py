@@ -197,25 +197,35 @@ def test_cogvideox_v2v_shape_determinism_and_seed(dirs, video):
     assert mean_abs(a, b) == 0.0 and mean_abs(a, c) > 0.0
 
 
-@pytest.mark.parametrize("num_frames,expected", [(None, 9), (17, 17)])
-def test_cogvideox_v2v_gets_a_legal_padded_clip_and_returns_the_source_count(dirs, video, num_frames, expected):
-    """The pipeline sees 8k+1 frames (the clip, then copies of its last frame); the output has T frames."""
-    m = make("cogvideox-v2v", dirs["cog"], strength=1.0, height=None, width=None, num_frames=num_frames)
+@pytest.mark.parametrize("name,opts,expected,multiple", [
+    ("wan-v2v", {}, 5, 16),
+    ("wan-v2v", {"num_frames": 9}, 9, 16),
+    ("cogvideox-v2v", COG, 9, 16),
+    ("cogvideox-v2v", {**COG, "num_frames": 17}, 17, 16),
+    ("ltx-v2v", {}, 9, 32),
+])
+def test_pipelines_get_a_legal_padded_clip_and_the_source_count_comes_back(dirs, video, name, opts, expected, multiple):
+    """The pipeline sees a legal clip (k*4+1 / k*8+1 frames: the clip, then copies of its last frame;
+    sides multiples of 16 / 32); the output has the source's T frames and size."""
+    key = {"wan-v2v": "wan", "cogvideox-v2v": "cog", "ltx-v2v": "ltx"}[name]
+    m = make(name, dirs[key], strength=1.0, **opts)
     m.setup()
     seen = {}
-    call = type(m.pipe).__call__
+    cls = type(m.pipe)
 
     def spy(self, *args, **kwargs):
-        seen["video"] = [np.asarray(f) for f in kwargs["video"]]
+        frames = kwargs["video"] if "video" in kwargs else kwargs["conditions"][0].video
+        seen["video"] = [np.asarray(f) for f in frames]
         seen["size"] = (kwargs["height"], kwargs["width"])
-        return call(self, *args, **kwargs)
+        return cls.__call__(self, *args, **kwargs)
 
-    m.pipe.__class__ = type("SpyPipe", (type(m.pipe),), {"__call__": spy})
+    m.pipe.__class__ = type("SpyPipe", (cls,), {"__call__": spy})
     try:
         out = m.edit(video, prompt="a red car")
     finally:
-        m.pipe.__class__ = type(m.pipe).__mro__[1]
-    assert len(seen["video"]) == expected and seen["size"] == (32, 48)
+        m.pipe.__class__ = cls
+    assert len(seen["video"]) == expected
+    assert all(side % multiple == 0 for side in seen["size"]) and seen["video"][0].shape[:2] == seen["size"]
     assert all(np.array_equal(f, seen["video"][T - 1]) for f in seen["video"][T:])
     assert not np.array_equal(seen["video"][0], seen["video"][T - 1])
     assert out.shape == video.frames.shape
@@ -358,3 +368,44 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
     assert len(av) and set(av.status) == {"ok"}, av[["status", "message"]].to_dict("records")
     assert av.preprocess_s.notna().all()  # the inversion ran in prepare
     assert set(vace.status) == {"ok"} and set(vace.task) == {"text", "image"}, vace[["status", "message"]].to_dict("records")
+
+
+# ------------------------------------------------------------------------------------------------
+# registry, weights, options
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name,weights,tasks", [
+    ("wan-v2v", ["wan2.1-t2v-1.3b"], {"text"}),
+    ("wan-vace", ["wan2.1-vace-1.3b"], {"text", "image"}),
+    ("cogvideox-v2v", ["cogvideox-2b"], {"text"}),
+    ("ltx-v2v", ["ltx-video-0.9.5"], {"text"}),
+    ("anyv2v", ["i2vgen-xl", "instruct-pix2pix"], {"text"}),
+])
+def test_missing_weights_name_the_download_command(name, weights, tasks):
+    from bench.errors import WeightsMissing
+    from bench.weights import get_spec
+
+    cls = METHODS.get(name)
+    assert set(cls.tasks) == tasks and cls.description
+    method = cls()
+    assert method.required_weights() == weights
+    for w in weights:
+        spec = get_spec(w)
+        assert spec.size_mb and spec.licence != "unknown" and name in spec.used_by or w == "instruct-pix2pix"
+    with pytest.raises(WeightsMissing, match=f"videditbench weights download {weights[0]}"):
+        method.setup()
+
+
+def test_video_model_options_are_checked_in_one_line(dirs):
+    from bench.errors import VidEditBenchError
+
+    with pytest.raises(VidEditBenchError, match="dtype"):
+        make("wan-v2v", dirs["wan"], dtype="float8").setup()
+    with pytest.raises(VidEditBenchError, match="image_editor"):
+        METHODS.get("anyv2v")(image_editor="no-such-editor").required_weights()
+
+
+def test_vae_tiling_option_reaches_the_loaded_vae(dirs, video):
+    m = make("cogvideox-v2v", dirs["cog"], vae_tiling=True, **COG)
+    m.setup()
+    assert m.pipe.vae.use_tiling
+    assert not make("cogvideox-v2v", dirs["cog"], **COG)._load().vae.use_tiling  # cached per option set
