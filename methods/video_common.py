@@ -122,6 +122,19 @@ def resolve_dtype(name: str, device: str) -> str:
     return name
 
 
+def _load_component_fp32(path: Path, name: str) -> Any:
+    """Component `name` of a pipeline folder loaded in float32 with the class its model_index.json names."""
+    import importlib
+    import json
+
+    import torch
+
+    library, class_name = json.loads((path / "model_index.json").read_text())[name][:2]
+    cls = getattr(importlib.import_module(library), class_name)
+    lib = "transformers" if library == "transformers" else "diffusers"
+    return cls.from_pretrained(str(path / name), local_files_only=True, **dtype_kwarg(torch.float32, lib))
+
+
 def _load_video_pipeline(path: Path, device: str, pipeline: str, dtype: str, cpu_offload: bool,
                          vae_tiling: bool, fp32_components: tuple[str, ...]) -> Any:
     import torch
@@ -129,13 +142,11 @@ def _load_video_pipeline(path: Path, device: str, pipeline: str, dtype: str, cpu
     cls = _pipeline_class(pipeline)
     torch_dtype = getattr(torch, dtype)
     try:
-        pipe = cls.from_pretrained(str(path), local_files_only=True, **dtype_kwarg(torch_dtype))
-    except (OSError, ValueError, EnvironmentError) as exc:
+        overrides = {name: _load_component_fp32(path, name) for name in fp32_components
+                     if torch_dtype != torch.float32 and (path / name).is_dir()}
+        pipe = cls.from_pretrained(str(path), local_files_only=True, **dtype_kwarg(torch_dtype), **overrides)
+    except (OSError, ValueError, EnvironmentError, KeyError) as exc:
         raise _load_error(path, pipeline, exc) from exc
-    for name in fp32_components:
-        module = getattr(pipe, name, None)
-        if module is not None:
-            module.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
     if vae_tiling and hasattr(pipe.vae, "enable_tiling"):
         pipe.vae.enable_tiling()

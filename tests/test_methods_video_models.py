@@ -348,7 +348,7 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
 
     opts = {"num_inference_steps": STEPS, "resolution": None}
     cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v", "cogvideox-v2v", "ltx-v2v"], metrics=["temporal_flickering"],
-                    results_dir=str(tmp_path), run_name="vm", device="cpu",
+                    results_dir=str(tmp_path), run_name="vm", device="cpu", limit=9,  # 8 text + 1 image sample, 2 videos
                     suite_overrides={"num_frames": 5, "size": 32},
                     method_options={"wan-v2v": {**opts, "weights": dirs["wan"]},
                                     "wan-vace": {**opts, "weights": dirs["vace"]},
@@ -409,3 +409,20 @@ def test_vae_tiling_option_reaches_the_loaded_vae(dirs, video):
     m.setup()
     assert m.pipe.vae.use_tiling
     assert not make("cogvideox-v2v", dirs["cog"], **COG)._load().vae.use_tiling  # cached per option set
+
+
+def test_half_precision_load_keeps_the_wan_vae_in_float32(dirs):
+    import torch
+
+    from methods.video_common import load_video_pipeline
+
+    pipe = load_video_pipeline("WanVideoToVideoPipeline", dirs["wan"], "cpu", dtype="bfloat16", fp32_components=("vae",))
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name,key,opts", [("wan-vace", "vace", {}), ("cogvideox-v2v", "cog", COG), ("ltx-v2v", "ltx", {})])
+def test_adapters_run_in_bfloat16(dirs, video, name, key, opts):
+    """The half-precision path (bf16 weights, the Wan VAE kept float32) runs end to end (on the CPU here)."""
+    out = make(name, dirs[key], dtype="bfloat16", **opts).edit(video, prompt="a red car")
+    assert out.shape == video.frames.shape and out.std() > 0
