@@ -26,9 +26,12 @@ Frames: I2VGen-XL generates 16 frames; `num_frames: 16` (official) maps a clip t
 uses the clip's own count. Size: official 512x512 (`height`/`width`; null = from `resolution`).
 Defaults (official i2vgen-xl configs): 50 steps, guidance 9.0, fps 8, the official negative
 prompt, 500 inversion steps, init step 1, no random latent blending, fp16 on CUDA.
-Differences from the official code: the first-frame image latents use the VAE posterior mean
-(official: a random sample), and the official injection copies source features into both edited
-branches exactly as here but also writes them for t == 1000 (never reached with these schedules).
+The inversion follows diffusers' DDIMInverseScheduler (the official one): the step to timestep t
+evaluates the UNet at t on the latent of the previous (lower) timestep; the editing steps' latents
+are among the 500 inversion steps (both "leading" schedules of the checkpoint), otherwise the
+nearest inverted step is used. Differences from the official code: every VAE encoding uses the
+posterior mean (official: random samples of the posterior for the first-frame image latents), so
+an edit is deterministic given the image editor's output.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ frames (dropped from the output).
 
 How samples map onto it:
 * image-guided samples (reference image + mask): the source clip with the masked pixels set to
-  gray (VACE's inpainting input, so the model cannot copy the old object), the sample's mask
+  gray 128 (what VACE's inpainting annotators produce, so the model cannot copy the old object), the sample's mask
   (True = edit = white) and the reference image; the target prompt if the sample has one, else
   `default_prompt`;
 * text-guided samples with a mask: the same without a reference (masked repainting);
@@ -34,8 +34,8 @@ from methods.diffusion_common import image_to_pil, masks_to_pil, own_pipeline
 from methods.video_common import VIDEO_MODEL_OPTIONS, VideoModelMethod
 from methods.wan_v2v import WAN_NEGATIVE_PROMPT, scheduler_overrides
 
-#: gray in uint8: 127.5 is 0 in the VAE's [-1, 1] input range
-GRAY = 127
+#: the fill of masked pixels: VACE's inpainting annotators' MASK_COLOR (about 0 in the VAE's [-1, 1] range)
+GRAY = 128
 
 
 def vace_context(frames: np.ndarray, mask: np.ndarray | None, gray_masked: bool = True) -> tuple[np.ndarray, np.ndarray]:
