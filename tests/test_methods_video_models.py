@@ -426,3 +426,16 @@ def test_adapters_run_in_bfloat16(dirs, video, name, key, opts):
     """The half-precision path (bf16 weights, the Wan VAE kept float32) runs end to end (on the CPU here)."""
     out = make(name, dirs[key], dtype="bfloat16", **opts).edit(video, prompt="a red car")
     assert out.shape == video.frames.shape and out.std() > 0
+
+
+def test_anyv2v_loads_the_fp16_variant_layout_as_float32_on_cpu(dirs):
+    import torch
+    from pathlib import Path
+
+    from methods.anyv2v import load_i2vgen_xl
+
+    names = sorted(p.name for p in (Path(dirs["i2v"]) / "unet").glob("*.safetensors"))
+    assert names == ["diffusion_pytorch_model.fp16.safetensors"]
+    parts = load_i2vgen_xl(dirs["i2v"], "cpu")
+    assert parts.unet.dtype == torch.float32 and parts.text_encoder.dtype == torch.float32
+    assert load_i2vgen_xl(dirs["i2v"], "cpu") is parts  # once per process

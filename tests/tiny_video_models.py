@@ -133,20 +133,22 @@ def build_i2vgen_xl_dir(path: str | os.PathLike, seed: int = 0) -> Path:
 
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
-    tiny_vae(seed).save_pretrained(str(root / "vae"), safe_serialization=True)
+    # saved as the hub's fp16 variant (`*.fp16.safetensors`, half-precision tensors), which the weights spec downloads
+    half = {"safe_serialization": True, "variant": "fp16"}
+    tiny_vae(seed).half().save_pretrained(str(root / "vae"), **half)
     _seed(seed + 1)
     CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=I2V_DIM, intermediate_size=32, num_attention_heads=2,
                                  num_hidden_layers=2, max_position_embeddings=77, projection_dim=I2V_DIM,
                                  bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
-                  ).eval().save_pretrained(str(root / "text_encoder"), safe_serialization=True)
+                  ).eval().half().save_pretrained(str(root / "text_encoder"), **half)
     tiny_tokenizer().save_pretrained(str(root / "tokenizer"))
     _seed(seed + 2)
     CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_attention_heads=2,
                                                    num_hidden_layers=2, image_size=32, patch_size=8,
                                                    projection_dim=I2V_DIM)
-                                  ).eval().save_pretrained(str(root / "image_encoder"), safe_serialization=True)
+                                  ).eval().half().save_pretrained(str(root / "image_encoder"), **half)
     tiny_image_processor(32).save_pretrained(str(root / "feature_extractor"))
-    tiny_i2vgen_unet(seed + 3).save_pretrained(str(root / "unet"), safe_serialization=True)
+    tiny_i2vgen_unet(seed + 3).half().save_pretrained(str(root / "unet"), **half)
     DDIMScheduler(beta_schedule="squaredcos_cap_v2", clip_sample=False, prediction_type="v_prediction",
                   rescale_betas_zero_snr=True, timestep_spacing="leading", steps_offset=1,
                   set_alpha_to_one=True).save_pretrained(str(root / "scheduler"))
