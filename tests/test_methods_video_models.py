@@ -439,3 +439,21 @@ def test_anyv2v_loads_the_fp16_variant_layout_as_float32_on_cpu(dirs):
     parts = load_i2vgen_xl(dirs["i2v"], "cpu")
     assert parts.unet.dtype == torch.float32 and parts.text_encoder.dtype == torch.float32
     assert load_i2vgen_xl(dirs["i2v"], "cpu") is parts  # once per process
+
+
+@pytest.mark.parametrize("name,key,opts", [("wan-v2v", "wan", {}), ("cogvideox-v2v", "cog", COG)])
+def test_sdedit_strength_sets_the_number_of_denoising_steps(dirs, video, name, key, opts):
+    """SDEdit: strength s runs the last int(s * steps) steps of the schedule (transformer calls counted)."""
+    def calls(strength: float) -> int:
+        m = make(name, dirs[key], strength=strength, num_inference_steps=8, **opts)
+        m.setup()
+        count = [0]
+        handle = m.pipe.transformer.register_forward_pre_hook(lambda *a: count.__setitem__(0, count[0] + 1))
+        try:
+            m.edit(video, prompt="a red car")
+        finally:
+            handle.remove()
+        return count[0]
+
+    full, quarter = calls(1.0), calls(0.25)
+    assert full > 0 and quarter * 4 == full
