@@ -42,14 +42,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import NotApplicable, VidEditBenchError
+from bench.errors import VidEditBenchError
 from bench.types import Video
 from methods.diffusion_common import (
     DiffusersMethod,
     _load_error,
     detect_variant,
     dtype_kwarg,
-    frames_to_pil,
     processing_size,
     resize_frames,
     torch_dtype_for,

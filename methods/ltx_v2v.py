@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
-from bench.types import Video
+from bench.errors import VidEditBenchError
 from methods.diffusion_common import own_pipeline
 from methods.video_common import VIDEO_MODEL_OPTIONS, VideoModelMethod
 
@@ -56,43 +54,23 @@ class LTXV2V(VideoModelMethod):
     def _load(self) -> Any:
         return own_pipeline(super()._load(), "default")
 
-    def edit(
-        self,
-        video: Video,
-        *,
-        prompt: str | None = None,
-        reference: np.ndarray | None = None,
-        mask: np.ndarray | None = None,
-        prepared: Any = None,
-        source_prompt: str | None = None,
-    ) -> np.ndarray:
-        import torch
+    def call_kwargs(self, frames: list[Any], plan: Any, size: tuple[int, int], prompt: str) -> dict[str, Any]:
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
-        text = self._require_prompt(prompt)
-        self.setup()
-        plan, (h, w), frames = self.model_inputs(video)
         strength = float(self.cfg["strength"])
         if not 0.0 <= strength <= 1.0:
-            from bench.errors import VidEditBenchError
-
             raise VidEditBenchError(f"{self.name}: option 'strength' must be in [0, 1], got {strength}")
-        condition = LTXVideoCondition(video=frames, frame_index=0, strength=1.0 - strength)
-        with torch.inference_mode():
-            result = self.pipe(
-                conditions=[condition],
-                prompt=text,
-                negative_prompt=self.cfg["negative_prompt"] or None,
-                height=h,
-                width=w,
-                num_frames=plan.model_frames,
-                frame_rate=int(self.cfg["frame_rate"]),
-                num_inference_steps=int(self.cfg["num_inference_steps"]),
-                guidance_scale=float(self.cfg["guidance_scale"]),
-                image_cond_noise_scale=float(self.cfg["image_cond_noise_scale"]),
-                decode_timestep=float(self.cfg["decode_timestep"]),
-                decode_noise_scale=self.cfg["decode_noise_scale"],
-                generator=self.generator(),
-                output_type="np",
-            )
-        return self.finish_video(result.frames[0], plan, video)
+        return dict(
+            conditions=[LTXVideoCondition(video=frames, frame_index=0, strength=1.0 - strength)],
+            prompt=prompt,
+            negative_prompt=self.cfg["negative_prompt"] or None,
+            height=size[0],
+            width=size[1],
+            num_frames=plan.model_frames,
+            frame_rate=int(self.cfg["frame_rate"]),
+            num_inference_steps=int(self.cfg["num_inference_steps"]),
+            guidance_scale=float(self.cfg["guidance_scale"]),
+            image_cond_noise_scale=float(self.cfg["image_cond_noise_scale"]),
+            decode_timestep=float(self.cfg["decode_timestep"]),
+            decode_noise_scale=self.cfg["decode_noise_scale"],
+        )

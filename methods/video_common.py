@@ -214,6 +214,30 @@ class VideoModelMethod(DiffusersMethod):
         # CPU noise: the same draws on every device (the pipelines move it to the execution device)
         return torch.Generator(device="cpu").manual_seed(self.seed)
 
+    def call_kwargs(self, frames: list[Any], plan: FramePlan, size: tuple[int, int], prompt: str) -> dict[str, Any]:
+        """The pipeline arguments of one text-guided edit (besides generator and output type)."""
+        raise NotImplementedError
+
+    def edit(
+        self,
+        video: Video,
+        *,
+        prompt: str | None = None,
+        reference: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        prepared: Any = None,
+        source_prompt: str | None = None,
+    ) -> np.ndarray:
+        import torch
+
+        text = self._require_prompt(prompt)
+        self.setup()
+        plan, size, frames = self.model_inputs(video)
+        kwargs = self.call_kwargs(frames, plan, size, text)
+        with torch.inference_mode():
+            result = self.pipe(**kwargs, generator=self.generator(), output_type="np")
+        return self.finish_video(result.frames[0], plan, video)
+
     def finish_video(self, frames: Any, plan: FramePlan, video: Video) -> np.ndarray:
         """Model output (N frames at the processing size) -> the source's T frames at its size."""
         out = to_uint8(np.asarray(frames) if not isinstance(frames, list) else frames)

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
-from bench.types import Video
 from methods.diffusion_common import own_pipeline
 from methods.video_common import VIDEO_MODEL_OPTIONS, VideoModelMethod
 
@@ -60,32 +57,14 @@ class WanV2V(VideoModelMethod):
     def _load(self) -> Any:
         return own_pipeline(super()._load(), "default", **scheduler_overrides(self.cfg["flow_shift"]))
 
-    def edit(
-        self,
-        video: Video,
-        *,
-        prompt: str | None = None,
-        reference: np.ndarray | None = None,
-        mask: np.ndarray | None = None,
-        prepared: Any = None,
-        source_prompt: str | None = None,
-    ) -> np.ndarray:
-        import torch
-
-        text = self._require_prompt(prompt)
-        self.setup()
-        plan, (h, w), frames = self.model_inputs(video)
-        with torch.inference_mode():
-            result = self.pipe(
-                video=frames,
-                prompt=text,
-                negative_prompt=self.cfg["negative_prompt"] or None,
-                height=h,
-                width=w,
-                strength=float(self.cfg["strength"]),
-                num_inference_steps=int(self.cfg["num_inference_steps"]),
-                guidance_scale=float(self.cfg["guidance_scale"]),
-                generator=self.generator(),
-                output_type="np",
-            )
-        return self.finish_video(result.frames[0], plan, video)
+    def call_kwargs(self, frames: list[Any], plan: Any, size: tuple[int, int], prompt: str) -> dict[str, Any]:
+        return dict(
+            video=frames,
+            prompt=prompt,
+            negative_prompt=self.cfg["negative_prompt"] or None,
+            height=size[0],
+            width=size[1],
+            strength=float(self.cfg["strength"]),
+            num_inference_steps=int(self.cfg["num_inference_steps"]),
+            guidance_scale=float(self.cfg["guidance_scale"]),
+        )
