@@ -457,3 +457,21 @@ def test_sdedit_strength_sets_the_number_of_denoising_steps(dirs, video, name, k
 
     full, quarter = calls(1.0), calls(0.25)
     assert full > 0 and quarter * 4 == full
+
+
+@pytest.mark.parametrize("name", ["wan-v2v", "wan-vace", "cogvideox-v2v", "ltx-v2v", "anyv2v"])
+def test_presets_are_valid_option_sets(name):
+    from pathlib import Path
+
+    import yaml
+
+    import methods
+
+    presets = yaml.safe_load((Path(methods.__file__).parent / "presets" / f"{name}.yaml").read_text())
+    assert "official" in presets
+    cls = METHODS.get(name)
+    for preset, body in presets.items():
+        assert body.get("description") and body.get("source"), preset
+        assert set(body["options"]) <= set(cls.defaults), (preset, set(body["options"]) - set(cls.defaults))
+        method = cls(**body["options"])  # every value is accepted
+        assert all(method.cfg[k] == v for k, v in body["options"].items())
