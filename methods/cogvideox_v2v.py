@@ -50,7 +50,7 @@ class CogVideoXV2V(VideoModelMethod):
     def _load(self) -> Any:
         return own_pipeline(super()._load(), "default")
 
-    def call_kwargs(self, frames: list[Any], plan: Any, size: tuple[int, int], prompt: str) -> dict[str, Any]:
+    def call_kwargs(self, video: Any, frames: list[Any], plan: Any, size: tuple[int, int], prompt: str) -> dict[str, Any]:
         return dict(
             video=frames,
             prompt=prompt,

@@ -11,8 +11,9 @@ timestep-dependent noise to the conditioned tokens.
 Frame count: LTX's VAE compresses time by 8, so clips are padded to 8k+1 frames by repeating the
 last frame (a 24-frame sample becomes 25 frames) and the padding is dropped afterwards; sides are
 multiples of 32 (methods.video_common). Defaults follow diffusers' LTX-Video 0.9.5 condition
-example: 40 steps, guidance 3.0, its negative prompt, 768x512-class size (shorter side 512),
-frame rate 25; strength 0.7 is ours (no official SDEdit setting). bf16 on CUDA, `cpu_offload` /
+example: 40 steps, guidance 3.0, its negative prompt, 768x512-class size (shorter side 512); the
+frame-rate conditioning is the clip's own fps (the `official` preset: 25, the pipeline's default);
+strength 0.7 is ours (no official SDEdit setting). bf16 on CUDA, `cpu_offload` /
 `vae_tiling` options.
 """
 
@@ -45,7 +46,7 @@ class LTXV2V(VideoModelMethod):
         "num_inference_steps": 40,
         "guidance_scale": 3.0,
         "negative_prompt": LTX_NEGATIVE_PROMPT,
-        "frame_rate": 25,
+        "frame_rate": None,  # the frame rate LTX is conditioned on; None = the clip's own fps
         "image_cond_noise_scale": 0.15,
         "decode_timestep": 0.0,
         "decode_noise_scale": None,
@@ -54,7 +55,7 @@ class LTXV2V(VideoModelMethod):
     def _load(self) -> Any:
         return own_pipeline(super()._load(), "default")
 
-    def call_kwargs(self, frames: list[Any], plan: Any, size: tuple[int, int], prompt: str) -> dict[str, Any]:
+    def call_kwargs(self, video: Any, frames: list[Any], plan: Any, size: tuple[int, int], prompt: str) -> dict[str, Any]:
         from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
         strength = float(self.cfg["strength"])
@@ -67,7 +68,7 @@ class LTXV2V(VideoModelMethod):
             height=size[0],
             width=size[1],
             num_frames=plan.model_frames,
-            frame_rate=int(self.cfg["frame_rate"]),
+            frame_rate=int(round(float(self.cfg["frame_rate"] or video.fps or 25))),
             num_inference_steps=int(self.cfg["num_inference_steps"]),
             guidance_scale=float(self.cfg["guidance_scale"]),
             image_cond_noise_scale=float(self.cfg["image_cond_noise_scale"]),

@@ -214,7 +214,8 @@ class VideoModelMethod(DiffusersMethod):
         # CPU noise: the same draws on every device (the pipelines move it to the execution device)
         return torch.Generator(device="cpu").manual_seed(self.seed)
 
-    def call_kwargs(self, frames: list[Any], plan: FramePlan, size: tuple[int, int], prompt: str) -> dict[str, Any]:
+    def call_kwargs(self, video: Video, frames: list[Any], plan: FramePlan, size: tuple[int, int],
+                    prompt: str) -> dict[str, Any]:
         """The pipeline arguments of one text-guided edit (besides generator and output type)."""
         raise NotImplementedError
 
@@ -233,7 +234,7 @@ class VideoModelMethod(DiffusersMethod):
         text = self._require_prompt(prompt)
         self.setup()
         plan, size, frames = self.model_inputs(video)
-        kwargs = self.call_kwargs(frames, plan, size, text)
+        kwargs = self.call_kwargs(video, frames, plan, size, text)
         with torch.inference_mode():
             result = self.pipe(**kwargs, generator=self.generator(), output_type="np")
         return self.finish_video(result.frames[0], plan, video)
