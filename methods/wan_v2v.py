@@ -2,7 +2,7 @@
 
 The source clip is encoded by the Wan VAE, noised to `strength` along the flow-matching path and
 denoised with the target prompt by diffusers' `WanVideoToVideoPipeline` (Wan2.1-T2V-1.3B by
-default, `Wan-AI/Wan2.1-T2V-14B-diffusers` as an option through `weights`). All frames are one
+default; `weights: wan2.1-t2v-14b` for the 14B model). All frames are one
 latent video; the frame count is mapped to the 4k+1 frames the VAE accepts (pad by repeating the
 last frame, drop afterwards: 24 -> 25 -> 24) and the size to multiples of 16 (methods.video_common).
 
