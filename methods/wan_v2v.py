@@ -9,7 +9,7 @@ last frame, drop afterwards: 24 -> 25 -> 24) and the size to multiples of 16 (me
 Defaults follow the official Wan 2.1 text-to-video settings (generate.py): 50 sampling steps,
 guidance 5.0, the official (Chinese) negative prompt, 480p (shorter side 480); the sampler is the
 checkpoint's (UniPC on flow sigmas); `flow_shift` overrides its shift (official t2v: 5.0; diffusers'
-example uses 3.0 at 480p and the hub config ships 3.0). `strength` 0.7 is ours (an SDEdit
+video-to-video example: 3.0 at 480p, 5.0 at 720p). `strength` 0.7 is ours (an SDEdit
 baseline has no official value; diffusers' example uses 0.7). bf16 on CUDA, `cpu_offload` and
 `vae_tiling` for small GPUs; the VAE stays float32 as in diffusers' Wan examples.
 """
