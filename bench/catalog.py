@@ -22,6 +22,12 @@ BUILTIN_METHODS: dict[str, str] = {
     "vidtome": "methods.vidtome:VidToMe",
     "external": "methods.external:ExternalMethod",
     "precomputed": "methods.precomputed:PrecomputedMethod",
+    # video diffusion models (issue 13)
+    "wan-v2v": "methods.wan_v2v:WanV2V",
+    "wan-vace": "methods.wan_vace:WanVACE",
+    "anyv2v": "methods.anyv2v:AnyV2V",
+    "cogvideox-v2v": "methods.cogvideox_v2v:CogVideoXV2V",
+    "ltx-v2v": "methods.ltx_v2v:LTXV2V",
 }
 
 BUILTIN_METRICS: dict[str, str] = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 from bench.weights import WeightSpec, register_weight
 
 _HF_MODEL_FILES = ("*.json", "*.txt", "*.safetensors", "*.model")
+#: a diffusers pipeline's component folders only (some repos also ship a single-file checkpoint at the root)
+_HF_PIPELINE_FILES = ("model_index.json", "*/*.json", "*/*.txt", "*/*.safetensors", "*/*.model")
 
 for _spec in (
     # ---- metrics -------------------------------------------------------------------------------
@@ -98,5 +100,29 @@ for _spec in (
     WeightSpec("paint-by-example", "hf", "Fantasy-Studio/Paint-by-Example", licence="CreativeML OpenRAIL-M",
                used_by=("framewise-paint-by-example",), size_mb=6300,
                allow_patterns=("*.json", "*.txt", "*.safetensors")),
+    # ---- editing methods (video diffusion models, issue 13) ---------------------------------------
+    WeightSpec("wan2.1-t2v-1.3b", "hf", "Wan-AI/Wan2.1-T2V-1.3B-diffusers", licence="Apache-2.0",
+               used_by=("wan-v2v",), size_mb=29000, allow_patterns=_HF_PIPELINE_FILES,
+               notes="float32 shards (UMT5-XXL text encoder ~22 GB); run in bf16 on CUDA"),
+    WeightSpec("wan2.1-t2v-14b", "hf", "Wan-AI/Wan2.1-T2V-14B-diffusers", licence="Apache-2.0",
+               used_by=("wan-v2v",), size_mb=80000, allow_patterns=_HF_PIPELINE_FILES,
+               notes="option weights=wan2.1-t2v-14b; ~40 GB GPU memory in bf16, or cpu_offload"),
+    WeightSpec("wan2.1-vace-1.3b", "hf", "Wan-AI/Wan2.1-VACE-1.3B-diffusers", licence="Apache-2.0",
+               used_by=("wan-vace",), size_mb=30000, allow_patterns=_HF_PIPELINE_FILES),
+    WeightSpec("wan2.1-vace-14b", "hf", "Wan-AI/Wan2.1-VACE-14B-diffusers", licence="Apache-2.0",
+               used_by=("wan-vace",), size_mb=98000, allow_patterns=_HF_PIPELINE_FILES,
+               notes="option weights=wan2.1-vace-14b; needs ~40 GB GPU memory in bf16, or cpu_offload"),
+    WeightSpec("cogvideox-2b", "hf", "THUDM/CogVideoX-2b", licence="Apache-2.0", used_by=("cogvideox-v2v",),
+               size_mb=13500, allow_patterns=_HF_PIPELINE_FILES, notes="fp16 weights (T5-XXL text encoder ~9.5 GB)"),
+    WeightSpec("cogvideox-5b", "hf", "THUDM/CogVideoX-5b", licence="CogVideoX License (5B weights)",
+               used_by=("cogvideox-v2v",), size_mb=21000, allow_patterns=_HF_PIPELINE_FILES,
+               notes="option weights=cogvideox-5b; bf16 weights"),
+    WeightSpec("ltx-video-0.9.5", "hf", "Lightricks/LTX-Video-0.9.5", licence="OpenRAIL-M (LTX-Video 0.9.5)",
+               used_by=("ltx-v2v",), size_mb=20000, allow_patterns=_HF_PIPELINE_FILES,
+               notes="diffusers-format 0.9.5 checkpoint (T5-XXL text encoder included)"),
+    WeightSpec("i2vgen-xl", "hf", "ali-vilab/i2vgen-xl", licence="MIT", used_by=("anyv2v",), size_mb=5400,
+               allow_patterns=("model_index.json", "*/*.json", "*/*.txt", "*/*.fp16.safetensors"),
+               notes="fp16 weights (the official AnyV2V setup); AnyV2V also needs its image editor's weights "
+                     "(instruct-pix2pix by default)"),
 ):
     register_weight(_spec)
