@@ -351,6 +351,7 @@ def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], me
         unknown = sorted(set(o) - set(getattr(cls, "defaults", {}) or {}))
         if unknown and not getattr(cls, "accepts_any_config", False):
             _fail(f"method '{n}' has no option(s) {unknown}; valid: {sorted(getattr(cls, 'defaults', {}) or {}) or '(none)'}")
+        _try_create(lambda: cls(device="cpu", seed=0, **o), f"method '{n}'")
     for spec in metric_specs:
         n, inline = parse_metric_spec(spec)
         o = {**k_opts.get(n, {}), **inline}
@@ -366,6 +367,20 @@ def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], me
         for key, allowed in getattr(cls, "choices", {}).items():
             if key in o and o[key] not in allowed:
                 _fail(f"metric '{n}': bad {key} {o[key]!r}; valid choices: {', '.join(map(str, allowed))}")
+        _try_create(lambda: cls(device="cpu", **o), f"metric '{n}'")
+
+
+def _try_create(make, what: str) -> None:
+    """Constructors check option values (ranges, types) without loading models: a bad value is one
+    line now, not error rows later. Other failures (imports, environment) are left to the run."""
+    try:
+        make()
+    except VidEditBenchError as e:
+        _fail(str(e))
+    except (TypeError, ValueError) as e:
+        _fail(f"{what}: bad option value ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _fresh_store(run_dir: Path, results_dir: Path, name: str, force: bool) -> None:
