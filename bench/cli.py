@@ -299,7 +299,7 @@ def _check_numbers(seed, limit, batch_size, warmup, num_frames, size, timeout) -
     """Numeric options, refused up front with the option's name (not a failure later in the run)."""
     checks = (
         ("--seed", seed, 0, 2**63 - 1), ("--limit", limit, 1, None), ("--batch-size", batch_size, 1, 4096),
-        ("--warmup", warmup, 0, 100), ("--num-frames", num_frames, 1, 10_000), ("--size", size, 1, 8192),
+        ("--warmup", warmup, 0, 100), ("--num-frames", num_frames, 1, 4096), ("--size", size, 1, 4096),
     )
     for flag, v, lo, hi in checks:
         if v is None:

@@ -292,8 +292,11 @@ def validate_preprocess(base: PreprocessConfig, values: dict, file: str, entry: 
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ManifestError(file, entry, k, f"expected an integer, got {_tname(v)} {v!r}")
             lo = {"num_frames": 2, "size": 8, "max_stride": 1}[k]
+            hi = {"num_frames": 4096, "size": 4096, "max_stride": 100_000}[k]  # beyond: memory, not a benchmark
             if v < lo:
                 raise ManifestError(file, entry, k, f"must be >= {lo}, got {v}")
+            if v > hi:
+                raise ManifestError(file, entry, k, f"must be <= {hi}, got {v}")
         out[k] = v
     return dataclasses.replace(base, **out)
 
