@@ -373,8 +373,12 @@ def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], me
 def _try_create(make, what: str) -> None:
     """Constructors check option values (ranges, types) without loading models: a bad value is one
     line now, not error rows later. Other failures (imports, environment) are left to the run."""
+    from bench.errors import WeightsMissing
+
     try:
         make()
+    except WeightsMissing:
+        pass  # a "skipped" row with the fix, as in the run
     except VidEditBenchError as e:
         _fail(str(e))
     except (TypeError, ValueError) as e:
@@ -634,7 +638,7 @@ def weights_download(
         for n in dict.fromkeys(wanted):
             get_spec(n)
         for n in dict.fromkeys(wanted):
-            console.print(f"{n}: {download(n, offline=True if offline else None)}")
+            console.print(f"{_esc(n)}: {_esc(str(download(n, offline=True if offline else None)))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001  (network errors)
@@ -652,7 +656,7 @@ def weights_verify(names: Optional[list[str]] = typer.Argument(None)) -> None:
         for n in names:
             ok, msg = verify(n)
             bad += not ok
-            console.print(f"{'[green]ok[/]' if ok else '[red]!![/]'} {n}: {msg}", highlight=False)
+            console.print(f"{'[green]ok[/]' if ok else '[red]!![/]'} {_esc(n)}: {_esc(str(msg))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
     raise typer.Exit(1 if bad else 0)
@@ -668,7 +672,7 @@ def new_method(
 
     try:
         for p in write_method_scaffold(name, dest):
-            console.print(f"wrote {p}")
+            console.print(f"wrote {_esc(str(p))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
 

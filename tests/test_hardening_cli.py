@@ -245,3 +245,14 @@ def test_fuzz_manifest_fields_one_line_naming_the_field(clip_dir, where, value):
         assert "\n" not in msg, msg
         assert len(msg) < 2000, msg[:200]
         assert field in msg or str(clip_dir) in msg, (field, msg)  # the field, or the file that is wrong
+
+
+def test_markup_like_text_in_messages_and_paths_is_printed_verbatim(tmp_path):
+    (tmp_path / "clip").mkdir()
+    m = tmp_path / "s.yaml"
+    m.write_text("name: t\nvideos:\n  - {id: v, source: clip, source_prompt: x, box: [1, 2], edits: [{id: e, edit_type: style, target_prompt: y}]}\n")
+    res = _invoke(["suite", "validate", str(m)], env={"COLUMNS": "400"})
+    _one_line_error(res, 2, "expected [x0, y0, x1, y1] (4 numbers)")
+    odd = tmp_path / "[/x]" / "[red]s.yaml"
+    res = _invoke(["run", "--suite", str(odd), *TINY], env={"COLUMNS": "400"})
+    _one_line_error(res, 2, "suite file not found", "[/x]/[red]s.yaml")
