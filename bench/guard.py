@@ -85,6 +85,14 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     def on_alarm(signum, frame):
         raise EditTimeout()
 
+    # an outer alarm (e.g. pytest-timeout's) is kept: it fires first if due first, else resumes after
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_delay and outer_delay <= seconds:
+        yield
+        return
+    import time
+
+    start = time.monotonic()
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
@@ -94,6 +102,8 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay:
+            signal.setitimer(signal.ITIMER_REAL, max(1e-3, outer_delay - (time.monotonic() - start)), outer_interval)
 
 
 def _guarded_call(fn, what: str, timeout: float | None):

@@ -334,3 +334,23 @@ def test_resize_never_repeats_frames_of_a_short_edit():
     with pytest.raises(MethodOutputError, match="fake temporal consistency"):
         fit_to_source(one, 8, (8, 8))
     assert fit_to_source(np.zeros((10, 8, 8, 3), np.uint8), 4, (4, 4)).shape == (4, 4, 4, 3)
+
+
+def test_time_limit_keeps_an_outer_alarm():
+    import signal
+
+    from bench.errors import VidEditBenchError
+    from bench.guard import time_limit
+
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 50.0)
+        with pytest.raises(VidEditBenchError, match="timed out after 0.2 s"):
+            with time_limit(0.2, "x"):
+                time.sleep(5)
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 40 < remaining <= 50 and not fired  # the outer alarm is still pending
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
