@@ -256,3 +256,39 @@ def test_markup_like_text_in_messages_and_paths_is_printed_verbatim(tmp_path):
     odd = tmp_path / "[/x]" / "[red]s.yaml"
     res = _invoke(["run", "--suite", str(odd), *TINY], env={"COLUMNS": "400"})
     _one_line_error(res, 2, "suite file not found", "[/x]/[red]s.yaml")
+
+
+def _manifest(tmp_path, video_extra: str = "", prompt: str = "a red car") -> Path:
+    from bench.video_io import write_frames
+
+    write_frames(tmp_path / "clip", np.zeros((4, 16, 16, 3), np.uint8))
+    m = tmp_path / "s.json"
+    video = {"id": "v", "source": "clip", "source_prompt": "a car",
+             "edits": [{"id": "e", "edit_type": "style", "target_prompt": prompt}]}
+    if video_extra:
+        video.update(json.loads(video_extra))
+    m.write_text(json.dumps({"name": "t", "preprocess": {"num_frames": 4, "size": 16}, "videos": [video]}))
+    return m
+
+
+@pytest.mark.parametrize("extra, prompt, needles", [
+    ('{"fps": NaN}', "a red car", ("field 'fps'", "positive number")),
+    ('{"fps": Infinity}', "a red car", ("field 'fps'",)),
+    ("", "x" * 200_000, ("field 'target_prompt'", "200000 characters")),
+    ("", "a red\u0000car", ("field 'target_prompt'", "NUL")),
+])
+def test_bad_manifest_values_name_the_field(tmp_path, extra, prompt, needles):
+    res = _invoke(["suite", "validate", str(_manifest(tmp_path, extra, prompt))], env={"COLUMNS": "400"})
+    _one_line_error(res, 2, *needles)
+    assert len(res.output) < 2000
+
+
+def test_corrupt_store_and_self_merge_through_the_cli_are_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.sqlite").write_bytes(b"garbage" * 500)
+    _one_line_error(_invoke(["leaderboard", str(run)]), 2, "not a readable videditbench results store")
+    from bench.store import ResultStore
+
+    ResultStore(tmp_path / "good").close()
+    _one_line_error(_invoke(["merge", str(tmp_path / "good"), str(tmp_path / "good")]), 2, "into itself")
