@@ -6,6 +6,7 @@ torch. Errors that a user can fix are printed as one line with the valid choices
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -489,7 +490,7 @@ def eval_(
     except VidEditBenchError as e:
         _fail(str(e))
     cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
-                        True, True, [f"precomputed.dir={edits.resolve()}", f"precomputed.resize={str(resize).lower()}"],
+                        True, True, [f"precomputed.dir={json.dumps(str(edits.resolve()))}", f"precomputed.resize={str(resize).lower()}"],
                         metric_opt, None, num_frames, size, 16, 0, False, method_labels={"precomputed": label})
     _run(cfg)
 

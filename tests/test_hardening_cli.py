@@ -292,3 +292,11 @@ def test_corrupt_store_and_self_merge_through_the_cli_are_one_line(tmp_path):
 
     ResultStore(tmp_path / "good").close()
     _one_line_error(_invoke(["merge", str(tmp_path / "good"), str(tmp_path / "good")]), 2, "into itself")
+
+
+def test_eval_folder_with_yaml_special_characters(tmp_path, captured):
+    edits = tmp_path / "my: edits #1"
+    edits.mkdir()
+    res = _invoke(["eval", str(edits), "--label", "mine"])
+    assert res.exit_code == 0, res.output
+    assert captured[0].method_options["precomputed"]["dir"] == str(edits.resolve())
