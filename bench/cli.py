@@ -401,8 +401,11 @@ def _fresh_store(run_dir: Path, results_dir: Path, name: str, force: bool) -> No
             _fail(f"--no-resume would delete the existing run {run_dir}; add --force to confirm")
         if not typer.confirm(f"Delete the existing run {run_dir} and start afresh?", default=False):
             _fail("kept the existing run; nothing done", 1)
+    from bench.locking import RunLock
+
     try:
-        remove_run(results_dir, name)
+        with RunLock(run_dir):  # never delete a run another process is writing
+            remove_run(results_dir, name)
     except VidEditBenchError as e:
         _fail(str(e))
 

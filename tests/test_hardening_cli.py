@@ -300,3 +300,15 @@ def test_eval_folder_with_yaml_special_characters(tmp_path, captured):
     res = _invoke(["eval", str(edits), "--label", "mine"])
     assert res.exit_code == 0, res.output
     assert captured[0].method_options["precomputed"]["dir"] == str(edits.resolve())
+
+
+def test_no_resume_force_never_deletes_a_run_in_use(tmp_path, captured):
+    from bench.locking import RunLock
+    from bench.store import ResultStore
+
+    results = tmp_path / "results"
+    ResultStore(results / "busy").close()
+    with RunLock(results / "busy"):
+        res = _invoke(["run", "--results-dir", str(results), "--name", "busy", "--no-resume", "--force", *TINY])
+        _one_line_error(res, 2, "in use by another videditbench process")
+    assert (results / "busy" / "results.sqlite").exists()
