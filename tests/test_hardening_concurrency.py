@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +60,8 @@ time.sleep(120)
 """
 
 
-def test_sigterm_kills_external_children_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_kills_external_children_and_says_how_to_resume(tmp_path, sig):
     script = tmp_path / "hang.py"
     script.write_text(textwrap.dedent(HANG))
     pidfile = tmp_path / "child.pid"
@@ -74,11 +77,11 @@ def test_sigterm_kills_external_children_and_says_how_to_resume(tmp_path):
     while not (pidfile.exists() and pidfile.read_text().strip()) and time.time() < deadline:
         time.sleep(0.1)
     child = int(pidfile.read_text())
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err[-2000:])
+    assert proc.returncode == 128 + sig, (proc.returncode, err[-2000:])
     assert "Traceback" not in err
-    assert "interrupted (SIGTERM)" in err and "run the same command again to resume" in err
+    assert f"interrupted ({signal.Signals(sig).name})" in err and "run the same command again to resume" in err
     time.sleep(0.2)
     try:
         os.kill(child, 0)
