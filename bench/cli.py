@@ -6,6 +6,7 @@ torch. Errors that a user can fix are printed as one line with the valid choices
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as _esc
 from rich.table import Table
 
 from bench.errors import VidEditBenchError
@@ -38,7 +40,8 @@ err_console = Console(stderr=True)
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    """One line (untrusted text is escaped: rich markup in a path or message is printed as is)."""
+    err_console.print(f"[bold red]error:[/] {_esc(str(msg))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -67,7 +70,19 @@ def _parse_options(values: list[str] | None, kind: str) -> dict[str, dict[str, A
                   f"{'rave.num_inference_steps=20' if kind == 'method' else 'clip_consistency.pairing=all'}")
         lhs, value = item.split("=", 1)
         name, key = lhs.split(".", 1)
-        out.setdefault(name, {})[key] = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            _fail(f"bad --{kind}-opt '{item[:200]}': the value is not valid YAML ({str(e).splitlines()[0]}); quote it")
+        out.setdefault(name.strip(), {})[key.strip()] = parsed
+    return out
+
+
+def _merge_options(file_opts: dict[str, dict[str, Any]], cli_opts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """--config first, then --method-opt / --metric-opt on top, per key (a block is merged, not replaced)."""
+    out = {name: dict(opts) for name, opts in file_opts.items()}
+    for name, opts in cli_opts.items():
+        out.setdefault(name, {}).update(opts)
     return out
 
 
@@ -93,10 +108,46 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
         path = preset_path(str(path)) or path  # a shipped preset name (videditbench list configs)
     if not path.is_file():
         _fail(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:  # includes !!python/... tags, which safe_load refuses
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        _fail(f"{path}: invalid YAML{where}: {problem} (plain YAML only: no !!python tags)")
+    except (OSError, UnicodeDecodeError) as e:
+        _fail(f"{path}: cannot read the config file ({e})")
     if not isinstance(data, dict):
         _fail(f"{path}: expected a mapping with keys like methods, metrics, method_options, metric_options")
-    return data
+    return _check_config(data, path)
+
+
+CONFIG_KEYS = ("methods", "metrics", "method_options", "metric_options")
+
+
+def _check_config(data: dict, path: Path) -> dict[str, Any]:
+    """Types of a --config file: names lists (a comma-separated string is accepted), options mappings."""
+    for k in data:
+        if k not in CONFIG_KEYS:
+            _fail(f"{path}: unknown key '{k}'; valid keys: {', '.join(CONFIG_KEYS)}")
+    out: dict[str, Any] = {}
+    for k in ("methods", "metrics"):
+        v = data.get(k)
+        if v is None:
+            continue
+        if isinstance(v, str):
+            v = _split([v])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+            _fail(f"{path}, field '{k}': expected a list of names, e.g. {k}: [source, flow-propagate], got {v!r}"[:300])
+        out[k] = _split(v)
+    for k in ("method_options", "metric_options"):
+        v = data.get(k)
+        if v is None:
+            continue
+        if not isinstance(v, dict) or not all(isinstance(n, str) and isinstance(o, dict) for n, o in v.items()):
+            _fail(f"{path}, field '{k}': expected NAME: {{KEY: VALUE}} mappings, got {v!r}"[:300])
+        out[k] = {n: dict(o) for n, o in v.items()}
+    return out
 
 
 def _progress_and_log():
@@ -108,11 +159,11 @@ def _progress_and_log():
 
     def on_progress(label: str, done: int, total: int) -> None:
         if label not in tasks:
-            tasks[label] = progress.add_task(label, total=total)
+            tasks[label] = progress.add_task(_esc(label), total=total)
         progress.update(tasks[label], completed=done, total=total)
 
     def on_log(msg: str) -> None:
-        progress.console.print(f"[dim]{msg}[/]", highlight=False, soft_wrap=True)
+        progress.console.print(f"[dim]{_esc(str(msg))}[/]", highlight=False, soft_wrap=True)
 
     return progress, on_progress, on_log
 
@@ -124,14 +175,14 @@ def _print_summary(summary) -> None:
     for s in statuses:
         t.add_column(s, justify="right")
     for method, counts in sorted(summary.edits.items()):
-        t.add_row(method, *[str(counts.get(s, 0) or "") for s in statuses])
+        t.add_row(_esc(method), *[str(counts.get(s, 0) or "") for s in statuses])
     console.print(t)
     t = Table(title="Scores")
     t.add_column("metric")
     for s in statuses:
         t.add_column(s, justify="right")
     for metric, counts in sorted(summary.scores.items()):
-        t.add_row(metric, *[str(counts.get(s, 0) or "") for s in statuses])
+        t.add_row(_esc(metric), *[str(counts.get(s, 0) or "") for s in statuses])
     console.print(t)
     if summary.problems:
         t = Table(title="Skipped and failed (with the reason or the fix)")
@@ -143,7 +194,7 @@ def _print_summary(summary) -> None:
             if key in seen:
                 continue
             seen.add(key)
-            t.add_row(kind, what, status, msg)
+            t.add_row(kind, _esc(what), status, _esc(msg))
             if len(seen) >= 40:
                 t.add_row("…", "", "", "more in the leaderboard's status table")
                 break
@@ -177,17 +228,38 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
 
 
 def _run(config, do_edits: bool = True, export: bool = True) -> None:
+    from bench.guard import RunInterrupted
     from bench.runner import run_benchmark
 
     progress, on_progress, on_log = _progress_and_log()
-    with progress:
-        summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
+    try:
+        with progress:
+            summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
+    except KeyboardInterrupt as e:
+        signame = e.args[0] if isinstance(e, RunInterrupted) else "SIGINT"
+        code = 128 + (e.signum if isinstance(e, RunInterrupted) else 2)
+        _fail(f"interrupted ({signame}); finished edits and scores are stored in {config.run_dir}; "
+              "run the same command again to resume", code)
+    except VidEditBenchError as e:
+        _fail(str(e))
     _print_summary(summary)
-    console.print(f"results: {summary.run_dir / 'results.sqlite'}")
+    console.print(f"results: {_esc(str(summary.run_dir / 'results.sqlite'))}", highlight=False)
     if export:
         paths = _export(summary.run_dir)
         for kind, p in paths.items():
-            console.print(f"{kind}: {p}")
+            console.print(f"{_esc(kind)}: {_esc(str(p))}", highlight=False)
+    _exit_if_nothing_succeeded(summary, do_edits)
+
+
+def _exit_if_nothing_succeeded(summary, do_edits: bool) -> None:
+    """Exit 1 with one line when no edit (or, with metrics, no score) of this invocation succeeded."""
+    n_edits = sum(sum(c.values()) for c in summary.edits.values())
+    ok_edits = sum(c.get("ok", 0) for c in summary.edits.values())
+    if do_edits and ok_edits == 0:
+        _fail(f"nothing succeeded: none of the {n_edits} edits is ok (see the table above for why)", 1)
+    n_scores = sum(sum(c.values()) for c in summary.scores.values())
+    if n_scores and not any(c.get("ok", 0) for c in summary.scores.values()):
+        _fail(f"nothing succeeded: none of the {n_scores} scores is ok (see the table above for why)", 1)
 
 
 def _offline(offline: bool) -> None:
@@ -219,21 +291,147 @@ def run(
     no_source_cache: bool = typer.Option(False, "--no-source-cache", help="Recompute source features per edit (V2VBench behaviour)."),
     offline: bool = typer.Option(False, "--offline", help="Never try the network (sets HF_HUB_OFFLINE=1)."),
     no_export: bool = typer.Option(False, "--no-export", help="Do not write the leaderboard and report at the end."),
+    force: bool = typer.Option(False, "--force", help="With --no-resume: delete the existing run store without asking."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="Seconds per edit (Python adapters) and per metric computation before it becomes an error row."),
 ) -> None:
     """Run methods on a suite, score the edits, and write the leaderboard and report."""
     _offline(offline)
     _run(_build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
-                       method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache),
+                       method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache,
+                       force=force, timeout=timeout),
          export=not no_export)
+
+
+def _check_numbers(seed, limit, batch_size, warmup, num_frames, size, timeout) -> None:
+    """Numeric options, refused up front with the option's name (not a failure later in the run)."""
+    checks = (
+        ("--seed", seed, 0, 2**63 - 1), ("--limit", limit, 1, None), ("--batch-size", batch_size, 1, 4096),
+        ("--warmup", warmup, 0, 100), ("--num-frames", num_frames, 1, 4096), ("--size", size, 1, 4096),
+    )
+    for flag, v, lo, hi in checks:
+        if v is None:
+            continue
+        if v < lo or (hi is not None and v > hi):
+            _fail(f"{flag} must be {'>= ' + str(lo) if hi is None else f'between {lo} and {hi}'}, got {v}")
+    if timeout is not None and not (timeout > 0 and timeout < float("inf")):
+        _fail(f"--timeout must be a positive number of seconds, got {timeout}")
+
+
+def _check_text(flag: str, v: str | None, max_len: int = 4096) -> None:
+    if v is None:
+        return
+    if "\0" in v:
+        _fail(f"{flag} contains a NUL byte; remove it")
+    if len(v) > max_len:
+        _fail(f"{flag} is {len(v)} characters long; at most {max_len}")
+
+
+def _suite_exists(suite: str) -> None:
+    """A suite given as a path must exist (else 'file not found', not 'unknown suite')."""
+    from bench.suites import list_suites
+
+    looks_like_path = "/" in suite or os.sep in suite or suite.endswith((".yaml", ".yml", ".json", ".csv"))
+    if looks_like_path and suite not in list_suites() and not Path(suite).expanduser().exists():
+        _fail(f"suite file not found: {suite} (pass an existing manifest/folder, or a suite name from `videditbench list suites`)")
+
+
+def _check_option_targets(opts: dict[str, dict[str, Any]], names: list[str], kind: str) -> None:
+    """An option for a method/metric that is not in this run is a mistake (typo or forgotten --methods)."""
+    for n, o in opts.items():
+        if n not in names:
+            _fail(f"--{kind}-opt / {kind}_options for '{n}', which is not in this run's {kind}s "
+                  f"({', '.join(names)}); add it to --{kind}s or drop the option")
+        if not isinstance(o, dict):
+            _fail(f"{kind}_options for '{n}' must be a mapping of KEY: VALUE")
+
+
+def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], metric_specs: list[str]) -> None:
+    """Unknown option keys and closed-choice values, checked on the classes before anything runs."""
+    from bench.catalog import METHODS, METRICS
+    from bench.runner import parse_metric_spec
+
+    for n, o in m_opts.items():
+        try:
+            cls = METHODS.get(n)
+        except Exception:  # noqa: BLE001  (an import error: reported by the run as error rows)
+            continue
+        unknown = sorted(set(o) - set(getattr(cls, "defaults", {}) or {}))
+        if unknown and not getattr(cls, "accepts_any_config", False):
+            _fail(f"method '{n}' has no option(s) {unknown}; valid: {sorted(getattr(cls, 'defaults', {}) or {}) or '(none)'}")
+        _try_create(lambda: cls(device="cpu", seed=0, **o), f"method '{n}'")
+    for spec in metric_specs:
+        n, inline = parse_metric_spec(spec)
+        o = {**k_opts.get(n, {}), **inline}
+        if not o:
+            continue
+        try:
+            cls = METRICS.get(n)
+        except Exception:  # noqa: BLE001
+            continue
+        unknown = sorted(set(o) - set(cls.defaults))
+        if unknown:
+            _fail(f"metric '{n}' has no option(s) {unknown}; valid: {sorted(cls.defaults) or '(none)'}")
+        for key, allowed in getattr(cls, "choices", {}).items():
+            if key in o and o[key] not in allowed:
+                _fail(f"metric '{n}': bad {key} {o[key]!r}; valid choices: {', '.join(map(str, allowed))}")
+        _try_create(lambda: cls(device="cpu", **o), f"metric '{n}'")
+
+
+def _try_create(make, what: str) -> None:
+    """Constructors check option values (ranges, types) without loading models: a bad value is one
+    line now, not error rows later. Other failures (imports, environment) are left to the run."""
+    from bench.errors import WeightsMissing
+
+    try:
+        make()
+    except WeightsMissing:
+        pass  # a "skipped" row with the fix, as in the run
+    except VidEditBenchError as e:
+        _fail(str(e))
+    except (TypeError, ValueError) as e:
+        _fail(f"{what}: bad option value ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _fresh_store(run_dir: Path, results_dir: Path, name: str, force: bool) -> None:
+    """--no-resume on an existing run: ask (on a terminal) or require --force; delete only our run store."""
+    from bench.runpaths import is_run_store, remove_run
+
+    if not run_dir.exists():
+        return
+    if not is_run_store(run_dir):
+        _fail(f"{run_dir} exists and is not a videditbench run; refusing to delete it (choose another --name)")
+    if not force:
+        if not sys.stdin.isatty():
+            _fail(f"--no-resume would delete the existing run {run_dir}; add --force to confirm")
+        if not typer.confirm(f"Delete the existing run {run_dir} and start afresh?", default=False):
+            _fail("kept the existing run; nothing done", 1)
+    from bench.locking import RunLock
+
+    try:
+        with RunLock(run_dir):  # never delete a run another process is writing
+            remove_run(results_dir, name)
+    except VidEditBenchError as e:
+        _fail(str(e))
 
 
 def _build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
                   method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache,
-                  method_labels=None):
+                  method_labels=None, force: bool = False, timeout: float | None = 3600.0):
     from bench.catalog import METHODS, METRICS
     from bench.device import resolve_device
     from bench.runner import DEFAULT_METHODS, DEFAULT_METRICS, RunConfig
+    from bench.runpaths import check_name
 
+    _check_numbers(seed, limit, batch_size, warmup, num_frames, size, timeout)
+    _check_text("--suite", suite)
+    try:
+        if name is not None:
+            check_name(name)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    _suite_exists(suite)
     file_cfg = _load_config_file(config_file)
     method_names = _split(methods) or list(file_cfg.get("methods") or DEFAULT_METHODS)
     metric_names = _split(metrics) or list(file_cfg.get("metrics") or DEFAULT_METRICS)
@@ -245,27 +443,31 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
         resolve_device(device)
     except VidEditBenchError as e:
         _fail(str(e))
-    if limit is not None and limit < 1:
-        _fail("--limit must be >= 1")
-    m_opts = {**(file_cfg.get("method_options") or {}), **_parse_options(method_opt, "method")}
-    k_opts = {**(file_cfg.get("metric_options") or {}), **_parse_options(metric_opt, "metric")}
+    m_opts = _merge_options(file_cfg.get("method_options") or {}, _parse_options(method_opt, "method"))
+    k_opts = _merge_options(file_cfg.get("metric_options") or {}, _parse_options(metric_opt, "metric"))
+    _check_option_targets(m_opts, method_names, "method")
+    _check_option_targets(k_opts, [parse_metric_spec(m)[0] for m in metric_names], "metric")
+    _check_option_values(m_opts, k_opts, method_names, metric_names)
     overrides = {k: v for k, v in {"num_frames": num_frames, "size": size}.items() if v is not None}
     cfg = RunConfig(
         suite=suite, methods=method_names, metrics=metric_names, run_name=name, results_dir=str(results_dir),
         device=device, seed=seed, limit=limit, shard=_parse_shard(shard), retry_errors=retry_errors,
         batch_size=batch_size, warmup=warmup, method_options=m_opts, metric_options=k_opts,
         method_labels=method_labels or {}, suite_overrides=overrides, source_cache=not no_source_cache,
+        timeout_s=timeout,
     )
-    if not resume and cfg.run_dir.exists():
-        import shutil
-
-        shutil.rmtree(cfg.run_dir)
+    try:
+        check_name(cfg.name, "run name (from the suite name)")
+    except VidEditBenchError as e:
+        _fail(str(e))
     try:
         from bench.suites import load_suite
 
         load_suite(suite, **overrides)
     except VidEditBenchError as e:
         _fail(str(e))
+    if not resume:
+        _fresh_store(cfg.run_dir, Path(results_dir), cfg.name, force)
     return cfg
 
 
@@ -290,8 +492,14 @@ def eval_(
     if not edits.is_dir():
         _fail(f"{edits} is not a folder; expected <dir>/<video_id>/<edit_idx> frames, .mp4 or .gif")
     label = label or edits.resolve().name
+    from bench.runpaths import check_name
+
+    try:
+        check_name(label, "label", "--label")
+    except VidEditBenchError as e:
+        _fail(str(e))
     cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
-                        True, True, [f"precomputed.dir={edits.resolve()}", f"precomputed.resize={str(resize).lower()}"],
+                        True, True, [f"precomputed.dir={json.dumps(str(edits.resolve()))}", f"precomputed.resize={str(resize).lower()}"],
                         metric_opt, None, num_frames, size, 16, 0, False, method_labels={"precomputed": label})
     _run(cfg)
 
@@ -306,8 +514,12 @@ def leaderboard(
     path = run_dir.parent if run_dir.suffix == ".sqlite" else run_dir
     if not (path / "results.sqlite").is_file():
         _fail(f"{path} has no results.sqlite; pass a run folder like results/mini")
-    for kind, p in _export(path, out, report=not no_report).items():
-        console.print(f"{kind}: {p}")
+    try:
+        exported = _export(path, out, report=not no_report)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    for kind, p in exported.items():
+        console.print(f"{_esc(kind)}: {_esc(str(p))}", highlight=False)
 
 
 @app.command()
@@ -318,12 +530,15 @@ def merge(
     """Merge the stores of several shards (e.g. from --shard i/n on different nodes) into one run."""
     from bench.store import ResultStore
 
-    with ResultStore(dest) as store:
-        for src in sources:
-            if not (src / "results.sqlite").is_file():
-                _fail(f"{src} has no results.sqlite")
-            added = store.merge_from(src)
-            console.print(f"merged {src}: +{added['edits']} edits, +{added['scores']} scores")
+    try:
+        with ResultStore(dest) as store:
+            for src in sources:
+                if not (src / "results.sqlite").is_file():
+                    _fail(f"{src} has no results.sqlite")
+                added = store.merge_from(src)
+                console.print(f"merged {_esc(str(src))}: +{added['edits']} edits, +{added['scores']} scores", highlight=False)
+    except VidEditBenchError as e:
+        _fail(str(e))
 
 
 @list_app.command("methods")
@@ -475,7 +690,7 @@ def weights_download(
         for n in dict.fromkeys(wanted):
             get_spec(n)
         for n in dict.fromkeys(wanted):
-            console.print(f"{n}: {download(n, offline=True if offline else None)}")
+            console.print(f"{_esc(n)}: {_esc(str(download(n, offline=True if offline else None)))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001  (network errors)
@@ -493,7 +708,7 @@ def weights_verify(names: Optional[list[str]] = typer.Argument(None)) -> None:
         for n in names:
             ok, msg = verify(n)
             bad += not ok
-            console.print(f"{'[green]ok[/]' if ok else '[red]!![/]'} {n}: {msg}", highlight=False)
+            console.print(f"{'[green]ok[/]' if ok else '[red]!![/]'} {_esc(n)}: {_esc(str(msg))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
     raise typer.Exit(1 if bad else 0)
@@ -509,7 +724,7 @@ def new_method(
 
     try:
         for p in write_method_scaffold(name, dest):
-            console.print(f"wrote {p}")
+            console.print(f"wrote {_esc(str(p))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
 
@@ -518,7 +733,7 @@ def main() -> None:
     try:
         app()
     except VidEditBenchError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {_esc(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -7,6 +7,12 @@ class VidEditBenchError(Exception):
     """Base class: the CLI prints these as one line instead of a traceback."""
 
 
+def _clip(text: str, n: int) -> str:
+    """User values quoted in a message stay readable: one line, at most n characters."""
+    text = str(text).replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 class ManifestError(VidEditBenchError):
     """A suite manifest (or another user-supplied description) has a bad or missing field."""
 
@@ -14,10 +20,10 @@ class ManifestError(VidEditBenchError):
         self.file, self.entry, self.field, self.problem, self.fix = file, entry, field, problem, fix
         where = file
         if entry:
-            where += f", entry {entry}"
+            where += f", entry {_clip(entry, 160)}"
         if field:
-            where += f", field '{field}'"
-        msg = f"{where}: {problem}"
+            where += f", field '{_clip(field, 80)}'"
+        msg = f"{where}: {_clip(problem, 600)}"
         if fix:
             msg += f" ({fix})"
         super().__init__(msg)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import platform
 import subprocess
@@ -26,7 +25,9 @@ import numpy as np
 from bench.cache import FeatureCache
 from bench.catalog import METHODS, METRICS
 from bench.errors import MethodOutputError, NotApplicable, VidEditBenchError, WeightsMissing
+from bench.guard import DEFAULT_TIMEOUT_S, GuardedMethod, GuardedMetric, check_value
 from bench.hashing import hash_obj
+from bench.runpaths import safe_component
 from bench.store import EditRow, ResultStore, ScoreRow
 from bench.types import Efficiency, EvalItem, LoadedSample, Sample, Video
 
@@ -63,6 +64,7 @@ class RunConfig:
     method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
     suite_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. num_frames, size
     source_cache: bool = True
+    timeout_s: float | None = DEFAULT_TIMEOUT_S  # per prepare/edit of a Python adapter and per metric compute
 
     @property
     def name(self) -> str:
@@ -296,7 +298,9 @@ class Runner:
     def sample_key(self, sample: Sample) -> str:
         """Content key of a sample that does not depend on where the data lives (shards merge)."""
         if sample.uid not in self._sample_keys:
-            self._sample_keys[sample.uid] = self.suite.sample_key(sample)
+            from bench.content_keys import sample_content_key
+
+            self._sample_keys[sample.uid] = sample_content_key(self.suite, sample)
         return self._sample_keys[sample.uid]
 
     def load(self, sample: Sample) -> LoadedSample:
@@ -312,7 +316,7 @@ class Runner:
 
         key = loaded.source_key
         if key not in self._source_dirs:
-            dest = self.run_dir / "sources" / f"{loaded.sample.video_id}-{key[:10]}"
+            dest = self.run_dir / "sources" / f"{safe_component(loaded.sample.video_id)}-{key[:10]}"
             if not (dest.is_dir() and len(list(dest.glob("*.png"))) == loaded.video.num_frames):
                 write_frames(dest, loaded.video.frames)
             self._source_dirs[key] = str(dest)
@@ -348,7 +352,7 @@ class Runner:
         fallback_config = {"name": label, "seed": self.config.seed, **options}
         try:
             cls = METHODS.get(name)
-            method = cls(device=self.device, seed=self.config.seed, **options)
+            method = GuardedMethod(cls(device=self.device, seed=self.config.seed, **options), self.config.timeout_s, label)
             mconfig = {**method.config(), "label": label}
         except Exception as e:  # noqa: BLE001  (import errors, bad options)
             mkey = hash_obj(fallback_config)
@@ -445,7 +449,8 @@ class Runner:
             _seed_everything(self.config.seed)
             out, m = measure(call, self.device)
             frames = validate_output(out, loaded.video, label)
-            out_dir = self.run_dir / "edits" / label / mkey[:10] / s.video_id / s.edit_id
+            out_dir = self.run_dir / "edits" / safe_component(label) / mkey[:10] / (
+                f"{safe_component(s.video_id)}-{safe_component(s.edit_id)}-{self.sample_key(s)[:10]}")
             write_frames(out_dir, frames)
             timed = getattr(method, "measures_efficiency", True)
             row = self._edit_row(
@@ -508,12 +513,10 @@ class Runner:
         for out in metric.outputs():
             value = None if values is None else values.get(out.name)
             st, msg = status, message
-            if status == "ok":
-                if value is None:
-                    continue
-                if not math.isfinite(float(value)):
-                    st, msg = "error", f"{out.name} is {value} (not finite)"
-                    value = None
+            if status == "ok":  # a missing, non-numeric, non-finite or out-of-range value is an error row
+                value, why = check_value(value, out.value_range[0], out.value_range[1], out.name)
+                if why:
+                    st, msg = "error", why
             rows.append(ScoreRow(
                 score_key=score_key(ekey, out.name, vid), edit_key=ekey if sample_uid != "__set__" else None,
                 method=row_like["method"], method_key=row_like["method_key"], sample_uid=sample_uid, metric=out.name,
@@ -538,7 +541,7 @@ class Runner:
         by_uid = {s.uid: s for s in self.samples}
         try:
             cls = METRICS.get(name)
-            metric = cls(device=self.device, batch_size=self.config.batch_size, **options)
+            metric = GuardedMetric(cls(device=self.device, batch_size=self.config.batch_size, **options), self.config.timeout_s)
         except Exception as e:  # noqa: BLE001
             msg = f"metric '{name}' could not be created: {describe_exception(e)}"
             self.log(msg)
@@ -686,9 +689,17 @@ class Runner:
 
 def run_benchmark(config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None,
                   do_edits: bool = True, do_metrics: bool = True) -> RunSummary:
-    runner = Runner(config, progress=progress, log=log)
-    try:
-        return runner.run(do_edits=do_edits, do_metrics=do_metrics)
-    finally:
-        runner.store.close()
+    """One run under the run folder's lock (a second process gets one line); stale temp folders of
+    killed writes are removed first; SIGTERM stops it like Ctrl-C (KeyboardInterrupt) with work kept."""
+    from bench.guard import interruptible
+    from bench.locking import RunLock
+    from bench.runpaths import clean_stale_temp
+
+    with RunLock(config.run_dir), interruptible():
+        clean_stale_temp(config.run_dir)
+        runner = Runner(config, progress=progress, log=log)
+        try:
+            return runner.run(do_edits=do_edits, do_metrics=do_metrics)
+        finally:
+            runner.store.close()
 

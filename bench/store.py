@@ -15,6 +15,9 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from bench.errors import VidEditBenchError
+from bench.runpaths import resolve_stored, to_stored
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -131,6 +134,24 @@ def _finite_or_none(x: float | None) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
 
 
+def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
+    """An existing database must be a store of ours, of this schema version (never silently adapted)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    fix = "move it away or choose another --name"
+    if "meta" not in tables or "edits" not in tables or "scores" not in tables:
+        raise VidEditBenchError(f"{path}: not a videditbench results store (tables: {', '.join(sorted(tables)) or 'none'}); {fix}")
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None or str(row[0]) != str(SCHEMA_VERSION):
+        raise VidEditBenchError(
+            f"{path}: store schema_version {row[0] if row else 'missing'} is not {SCHEMA_VERSION} (written by another "
+            f"version of videditbench); use that version, or {fix}"
+        )
+    for table, cols in (("edits", EDIT_COLUMNS), ("scores", SCORE_COLUMNS)):
+        have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        if have != list(cols) and not (table == "scores" and have + ["details"] == list(cols)):
+            raise VidEditBenchError(f"{path}: table '{table}' has columns {have}, not videditbench's; {fix}")
+
+
 class ResultStore:
     FILENAME = "results.sqlite"
 
@@ -141,13 +162,22 @@ class ResultStore:
             path = path / self.FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
-        if "details" not in {r[1] for r in self.conn.execute("PRAGMA table_info(scores)")}:
-            self.conn.execute("ALTER TABLE scores ADD COLUMN details TEXT")  # stores made before the column
-        self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.run_dir = path.parent
+        existed = path.is_file() and path.stat().st_size > 0
+        try:
+            self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+            if existed:
+                _check_ours(self.conn, path)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+            if "details" not in {r[1] for r in self.conn.execute("PRAGMA table_info(scores)")}:
+                self.conn.execute("ALTER TABLE scores ADD COLUMN details TEXT")  # our stores made before the column
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as e:
+            raise VidEditBenchError(
+                f"{path}: not a readable videditbench results store ({e}); move it away or choose another --name"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -178,13 +208,20 @@ class ResultStore:
             )
 
     def put_edit(self, row: EditRow) -> None:
+        """Store a (re)made edit. Its old scores, and the set-level scores of its method, go with the
+        old row: a regenerated edit is never paired with numbers computed on other frames."""
         row.created = row.created or time.time()
         d = asdict(row)
         for k in ("preprocess_s", "generate_s", "peak_memory_mb"):
             d[k] = _finite_or_none(d[k])
+        d["output_dir"], d["source_dir"] = to_stored(self.run_dir, d["output_dir"]), to_stored(self.run_dir, d["source_dir"])
         cols = ",".join(EDIT_COLUMNS)
         marks = ",".join("?" for _ in EDIT_COLUMNS)
         with self._tx():
+            old = self.conn.execute("SELECT created FROM edits WHERE edit_key = ?", (d["edit_key"],)).fetchone()
+            if old is not None:
+                self.conn.execute("DELETE FROM scores WHERE edit_key = ?", (d["edit_key"],))
+                self.conn.execute("DELETE FROM scores WHERE level = 'set' AND method_key = ?", (d["method_key"],))
             self.conn.execute(f"INSERT OR REPLACE INTO edits ({cols}) VALUES ({marks})", [d[c] for c in EDIT_COLUMNS])
 
     def put_scores(self, rows: list[ScoreRow]) -> None:
@@ -215,7 +252,14 @@ class ResultStore:
     def get_edit(self, edit_key: str) -> dict | None:
         cur = self.conn.execute(f"SELECT {','.join(EDIT_COLUMNS)} FROM edits WHERE edit_key = ?", (edit_key,))
         row = cur.fetchone()
-        return dict(zip(EDIT_COLUMNS, row)) if row else None
+        return self._edit_dict(row) if row else None
+
+    def _edit_dict(self, row) -> dict:
+        """A row with its stored (run-relative) paths resolved; a path leaving the run reads as None."""
+        d = dict(zip(EDIT_COLUMNS, row))
+        d["output_dir"] = resolve_stored(self.run_dir, d["output_dir"])
+        d["source_dir"] = resolve_stored(self.run_dir, d["source_dir"])
+        return d
 
     def iter_edits(self, status: str | None = None) -> Iterator[dict]:
         q = f"SELECT {','.join(EDIT_COLUMNS)} FROM edits"
@@ -224,7 +268,7 @@ class ResultStore:
             q += " WHERE status = ?"
             args = (status,)
         for row in self.conn.execute(q + " ORDER BY method, sample_uid", args):
-            yield dict(zip(EDIT_COLUMNS, row))
+            yield self._edit_dict(row)
 
     def score_status(self, score_key: str) -> str | None:
         row = self.conn.execute("SELECT status FROM scores WHERE score_key = ?", (score_key,)).fetchone()
@@ -248,7 +292,10 @@ class ResultStore:
     def edits_frame(self):
         import pandas as pd
 
-        return pd.read_sql_query(f"SELECT {','.join(EDIT_COLUMNS)} FROM edits ORDER BY method, sample_uid", self.conn)
+        df = pd.read_sql_query(f"SELECT {','.join(EDIT_COLUMNS)} FROM edits ORDER BY method, sample_uid", self.conn)
+        for c in ("output_dir", "source_dir"):
+            df[c] = [resolve_stored(self.run_dir, v) for v in df[c]]
+        return df
 
     def scores_frame(self):
         """Scores joined with their sample's metadata (the leaderboard's input)."""
@@ -271,25 +318,58 @@ class ResultStore:
 
     # --- sharding ------------------------------------------------------------------------------------
     def merge_from(self, other: str | Path) -> dict[str, int]:
-        """Copy rows from another store (e.g. a shard of the same run); the newer row wins per key."""
+        """Copy rows from another store (e.g. a shard of the same run); the newer row wins per key.
+
+        The other run's edit and source frame folders are copied along (paths are run-relative); a
+        row whose path leaves the other run is taken without its path (the edit is redone on resume)."""
+        import os
+        import shutil
+
         other_path = Path(other)
         if other_path.is_dir():
             other_path = other_path / self.FILENAME
+        if not other_path.is_file():
+            raise VidEditBenchError(f"{other_path}: no results store to merge")
+        if os.path.samefile(other_path, self.path):
+            raise VidEditBenchError(f"{other_path}: cannot merge a store into itself; pass another run folder")
+        src = ResultStore(other_path)  # validates that it is ours, of this schema version
         before = self.counts()
-        self.conn.execute("ATTACH DATABASE ? AS other", (str(other_path),))
         try:
+            mine = dict(self.conn.execute("SELECT edit_key, created FROM edits"))
+            for r in src.iter_edits():
+                if r["edit_key"] in mine and not r["created"] > mine[r["edit_key"]]:
+                    continue
+                for k in ("output_dir", "source_dir"):
+                    if r[k] is None:
+                        continue
+                    rel = Path(r[k]).relative_to(src.run_dir.resolve())
+                    dest = self.run_dir / rel
+                    if Path(r[k]).is_dir() and not dest.is_dir():
+                        shutil.copytree(r[k], dest)
+                    r[k] = str(dest)
+                self.put_edit_row(r)
+            cols = ",".join(SCORE_COLUMNS)
+            mine_s = dict(self.conn.execute("SELECT score_key, created FROM scores"))
+            rows = [row for row in src.conn.execute(f"SELECT {cols} FROM scores")
+                    if row[0] not in mine_s or row[-1] > mine_s[row[0]]]
             with self._tx():
-                for table, key in (("edits", "edit_key"), ("scores", "score_key")):
-                    self.conn.execute(
-                        f"INSERT OR REPLACE INTO {table} SELECT o.* FROM other.{table} o "
-                        f"LEFT JOIN {table} m ON m.{key} = o.{key} WHERE m.{key} IS NULL OR o.created > m.created"
-                    )
-                self.conn.execute(
-                    "INSERT INTO invocations (started, config, code_version, environment) "
-                    "SELECT o.started, o.config, o.code_version, o.environment FROM other.invocations o "
-                    "WHERE NOT EXISTS (SELECT 1 FROM invocations m WHERE m.started = o.started AND m.config = o.config)"
-                )
+                self.conn.executemany(f"INSERT OR REPLACE INTO scores ({cols}) VALUES ({','.join('?' for _ in SCORE_COLUMNS)})", rows)
+                mine_inv = {(a, b) for a, b in self.conn.execute("SELECT started, config FROM invocations")}
+                for started, config, ver, env in src.conn.execute(
+                        "SELECT started, config, code_version, environment FROM invocations ORDER BY id"):
+                    if (started, config) not in mine_inv:
+                        self.conn.execute("INSERT INTO invocations (started, config, code_version, environment) "
+                                          "VALUES (?,?,?,?)", (started, config, ver, env))
         finally:
-            self.conn.execute("DETACH DATABASE other")
+            src.close()
         after = self.counts()
         return {k: after[k] - before[k] for k in after}
+
+    def put_edit_row(self, d: dict) -> None:
+        """Insert an edit row as read from a store (merge): keeps its `created`, and its scores."""
+        d = dict(d)
+        d["output_dir"], d["source_dir"] = to_stored(self.run_dir, d["output_dir"]), to_stored(self.run_dir, d["source_dir"])
+        cols = ",".join(EDIT_COLUMNS)
+        with self._tx():
+            self.conn.execute(f"INSERT OR REPLACE INTO edits ({cols}) VALUES ({','.join('?' for _ in EDIT_COLUMNS)})",
+                              [d[c] for c in EDIT_COLUMNS])

@@ -19,14 +19,31 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+#: 16-bit (and 32-bit integer) grayscale modes that `Image.convert` would clip to white instead of scaling
+_WIDE_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    """16-bit values (0..65535) to 8-bit by the exact range map (x / 257, rounded)."""
+    return np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+
+
 def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
+    """An image as uint8 (H, W, 3) for RGB / (H, W) for L; 16-bit PNGs are scaled, not clipped."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if im.mode in _WIDE_GRAY:
+                return np.asarray(Image.fromarray(_to_8bit(np.asarray(im)), "L").convert(mode)).copy()
+            if im.mode == "F":
+                raise VideoReadError(str(path), "floating-point image; frames must be 8- or 16-bit",
+                                     "re-export it as an 8-bit PNG")
             return np.asarray(im.convert(mode)).copy()
     except FileNotFoundError:
         raise VideoReadError(str(path), "file not found", "check the path in the manifest") from None
+    except VideoReadError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise VideoReadError(str(path), f"not a readable image ({e})", "re-export it as PNG") from None
 

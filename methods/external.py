@@ -19,7 +19,17 @@ Config:
 
   Use `{{` / `}}` for literal braces. A template that uses `{reference}` / `{mask}` / `{prompt}`
   makes the method need that input (samples without it are "not applicable"); override with `needs`.
-* `shell` (default false): run through `/bin/sh -c`; every substituted value is then `shlex.quote`d.
+* `shell` (default false): run the template as one `/bin/sh -c` line.
+
+  Security: a prompt from a downloaded dataset must never run anything. Wherever a shell will parse
+  the text — `shell: true`, or the script argument of a shell in the argv (`sh -c "…"`,
+  `bash -lc '…'`, `conda run -n env bash -c "…"`) — a placeholder is NOT pasted in: it becomes a
+  reference to an environment variable holding the value (`"$VIDEDITBENCH_PROMPT"` unquoted,
+  `${VIDEDITBENCH_PROMPT}` inside double quotes, `'"$VIDEDITBENCH_PROMPT"'` inside single quotes),
+  and a shell never re-parses an expanded variable, so `;`, `$( )`, backticks and newlines stay
+  text. Every value is also exported as `VIDEDITBENCH_<PLACEHOLDER>` for scripts that prefer the
+  environment. Code that itself re-parses a value (`eval`, `python -c "…{prompt}…"`) is outside
+  what the template can protect: read the value from the environment there.
 * `timeout_s` (default 3600): the whole process group is terminated (SIGTERM, then SIGKILL after
   5 s) when it runs longer.
 * `env` (mapping, merged over the current environment), `cwd` (working directory).
@@ -95,6 +105,106 @@ def template_fields(parts: list[str]) -> set[str]:
                 )
             used.add(field)
     return used
+
+
+#: programs whose `-c` argument is a script that a shell parses
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish"})
+ENV_PREFIX = "VIDEDITBENCH_"
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def placeholder_env(values: dict[str, Any]) -> dict[str, str]:
+    """Every placeholder's value as an environment variable (how shell-parsed templates receive them)."""
+    return {env_name(k): str(v) for k, v in values.items() if k in PLACEHOLDERS}
+
+
+def shell_script_positions(parts: list[str]) -> set[int]:
+    """Indices of argv elements that a shell will parse as a script: the first operand after a
+    `-c` flag (`-c`, `-lc`, `-ec`, …) of a shell program anywhere in the argv."""
+    out: set[int] = set()
+    for i, p in enumerate(parts):
+        if Path(p.strip()).name not in SHELLS:
+            continue
+        saw_c = False
+        for j in range(i + 1, len(parts)):
+            a = parts[j]
+            if a.startswith("-") and not a.startswith("--") and len(a) > 1:
+                saw_c = saw_c or "c" in a[1:]
+                continue
+            if a.startswith("--"):
+                continue
+            if saw_c:
+                out.add(j)
+            break
+    return out
+
+
+def _quote_state(text: str, state: str) -> str:
+    """The shell quoting state ('', "'", '"') after `text`, starting in `state`."""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if state == "'":
+            if c == "'":
+                state = ""
+        elif state == '"':
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                state = ""
+        else:
+            if c == "\\":
+                i += 1
+            elif c == "'":
+                state = "'"
+            elif c == '"':
+                state = '"'
+        i += 1
+    return state
+
+
+def shell_safe_format(template: str) -> str:
+    """Replace each `{placeholder}` of a shell-parsed template by a reference to its environment
+    variable, written for the quoting context it sits in, so the value is one word and never code."""
+    out: list[str] = []
+    state = ""
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        state = _quote_state(literal, state)
+        if field is None:
+            continue
+        var = env_name(field)
+        if state == "'":
+            out.append(f"'\"${{{var}}}\"'")
+        elif state == '"':
+            out.append(f"${{{var}}}")
+        else:
+            out.append(f"\"${{{var}}}\"")
+    return "".join(out)
+
+
+def check_no_nested_shell(script: str) -> None:
+    """Refuse placeholders inside a shell script that a shell-parsed template hands to another shell
+    (`sh -c 'bash -c "… {prompt}"'`) or to `eval`: the value would be parsed twice."""
+    text = "".join(lit + (f"__VEB_{f}__" if f is not None else "") for lit, f, _, _ in string.Formatter().parse(script))
+    lex = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    try:
+        tokens = list(lex)
+    except ValueError as e:
+        raise VidEditBenchError(f"external: cannot parse the shell command {script!r}: {e}") from None
+    nested = [tokens[i] for i in shell_script_positions(tokens) if "__VEB_" in tokens[i]]
+    if "eval" in tokens and "__VEB_" in text:
+        nested.append("eval")
+    if nested:
+        raise VidEditBenchError(
+            f"external: a placeholder sits inside a nested shell script or eval in {script!r}, where the value "
+            "would be parsed twice; in that inner script write \"$VIDEDITBENCH_PROMPT\" (every placeholder is "
+            "exported as VIDEDITBENCH_<NAME>) instead of {prompt}"
+        )
 
 
 def log_tail(path: Path, n: int = LOG_TAIL_CHARS) -> str:
@@ -272,6 +382,8 @@ class ExternalMethod(Method):
         if not self.parts:
             raise VidEditBenchError("external: command is empty")
         self.fields = template_fields(self.parts)
+        for i in range(len(self.parts)) if self.cfg["shell"] else shell_script_positions(self.parts):
+            check_no_nested_shell(self.parts[i])
         if float(self.cfg["timeout_s"]) <= 0:
             raise VidEditBenchError(f"external: timeout_s must be > 0, got {self.cfg['timeout_s']}")
         if not isinstance(self.cfg["env"] or {}, dict):
@@ -328,10 +440,10 @@ class ExternalMethod(Method):
 
     def _argv(self, values: dict[str, Any]) -> tuple[list[str] | str, str]:
         if self.cfg["shell"]:
-            quoted = {k: shlex.quote(str(v)) for k, v in values.items()}
-            line = self.parts[0].format_map(quoted)
+            line = shell_safe_format(self.parts[0])
             return line, line
-        argv = [p.format_map(values) for p in self.parts]
+        script_parts = shell_script_positions(self.parts)
+        argv = [shell_safe_format(p) if i in script_parts else p.format_map(values) for i, p in enumerate(self.parts)]
         return argv, shlex.join(argv)
 
     def edit(
@@ -360,22 +472,30 @@ class ExternalMethod(Method):
                 workdir=str(work),
             )
             cmd, shown = self._argv(values)
-            frames = self._run(cmd, shown, work, sample)
+            frames = self._run(cmd, shown, work, sample, values)
             return self._conform(frames, video)
         finally:
             if not self.cfg["keep_workdir"]:
                 shutil.rmtree(work, ignore_errors=True)
 
-    def _run(self, cmd: list[str] | str, shown: str, work: Path, sample: Sample | None) -> np.ndarray:
+    def _run(self, cmd: list[str] | str, shown: str, work: Path, sample: Sample | None,
+             values: dict[str, Any] | None = None) -> np.ndarray:
+        values = values or {}
         tag = f"{sample.video_id}_{sample.edit_id}" if sample else "edit"
         tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)
         log_path = self._log_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}_{tag}_{work.name[-8:]}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **{str(k): str(v) for k, v in (self.cfg["env"] or {}).items()}}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **{str(k): str(v) for k, v in (self.cfg["env"] or {}).items()},
+               **placeholder_env(values)}
+        bad = [k for k, v in env.items() if "\0" in k or "\0" in v]
+        if bad:
+            raise VidEditBenchError(f"external: {bad[0]} contains a NUL byte, which no process can receive; remove it")
         cwd = str(Path(str(self.cfg["cwd"])).expanduser()) if self.cfg["cwd"] else None
         timeout = float(self.cfg["timeout_s"])
         start = time.perf_counter()
         with open(log_path, "wb") as log:
             log.write(f"$ {shown}\n# cwd: {cwd or os.getcwd()}\n".encode())
+            for k, v in placeholder_env(values).items():
+                log.write(f"# {k}={v!r}\n".encode(errors="replace"))
             log.flush()
             try:
                 proc = subprocess.Popen(

@@ -30,10 +30,18 @@ from bench.video_io import VIDEO_EXTS, list_frame_files, read_video
 
 
 def fit_to_source(frames: np.ndarray, num_frames: int, size: tuple[int, int]) -> np.ndarray:
-    """Pick `num_frames` evenly spaced frames and resize each to `size` (H, W)."""
+    """Pick `num_frames` evenly spaced frames and resize each to `size` (H, W).
+
+    Frames are only ever dropped, never repeated: an edit with fewer frames than the source would
+    become a partly frozen video that temporal-consistency metrics rate as perfectly stable."""
     import cv2
 
     t = frames.shape[0]
+    if t < num_frames:
+        raise MethodOutputError(
+            f"the edit has {t} frame(s) and the source {num_frames}; resizing only drops frames (repeating "
+            f"frames would fake temporal consistency): produce at least {num_frames} frames, or lower --num-frames"
+        )
     if t != num_frames:
         idx = np.rint(np.linspace(0, t - 1, num_frames)).astype(int) if num_frames > 1 else np.array([0])
         frames = frames[idx]

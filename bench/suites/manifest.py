@@ -47,6 +47,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,10 @@ def _tname(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
+#: longest accepted prompt / text field (CLIP reads 77 tokens; 10k characters is already absurd)
+MAX_TEXT = 10_000
+
+
 class _Checker:
     def __init__(self, file: str, base_dir: Path):
         self.file, self.base_dir = file, base_dir
@@ -192,6 +197,10 @@ class _Checker:
             v = str(v)  # YAML reads `id: 7` as an int; an id is a name
         if not isinstance(v, str):
             raise self.err(entry, key, f"expected a string, got {_tname(v)} {v!r}")
+        if "\0" in v:
+            raise self.err(entry, key, "contains a NUL byte", "remove it")
+        if len(v) > MAX_TEXT:
+            raise self.err(entry, key, f"is {len(v)} characters long; at most {MAX_TEXT}", "shorten it")
         if not allow_empty and not v.strip():
             raise self.err(entry, key, "must not be empty")
         return v
@@ -229,6 +238,8 @@ class _Checker:
                 or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in b)):
             raise self.err(entry, "box", f"expected [x0, y0, x1, y1] (4 numbers), got {b!r}")
         x0, y0, x1, y1 = b
+        if not all(math.isfinite(float(x)) for x in b):
+            raise self.err(entry, "box", f"coordinates must be finite numbers, got {list(b)}")
         if not (x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
             raise self.err(entry, "box", f"empty or negative rectangle {list(b)}", "need 0 <= x0 < x1 and 0 <= y0 < y1")
         return "box:" + ",".join(f"{float(x):g}" for x in b)
@@ -315,8 +326,11 @@ def validate_preprocess(base: PreprocessConfig, values: dict, file: str, entry: 
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ManifestError(file, entry, k, f"expected an integer, got {_tname(v)} {v!r}")
             lo = {"num_frames": 2, "size": 8, "max_stride": 1}[k]
+            hi = {"num_frames": 4096, "size": 4096, "max_stride": 100_000}[k]  # beyond: memory, not a benchmark
             if v < lo:
                 raise ManifestError(file, entry, k, f"must be >= {lo}, got {v}")
+            if v > hi:
+                raise ManifestError(file, entry, k, f"must be <= {hi}, got {v}")
         out[k] = v
     return dataclasses.replace(base, **out)
 
@@ -414,7 +428,8 @@ def _video(d: Any, idx: int, chk: _Checker) -> VideoEntry:
                 raise chk.err(entry, k, "does not apply to a synthetic clip",
                               "synthetic clips are rendered with the suite's num_frames; remove it")
     fps = d.get("fps")
-    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0):
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps)
+                            or fps <= 0):
         raise chk.err(entry, "fps", f"expected a positive number, got {fps!r}")
     video = VideoEntry(
         id=vid, source=source, source_ref=src_ref, source_prompt=sp or "", label=entry,

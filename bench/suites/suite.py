@@ -192,8 +192,20 @@ class Suite:
         elif spec.startswith("box:"):
             box = tuple(float(v) for v in spec[4:].split(","))
             h, w = src.src_hw
+            if box[0] >= w or box[1] >= h:
+                from bench.errors import ManifestError
+
+                raise ManifestError(self.file or self.name, sample.uid, "box",
+                                    f"box {[f'{v:g}' for v in box]} lies entirely outside the {w}x{h} source frame",
+                                    "box coordinates are [x0, y0, x1, y1) in source pixels")
             masks = np.broadcast_to(pp.resize_crop_masks(pp.box_mask(h, w, box, 1), self.preprocess.size),
                                     (t, self.preprocess.size, self.preprocess.size)).copy()
+            if not masks.any():
+                from bench.errors import ManifestError
+
+                raise ManifestError(self.file or self.name, sample.uid, "box",
+                                    f"box {[f'{v:g}' for v in box]} lies outside the centre crop of the {w}x{h} frame",
+                                    "move the box onto the object in the cropped area")
         else:
             masks = read_sampled_masks(spec, src.n_frames, src.src_hw, src.indices, sample.source,
                                        object_id=meta.get("mask_object"))
