@@ -48,9 +48,7 @@ def create_study(run_dir: str | Path, name: str, design: StudyDesign) -> dict:
     with StudyStore(run_dir) as store:
         if name in store.studies():
             raise StudyError(f"a study named {name!r} already exists in {store.path}; choose another --name")
-        edits = [dict(zip(("edit_key", "method", "sample_uid", "status", "output_dir", "source_dir", "prompt", "task",
-                           "created"), r)) for r in store.conn.execute(
-            "SELECT edit_key, method, sample_uid, status, output_dir, source_dir, prompt, task, created FROM edits")]
+        edits = list(store.iter_edits())  # the store's API resolves its run-relative paths
         all_methods = sorted({e["method"] for e in edits})
         unknown = [m for m in design.methods if m not in all_methods]
         if unknown:
