@@ -158,11 +158,8 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
         scores, edits = store.scores_frame(), store.edits_frame()
     lb = build_leaderboard(scores, edits)
     paths = dict(export_leaderboard(lb, out))
-    tasks = sorted(t for t in set(edits["task"].dropna()) if t) if len(edits) else []
-    if len(tasks) > 1:  # text- and image-guided samples also get leaderboards of their own
-        for task in tasks:
-            sub = build_leaderboard(scores[scores["task"] == task], edits[edits["task"] == task])
-            paths[f"md:{task}-guided"] = dict(export_leaderboard(sub, out / f"task-{task}", plots=False))["md"]
+    for task, sub in lb.sections.items():  # each task's paired comparison also gets files of its own
+        paths[f"md:{task}-guided"] = dict(export_leaderboard(sub, out / f"task-{task}", plots=False))["md"]
     if report:
         from bench.report import write_report
 

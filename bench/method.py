@@ -34,6 +34,9 @@ class Method:
     #: False for adapters that do not compute the edit here (e.g. "precomputed" reads files): the
     #: harness then stores no generation time / peak memory, so efficiency metrics show "n/a"
     measures_efficiency: ClassVar[bool] = True
+    #: True for reference rows (e.g. "source", the unedited input): shown in every table and plot,
+    #: marked, but never ranked, bolded, normalised or aggregated, and not part of the paired set
+    reference: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
         unknown = set(config) - set(self.defaults)

@@ -118,6 +118,9 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     headers = [h for h in cols["header"] if h in set(t["header"])]
     if len(headers) < 3:
         return None
+    t = t[~t["method"].isin(lb.references)]  # reference rows are never normalised
+    if t.empty:
+        return None
     wide = t.pivot_table(index=["method", "edit_type"], columns="header", values="mean").reindex(columns=headers)
     norm, _ = normalize(wide, dict(zip(cols["header"], cols["higher_is_better"])))
     methods = [m for m in lb.methods if m in norm.index.get_level_values(0)]
@@ -154,17 +157,27 @@ def bar_chart(lb: "Leaderboard", header: str, path: Path, colors: dict[str, Any]
     hi = cells["ci_high"].to_numpy(dtype=float)
     err = np.vstack([np.where(np.isfinite(lo), means - lo, 0.0), np.where(np.isfinite(hi), hi - means, 0.0)])
     err = np.clip(np.nan_to_num(err), 0.0, None)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(lb.methods) + 2.0), 3.6))
+    fig, ax = plt.subplots(figsize=(max(3.2, 0.55 * len(lb.methods) + 1.6), 3.4))
     x = np.arange(len(lb.methods))
-    ax.bar(x, np.nan_to_num(means), yerr=err, capsize=3, color=[colors[m] for m in lb.methods])
+    bars = ax.bar(x, np.nan_to_num(means), yerr=err, capsize=3, color=[colors[m] for m in lb.methods])
+    best = {m for m, h in getattr(lb, "_best", set()) if h == header}
+    for bar, m in zip(bars, lb.methods):
+        if m in lb.references:  # reference rows: hatched, never "best"
+            bar.set_hatch("//")
+            bar.set_alpha(0.45)
+        elif m in best:
+            bar.set_edgecolor("k")
+            bar.set_linewidth(1.5)
     for xi, (m, c) in zip(x, cells.iterrows()):
         if not np.isfinite(c["mean"]):
             # axes-fraction y: data coordinates could lie far outside a zoomed y-range
             ax.text(xi, 0.03, str(c["status"]), ha="center", va="bottom", fontsize=7, rotation=90, color="0.4",
                     transform=ax.get_xaxis_transform())
     ax.set_xticks(x)
-    ax.set_xticklabels(lb.methods, rotation=30, ha="right", fontsize=8)
+    ax.set_xticklabels([f"{m} (ref.)" if m in lb.references else m for m in lb.methods], rotation=30, ha="right",
+                       fontsize=8)
     ax.set_title(header, fontsize=10)
+    ax.set_ylabel(header.rsplit(" ", 1)[0], fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ok = np.isfinite(means)
     lo_all = float(np.min(means[ok] - err[0][ok]))
@@ -212,6 +225,14 @@ def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[
     paths: dict[str, Path] = {}
     if lb.is_empty or lb.columns.empty:
         return paths
+    if lb.sections:  # one set of plots per task, each on its paired comparison
+        for task, board in lb.sections.items():
+            for key, p in write_plots(board, out / f"task-{task}", radar_columns).items():
+                paths[f"{task}/{key}"] = p
+        return paths
+    from bench.leaderboard import best_cells
+
+    lb._best = best_cells(lb)  # type: ignore[attr-defined]
     for key, make in _plot_jobs(lb, out, list(radar_columns)):
         try:
             p = make()

@@ -23,7 +23,9 @@ from bench.leaderboard import (
     EDIT_COLUMNS,
     Leaderboard,
     breakdown_wide,
+    best_cells,
     conform,
+    _efficiency_headers,
     display_table,
     fmt_value,
     status_display,
@@ -55,6 +57,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   th { background: #f6f8fa; font-weight: 600; }
   td.label, th.label { text-align: left; }
   td.best { font-weight: 700; background: #dafbe1; }
+  td.ref { color: #57606a; background: #f6f8fa; font-style: italic; }
   td.bad { color: #9a6700; background: #fff8c5; }
   td.msg { text-align: left; white-space: normal; max-width: 720px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
   .plots { display: flex; flex-wrap: wrap; gap: 12px; }
@@ -99,14 +102,25 @@ TEMPLATE = r"""<!DOCTYPE html>
 
 <section id="leaderboard">
   <h2>Leaderboard</h2>
-  <p class="note">Means over samples (set-level metrics such as FID: one value per method). ± = half-width of the
-  {{ ci_level }}% bootstrap confidence interval. ↑/↓ = higher/lower is better; bold = best. * = some samples failed.
+  <p class="note">Means over samples in display units (the unit is in the header: ×10⁻¹ = the stored value is the shown value × 10⁻¹; set-level metrics such as FID: one value per method).
+  ± = half-width of the {{ ci_level }}% bootstrap confidence interval. ↑/↓ = higher/lower is better; bold = best compared method;
+  † = not significantly different from the best; * = some samples failed. Reference rows (grey, “(reference)”) are never ranked.
   Hover a cell for n, std and the interval.</p>
-  {% if main %}<div class="scroll">{{ table(main) }}</div>{% else %}<p class="note">No metric values.</p>{% endif %}
-  {% if unequal_n %}<div class="alert">Methods were scored on different numbers of samples in: {{ unequal_n|join(", ") }}. Compare those columns with care (hover a cell for its n).</div>{% endif %}
+  <p class="note">{{ pairing_doc }} {{ rank_doc }}</p>
+  {% for b in boards %}
+  <div class="board" id="task-{{ b.task or 'all' }}">
+  <h3>{{ b.title }}</h3>
+  <p class="note">{{ b.note }}</p>
+  {% if b.main %}<div class="scroll lb">{{ table(b.main) }}</div>{% else %}<p class="note">No metric values.</p>{% endif %}
+  {% if b.unequal_n %}<div class="alert">Methods were scored on different numbers of samples in: {{ b.unequal_n|join(", ") }}. Compare those columns with care (hover a cell for its n).</div>{% endif %}
+  {% if b.unpaired %}<details><summary>Unpaired means (each method over all its own samples; not comparable across methods)</summary>
+    <div class="scroll lb">{{ table(b.unpaired) }}</div></details>{% endif %}
+  </div>
+  {% endfor %}
+  {% if overall %}<details><summary>Unpaired means over all tasks</summary><div class="scroll lb">{{ table(overall) }}</div></details>{% endif %}
   <details><summary>Aggregate score and its min–max table</summary>
     <p class="note">{{ aggregate_doc }}</p>
-    {% if normalization %}<div class="scroll">{{ table(normalization) }}</div>{% endif %}
+    {% for n in normalization %}<div class="scroll">{{ table(n) }}</div>{% endfor %}
   </details>
 </section>
 
@@ -124,6 +138,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <h2>Efficiency</h2>
   <p class="note">Measured by the harness: medians over successful edits; pre-processing runs once per source video.</p>
   {% if efficiency %}<div class="scroll">{{ table(efficiency) }}</div>{% else %}<p class="note">No edits stored.</p>{% endif %}
+  {% if efficiency_metrics %}<div class="scroll">{{ table(efficiency_metrics) }}</div>{% endif %}
 </section>
 
 <section id="breakdowns">
@@ -208,42 +223,67 @@ def _frame_table(df: pd.DataFrame, index: bool = True, msg_cols: tuple[str, ...]
     return HtmlTable(headers, rows, label_cols=1)
 
 
-def _main_table(lb: Leaderboard) -> HtmlTable | None:
+def _main_table(lb: Leaderboard, unpaired: bool = False, headers: list[str] | None = None,
+                ranks: bool = True) -> HtmlTable | None:
+    """A leaderboard table: best compared method bold, reference rows marked, hover = n/std/CI."""
     if lb.is_empty:
         return None
-    disp = display_table(lb)
-    headers = ["method", *[str(c) for c in disp.columns]]
-    cells = lb.cells.set_index(["method", "header"]) if len(lb.cells) else None
-    best: dict[str, float] = {}
-    for header, hib in zip(lb.columns["header"], lb.columns["higher_is_better"]):
-        vals = lb.main[header].astype(float)
-        vals = vals[np.isfinite(vals)]
-        if len(vals) > 1 and vals.max() > vals.min():
-            best[header] = float(vals.max() if hib else vals.min())
-    agg = lb.aggregate["aggregate"].astype(float)
-    agg_best = float(agg.max()) if agg.notna().sum() > 1 else math.nan
+    disp = display_table(lb, unpaired=unpaired, headers=headers, ranks=ranks and not unpaired)
+    if len(disp.columns) <= 1 + 2 * int(ranks and not unpaired):
+        return None
+    cells_df = lb.unpaired_cells if (unpaired and lb.paired) else lb.cells
+    cells = cells_df.set_index(["method", "header"]) if len(cells_df) else None
+    best = set() if unpaired else best_cells(lb)
+    top = [m for m in lb.compared() if _is_top(lb, m)] if not unpaired else []
     rows = []
-    for m, rec in disp.iterrows():
-        row = [{"text": str(m)}]
+    for m, (label, rec) in zip(lb.methods, disp.iterrows()):
+        ref = m in lb.references
+        row = [{"text": str(label), "cls": "ref" if ref else ""}]
         for col in disp.columns:
-            c: dict[str, str] = {"text": str(rec[col])}
+            c: dict[str, str] = {"text": str(rec[col]), "cls": "ref" if ref else ""}
             if cells is not None and (m, col) in cells.index:
                 cell = cells.loc[(m, col)]
                 if cell["n"] == 0:
                     c["cls"] = "bad"
                     c["title"] = f"{cell['status']}: {cell['reason']}"
                 else:
-                    if col in best and math.isclose(float(cell["mean"]), best[col], rel_tol=0, abs_tol=1e-12):
+                    if (m, col) in best:
                         c["cls"] = "best"
                     c["title"] = (f"n={int(cell['n'])}, std={fmt_value(cell['std'])}, "
-                                  f"95% CI [{fmt_value(cell['ci_low'])}, {fmt_value(cell['ci_high'])}] (raw units)")
+                                  f"95% CI [{fmt_value(cell['ci_low'])}, {fmt_value(cell['ci_high'])}]")
+                    if not unpaired and "diff_ci_low" in cell and np.isfinite(cell["diff_ci_low"]):
+                        c["title"] += (f"; difference to the best {fmt_value(cell['diff_best'])} "
+                                       f"[{fmt_value(cell['diff_ci_low'])}, {fmt_value(cell['diff_ci_high'])}]")
                     if cell["status"] == "partial":
                         c["title"] += f"; failed: {cell['reason']}"
-            if col == "aggregate ↑" and math.isfinite(agg_best) and math.isclose(float(agg.loc[m]), agg_best):
+            if col in ("aggregate ↑", "rank") and m in top:
                 c["cls"] = "best"
             row.append(c)
         rows.append(row)
-    return HtmlTable(headers, rows)
+    return HtmlTable(["method", *[str(c) for c in disp.columns]], rows)
+
+
+def _board(b: Leaderboard) -> dict[str, Any]:
+    from bench.pairing import task_title
+
+    title = task_title(b.task)
+    st = b.settings
+    if b.paired:
+        note = (f"Paired samples: n = {st.get('n_paired', 0)} of {st.get('n_samples', 0)} (every compared method "
+                f"finished them; dropped samples and why: Status). Compared: {', '.join(b.compared()) or 'none'}; "
+                f"reference rows: {', '.join(b.references) or 'none'}.")
+        head = f"{title[0].upper() + title[1:]}: paired comparison"
+    else:
+        note = "Each method over all of its own samples (not a paired comparison)."
+        head = f"{title[0].upper() + title[1:]}: unpaired means"
+    return {"task": b.task, "title": head, "note": note, "main": _main_table(b),
+            "unpaired": _main_table(b, unpaired=True) if b.paired else None,
+            "unequal_n": st.get("unequal_n", [])}
+
+
+def _is_top(lb: Leaderboard, m: str) -> bool:
+    a = lb.aggregate.loc[m]
+    return bool(np.isfinite(a["aggregate"]) and a["rank"] == 1)
 
 
 def _status_table(lb: Leaderboard) -> HtmlTable | None:
@@ -255,7 +295,12 @@ def _status_table(lb: Leaderboard) -> HtmlTable | None:
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+    """A readable file name for any text, made injective by a hash of the text itself
+    (`a_b/c` and `a/b_c` both read `a_b_c` but get different suffixes)."""
+    from bench.hashing import hash_obj
+
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_")[:60] or "x"
+    return f"{readable}-{hash_obj(str(text), 8)}"
 
 
 def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tuple[Path | None, str]:
@@ -300,7 +345,7 @@ def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int
     per_metric = lb.columns.groupby("metric")["header"].count().to_dict()
     lookup = {}
     for _, c in cols.iterrows():
-        info = {"header": c["header"], "display_exponent": c["display_exponent"]}
+        info = {"header": c["header"], "display_scale": c["display_scale"]}
         lookup[(c["metric"], c["variant_id"])] = info
         if per_metric.get(c["metric"], 0) == 1:
             lookup[(c["metric"], None)] = info
@@ -310,7 +355,7 @@ def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int
         c = lookup.get((rec.metric, rec.variant_id)) or lookup.get((rec.metric, None))
         if c is None:
             continue
-        scale = 10.0 ** -int(c["display_exponent"])
+        scale = float(c["display_scale"])  # the store holds raw values; show display units
         out.setdefault((labels[(rec.method, rec.method_key)], rec.sample_uid), []).append(
             f"{c['header']} {fmt_value(float(rec.value) * scale)}")
     return out
@@ -377,6 +422,8 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
         p = Path(p)
         if not p.is_file():
             continue
+        task, _, key = key.rpartition("/")
+        prefix = f"{task}-guided: " if task else ""
         if key == "radar_edit_type":
             caption = "Aggregate score per edit type (one polygon per method)"
         elif key == "radar_methods":
@@ -385,7 +432,7 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
             caption = "Quality vs runtime"
         else:
             caption = key.split(":", 1)[-1]
-        items.append({"src": _rel(p.resolve(), out.resolve()), "caption": caption,
+        items.append({"src": _rel(p.resolve(), out.resolve()), "caption": prefix + caption,
                       "cls": "wide" if key == "radar_methods" else ("bar" if key.startswith("bar:") else "")})
     return items
 
@@ -450,12 +497,16 @@ def write_report(
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         empty=empty,
         n_status=len(lb.status),
-        unequal_n=lb.settings.get("unequal_n", []),
         ci_level=int(lb.settings.get("ci_level", 0.95) * 100),
         aggregate_doc=lb.settings.get("aggregate_doc", ""),
-        main=_main_table(lb),
-        normalization=_frame_table(lb.normalization, index=False),
+        pairing_doc=lb.settings.get("pairing_doc", ""),
+        rank_doc=lb.settings.get("rank_doc", ""),
+        boards=[_board(b) for b in lb.task_boards()] if not lb.is_empty else [],
+        overall=_main_table(lb, ranks=False) if lb.sections else None,
+        normalization=[t for t in (_frame_table(b.normalization.assign(task=b.task), index=False)
+                                   for b in lb.task_boards()) if t is not None],
         efficiency=_frame_table(lb.efficiency),
+        efficiency_metrics=_main_table(lb, headers=_efficiency_headers(lb), ranks=False),
         breakdowns=_breakdowns(lb),
         status=_status_table(lb),
         plots=_plots(lb, out, plot_paths),
