@@ -206,7 +206,7 @@ def run(
     num_frames: Optional[int] = typer.Option(None, "--num-frames", help="Override the suite's frame count."),
     size: Optional[int] = typer.Option(None, "--size", help="Override the suite's square frame size."),
     batch_size: int = typer.Option(16, "--batch-size", help="Frames per model batch in metrics."),
-    warmup: int = typer.Option(0, "--warmup", help="Untimed warm-up edits before each method's first timed edit."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up edits before each method's first timed edit (default: 1 on CUDA, 0 on CPU)."),
     no_source_cache: bool = typer.Option(False, "--no-source-cache", help="Recompute source features per edit (V2VBench behaviour)."),
     offline: bool = typer.Option(False, "--offline", help="Never try the network (sets HF_HUB_OFFLINE=1)."),
     no_export: bool = typer.Option(False, "--no-export", help="Do not write the leaderboard and report at the end."),

@@ -58,7 +58,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None  # (index, count), index in [0, count)
     retry_errors: bool = False
     batch_size: int = 16
-    warmup: int = 0
+    warmup: int | None = None  # untimed warm-up edits; None = 1 on CUDA, 0 on CPU (bench.efficiency)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
@@ -275,10 +275,15 @@ class Runner:
         t0 = time.perf_counter()
         self.store.add_invocation(self._config_record(), code_version(), environment_info(self.device))
         if do_edits:
+            from bench.models import release
+
             for name in self.config.methods:
                 self._run_method(name)
-                _free_memory()
+                release()  # this method's models leave the cache (and the GPU) before the next one
         if do_metrics:
+            from bench.models import release
+
+            release()
             for name in self.config.metrics:
                 self._run_metric(name)
                 _free_memory()
@@ -428,7 +433,7 @@ class Runner:
 
     def _edit_one(self, method, s: Sample, loaded: LoadedSample, label: str, mkey: str, mconfig: dict,
                   prepared: Any, prep_time: float | None, first: bool) -> None:
-        from bench.efficiency import measure
+        from bench.efficiency import measure, warmup_edits
         from bench.video_io import write_frames
 
         extra = {"sample": s} if getattr(method, "receives_sample", False) else {}
@@ -441,8 +446,9 @@ class Runner:
 
         ekey = edit_key(self.sample_key(s), mkey)
         try:
-            if first and self.config.warmup:
-                for _ in range(self.config.warmup):
+            warmup = warmup_edits(self.device, self.config.warmup)
+            if first and warmup:
+                for _ in range(warmup):
                     _seed_everything(self.config.seed)
                     call()
             _seed_everything(self.config.seed)
