@@ -1085,7 +1085,7 @@ def to_markdown(lb: Leaderboard) -> str:
             if table.empty:
                 continue
             parts += [f"## By {title}" + (f" ({board.task}-guided)" if board.task else ""), ""]
-            for header in board.columns["header"]:
+            for header in _quality_headers(board):  # efficiency breakdowns: by_edit_type.csv
                 w = breakdown_wide(board, by, header, display=True)
                 if not w.empty:
                     parts += [f"### {header}", "", markdown_table(w), ""]
@@ -1157,7 +1157,7 @@ def wide_table(lb: Leaderboard) -> pd.DataFrame:
     """leaderboard_wide.csv: task × method rows, one column per header (the unit is in the header)."""
     frames = []
     for b in lb.task_boards():
-        w = b.main.copy()
+        w = b.main[_quality_headers(b)].copy()
         w.insert(0, "aggregate", b.aggregate["aggregate"])
         w.insert(0, "reference", [m in b.references for m in w.index])
         w.insert(0, "task", b.task)
@@ -1168,9 +1168,10 @@ def wide_table(lb: Leaderboard) -> pd.DataFrame:
 def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write leaderboard.{csv,md,json}, the wide/unpaired/breakdown/efficiency/status CSVs and the plots.
 
-    leaderboard.csv is the long table: one row per (task, method, metric column) of the paired
+    leaderboard.csv is the long table: one row per (task, method, quality metric column) of the paired
     comparison with mean, std, CI, n, difference to the best (paired bootstrap CI), status counts and
-    the reason for anything not ok; leaderboard_unpaired.csv the per-method means over all samples.
+    the reason for anything not ok (efficiency columns: efficiency_cells.csv); leaderboard_unpaired.csv
+    the per-method means over all samples.
     Every value is in display units (the unit is in `header` and `display_unit`).
     """
     import json
@@ -1191,7 +1192,11 @@ def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True)
         frames = [f for f in frames if len(f)]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    write("csv", "leaderboard.csv", long_table(lb).to_csv(index=False))
+    long = long_table(lb)
+    timing = long["metric_family"].isin(EFFICIENCY_FAMILIES) if len(long) else pd.Series([], dtype=bool)
+    # quality numbers only (byte-identical between identical runs); measured cost in efficiency_cells.csv
+    write("csv", "leaderboard.csv", long[~timing].to_csv(index=False))
+    write("efficiency_cells_csv", "efficiency_cells.csv", long[timing].to_csv(index=False))
     write("wide_csv", "leaderboard_wide.csv", wide_table(lb).to_csv())
     unpaired = lb.unpaired_cells if lb.paired else lb.cells
     write("unpaired_csv", "leaderboard_unpaired.csv", unpaired.to_csv(index=False))
