@@ -93,25 +93,40 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def _progress_and_log():
+def _progress_and_log(interval: float = 5.0):
+    """A rich progress bar on a terminal; otherwise plain `label: done/total` lines every `interval`
+    seconds per phase (and at its end), so logs and CI still show progress. Log lines never wrap
+    (paths stay whole); every message printed is remembered so the summary does not repeat it."""
+    import time as _time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True, disable=not console.is_terminal)
     tasks: dict[str, int] = {}
+    last: dict[str, float] = {}
+    logged: set[str] = set()
 
     def on_progress(label: str, done: int, total: int) -> None:
-        if label not in tasks:
-            tasks[label] = progress.add_task(label, total=total)
-        progress.update(tasks[label], completed=done, total=total)
+        if console.is_terminal:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+            return
+        now = _time.monotonic()
+        if done >= total or now - last.get(label, -interval) >= interval:
+            last[label] = now
+            console.print(f"{label}: {done}/{total}", soft_wrap=True, highlight=False, markup=False)
 
     def on_log(msg: str) -> None:
-        progress.console.print(f"[dim]{msg}[/]", highlight=False, soft_wrap=True)
+        logged.add(msg)
+        progress.console.print(msg, style="dim", highlight=False, soft_wrap=True, markup=False)
 
+    progress.logged = logged  # type: ignore[attr-defined]
     return progress, on_progress, on_log
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, already_logged: set[str] | None = None) -> None:
     statuses = ("ok", "error", "skipped", "not_applicable")
     t = Table(title="Edits", show_lines=False)
     t.add_column("method")
@@ -127,25 +142,28 @@ def _print_summary(summary) -> None:
     for metric, counts in sorted(summary.scores.items()):
         t.add_row(metric, *[str(counts.get(s, 0) or "") for s in statuses])
     console.print(t)
-    if summary.problems:
-        t = Table(title="Skipped and failed (with the reason or the fix)")
-        for c in ("kind", "what", "status", "message"):
-            t.add_column(c, overflow="fold")
-        seen = set()
-        for kind, what, status, msg in summary.problems:
-            key = (kind, what.split(" ")[0] if kind == "edit" else what, status, msg)
-            if key in seen:
-                continue
-            seen.add(key)
-            t.add_row(kind, what, status, msg)
-            if len(seen) >= 40:
-                t.add_row("…", "", "", "more in the leaderboard's status table")
-                break
-        console.print(t)
+    logged = " ".join(already_logged or ())
+    lines: dict[tuple[str, str, str, str], int] = {}
+    for kind, what, status, msg in summary.problems:
+        key = (kind, what.split(" ")[0] if kind == "edit" else what, status, msg)
+        lines[key] = lines.get(key, 0) + 1
+    shown = 0
+    for (kind, what, status, msg), n in lines.items():
+        if msg and msg in logged:
+            continue  # printed once already while running
+        if shown == 0:
+            console.print("Skipped and failed (with the reason or the fix):", style="bold")
+        if shown >= 40:
+            console.print("… more in the leaderboard's Status section", highlight=False)
+            break
+        count = f" ×{n}" if n > 1 else ""
+        # one plain line each: long paths and commands are never folded mid-name
+        console.print(f"  {kind} {what}{count} {status}: {msg}", soft_wrap=True, highlight=False, markup=False)
+        shown += 1
     console.print(
         f"new edits: {summary.edits_done} (already done: {summary.edits_skipped_existing}); "
         f"new scores: {summary.scores_done} (already done: {summary.scores_skipped_existing}); "
-        f"source-feature cache hits: {summary.cache_hits}; time {summary.seconds:.1f}s"
+        f"source-feature cache hits: {summary.cache_hits}; time {summary.seconds:.1f}s", soft_wrap=True,
     )
 
 
@@ -173,12 +191,12 @@ def _run(config, do_edits: bool = True, export: bool = True) -> None:
     progress, on_progress, on_log = _progress_and_log()
     with progress:
         summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
-    _print_summary(summary)
-    console.print(f"results: {summary.run_dir / 'results.sqlite'}")
+    _print_summary(summary, progress.logged)
+    console.print(f"results: {summary.run_dir / 'results.sqlite'}", soft_wrap=True, highlight=False)
     if export:
         paths = _export(summary.run_dir)
         for kind, p in paths.items():
-            console.print(f"{kind}: {p}")
+            console.print(f"{kind}: {p}", soft_wrap=True, highlight=False)
 
 
 def _offline(offline: bool) -> None:
@@ -423,12 +441,18 @@ def weights_download(
     try:
         for n in dict.fromkeys(wanted):
             get_spec(n)
-        for n in dict.fromkeys(wanted):
-            console.print(f"{n}: {download(n, offline=True if offline else None)}")
     except VidEditBenchError as e:
         _fail(str(e))
-    except Exception as e:  # noqa: BLE001  (network errors)
-        _fail(f"download failed: {type(e).__name__}: {e}")
+    for n in dict.fromkeys(wanted):
+        spec = get_spec(n)
+        try:
+            console.print(f"{n}: {download(n, offline=True if offline else None)}", soft_wrap=True, highlight=False)
+        except VidEditBenchError as e:
+            _fail(str(e))
+        except Exception as e:  # noqa: BLE001  (network errors)
+            first = (str(e).splitlines() or [""])[0]
+            _fail(f"download of '{n}' from {spec.source} failed: {type(e).__name__}: {first}; or get the file/folder "
+                  f"another way and point ${spec.env_var} at its local path")
 
 
 @weights_app.command("verify")
