@@ -181,8 +181,21 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
     if report:
         from bench.report import write_report
 
-        paths["report"] = write_report(lb, edits, out, scores=scores)
+        paths["report"] = write_report(lb, edits, out, scores=scores, suite=_run_suite(run_dir))
     return paths
+
+
+def _run_suite(run_dir: Path):
+    """The suite of the run's last invocation (for reference/mask previews), or None if it cannot load."""
+    from bench.store import ResultStore
+    from bench.suites import load_suite
+
+    try:
+        with ResultStore(run_dir) as store:
+            cfg = store.invocations()[-1]["config"]
+        return load_suite(cfg["suite"], **(cfg.get("suite_overrides") or {}))
+    except Exception:  # noqa: BLE001 (imported results, a moved dataset: previews just lack the extras)
+        return None
 
 
 def _run(config, do_edits: bool = True, export: bool = True) -> None:

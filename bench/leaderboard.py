@@ -784,7 +784,11 @@ def build_leaderboard(
     from bench.pairing import is_set_uid
 
     sample_level = ~scores["sample_uid"].map(is_set_uid)
-    tasks = sorted({t for t in set(edits["task"]) | set(scores.loc[sample_level, "task"]) if t})
+    from bench.pairing import TASK_TITLES
+
+    order = {t: i for i, t in enumerate(TASK_TITLES)}
+    tasks = sorted({t for t in set(edits["task"]) | set(scores.loc[sample_level, "task"]) if t},
+                   key=lambda t: (order.get(t, len(order)), t))
     if not paired or len(tasks) <= 1:
         return _build(scores, edits, task=tasks[0] if len(tasks) == 1 else "", paired=paired, **kw)
     board = _build(scores, edits, task="", paired=False, **kw)
@@ -801,6 +805,13 @@ def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool
     from bench.pairing import compared_methods, is_set_uid, paired_set
 
     methods = sorted(set(scores["method"]) | set(edits["method"]))
+    # a method none of whose edits applies here (e.g. an image-guided method on text samples) is
+    # not part of this board at all
+    only_na = {m for m, g in edits.groupby("method") if (g["status"] == "not_applicable").all()}
+    has_ok = set(scores.loc[scores["status"] == "ok", "method"])
+    methods = [m for m in methods if m not in only_na or m in has_ok]
+    edits = edits[edits["method"].isin(methods)]
+    scores = scores[scores["method"].isin(methods)]
     refs = _references(edits, methods, references)
     cols = _column_table(scores, scales)
     scores = _assign_columns(scores, cols) if len(scores) else scores.assign(column="", header="")
@@ -923,6 +934,20 @@ def _quality_headers(lb: Leaderboard) -> list[str]:
     return list(lb.columns.loc[~lb.columns["metric_family"].isin(EFFICIENCY_FAMILIES), "header"])
 
 
+def computed_headers(lb: Leaderboard, headers: list[str] | None = None) -> list[str]:
+    """Quality headers with at least one value on this board (the rest are listed, not drawn)."""
+    heads = _quality_headers(lb) if headers is None else headers
+    if lb.cells.empty:
+        return []
+    n = lb.cells.groupby("header")["n"].sum()
+    return [h for h in heads if n.get(h, 0) > 0]
+
+
+def not_computed_headers(lb: Leaderboard) -> list[str]:
+    have = set(computed_headers(lb))
+    return [h for h in _quality_headers(lb) if h not in have]
+
+
 def _efficiency_headers(lb: Leaderboard) -> list[str]:
     if lb.columns.empty:
         return []
@@ -951,7 +976,7 @@ def display_table(lb: Leaderboard, with_ci: bool = True, headers: list[str] | No
     Default columns: the quality metrics of the main (paired) table; `unpaired` uses the per-method
     means over all their samples; `headers` picks columns (e.g. the efficiency ones)."""
     cells = lb.unpaired_cells if (unpaired and lb.paired) else lb.cells
-    heads = _quality_headers(lb) if headers is None else headers
+    heads = computed_headers(lb) if headers is None else headers
     out = pd.DataFrame(index=pd.Index([method_display_name(lb, m) for m in lb.methods], name="method"))
     if ranks and not unpaired:
         out["rank"] = [_rank_text(lb, m) for m in lb.methods]
@@ -1042,6 +1067,9 @@ def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
         parts = [f"{level} {title[0].upper() + title[1:]}: unpaired means", "",
                  "Each method over all of its own samples (not a paired comparison).", ""]
     parts += [markdown_table(display_table(lb)), ""]
+    missing = not_computed_headers(lb)
+    if missing:
+        parts += [f"Not computed for any method here (reasons and fixes in Status): {_md_escape(', '.join(missing))}.", ""]
     if s.get("unequal_n"):
         parts += [f"Note: methods were scored on different numbers of samples in {', '.join(s['unequal_n'])} "
                   "(see Sample counts); compare those columns with care.", ""]

@@ -106,6 +106,19 @@ def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str
     return _save(fig, path)
 
 
+def axis_label(lb: "Leaderboard", header: str, width: int = 14) -> str:
+    """A short two-line label for a crowded axis: metric name, then its variant cut to `width`."""
+    row = lb.columns[lb.columns["header"] == header]
+    if row.empty:
+        return header
+    column, metric = str(row["column"].iloc[0]), str(row["metric"].iloc[0])
+    variant = column[len(metric):].strip()[1:-1]
+    name = metric.replace("_", " ")
+    if variant:
+        name += "\n" + (variant if len(variant) <= width else variant[: width - 1] + "…")
+    return name
+
+
 def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     """Fig. 12 layout: one panel per method, axes = metrics, one polygon per edit type."""
     from bench.leaderboard import _aggregate_columns, normalize
@@ -128,7 +141,7 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     etype_colors = {e: plt.get_cmap("Set2")(i % 8) for i, e in enumerate(edit_types)}
     ncols = min(4, len(methods))
     nrows = int(np.ceil(len(methods) / ncols))
-    fig = plt.figure(figsize=(4.2 * ncols, 4.0 * nrows + 0.6))
+    fig = plt.figure(figsize=(4.8 * ncols, 4.6 * nrows + 0.8))
     for i, m in enumerate(methods):
         ax, angles = _radar_axes(fig, len(headers), (nrows, ncols, i + 1))
         for e in edit_types:
@@ -136,8 +149,8 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
                 _polygon(ax, angles, norm.loc[(m, e)].to_numpy(dtype=float), etype_colors[e], e)
         ax.set_ylim(0, 1.0)
         ax.set_xticks(angles)
-        ax.set_xticklabels([h.rsplit(" ", 1)[0].replace(" [", "\n[").replace(" (", "\n(") for h in headers], fontsize=7)
-        ax.tick_params(axis="x", pad=8)
+        ax.set_xticklabels([axis_label(lb, h) for h in headers], fontsize=7)
+        ax.tick_params(axis="x", pad=10)
         ax.set_yticklabels([])
         ax.set_title(m, fontsize=10, pad=14)
     handles = [plt.Line2D([0], [0], color=etype_colors[e], lw=2) for e in edit_types]

@@ -28,6 +28,7 @@ from bench.leaderboard import (
     _efficiency_headers,
     display_table,
     fmt_value,
+    not_computed_headers,
     status_display,
 )
 
@@ -58,6 +59,12 @@ TEMPLATE = r"""<!DOCTYPE html>
   td.label, th.label { text-align: left; }
   td.best { font-weight: 700; background: #dafbe1; }
   td.ref { color: #57606a; background: #f6f8fa; font-style: italic; }
+  .lb table th { white-space: normal; max-width: 130px; vertical-align: bottom; }
+  .lb table th.group { text-align: center; background: #eaeef2; border-bottom: 2px solid #d0d7de; }
+  .lb table tr > :first-child { position: sticky; left: 0; z-index: 1; background: #fff; box-shadow: 1px 0 0 #d0d7de; }
+  .lb table thead tr > :first-child { background: #f6f8fa; }
+  .lb table tr > td.ref:first-child { background: #f6f8fa; }
+  p.legend { font-size: 12px; color: #57606a; margin: 2px 0 8px 0; }
   td.bad { color: #9a6700; background: #fff8c5; }
   td.msg { text-align: left; white-space: normal; max-width: 720px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
   .plots { display: flex; flex-wrap: wrap; gap: 12px; }
@@ -185,16 +192,30 @@ class HtmlTable:
     headers: list[str]
     rows: list[list[dict[str, str]]] = field(default_factory=list)
     label_cols: int = 1
+    #: optional group row above the headers: (label, number of columns it spans)
+    groups: list[tuple[str, int]] = field(default_factory=list)
+    #: full text of shortened headers (shown on hover), same length as headers or empty
+    titles: list[str] = field(default_factory=list)
+    #: legend lines under the table (what shortened labels stand for)
+    legend: list[str] = field(default_factory=list)
 
 
 def _render_table(t: HtmlTable) -> str:
     from markupsafe import Markup
 
     e = html.escape
-    out = ["<table><thead><tr>"]
+    out = ["<table>"]
+    if t.groups:
+        out.append("<thead><tr class=\"groups\">")
+        out += [f'<th colspan="{n}" class="group">{e(label)}</th>' for label, n in t.groups]
+        out.append("</tr><tr>")
+    else:
+        out.append("<thead><tr>")
     left = {i for i, c in enumerate(t.rows[0]) if c.get("cls") in ("msg", "txt")} if t.rows else set()
-    out += [f'<th class="{"label" if i < t.label_cols or i in left else ""}">{e(h)}</th>'
-            for i, h in enumerate(t.headers)]
+    for i, h in enumerate(t.headers):
+        cls = "label" if i < t.label_cols or i in left else ""
+        title = f' title="{e(t.titles[i])}"' if t.titles and t.titles[i] and t.titles[i] != h else ""
+        out.append(f'<th class="{cls}"{title}>{e(h)}</th>')
     out.append("</tr></thead><tbody>")
     for row in t.rows:
         out.append("<tr>")
@@ -204,7 +225,38 @@ def _render_table(t: HtmlTable) -> str:
             out.append(f'<td class="{cls}"{title}>{e(c.get("text", ""))}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
+    if t.legend:
+        out.append('<p class="legend">' + "<br>".join(e(x) for x in t.legend) + "</p>")
     return Markup("".join(out))
+
+
+def _short_headers(lb: Leaderboard, headers: list[str], max_variant: int = 18) -> tuple[list[str], list[str], list[str]]:
+    """(shown headers, their metric names, legend): long variant labels become `v1`, `v2`, … with a
+    legend, and the metric name moves into the family group row above."""
+    meta = lb.columns.set_index("header") if len(lb.columns) else pd.DataFrame()
+    shown, fams, legend = [], [], []
+    codes: dict[str, str] = {}
+    for h in headers:
+        if h not in meta.index:
+            shown.append(h)
+            fams.append("")
+            continue
+        c = meta.loc[h]
+        column, metric = str(c["column"]), str(c["metric"])
+        variant = column[len(metric):].strip()[1:-1] if column != metric else ""
+        if len(variant) > max_variant:
+            if variant not in codes:
+                codes[variant] = f"v{len(codes) + 1}"
+                legend.append(f"{codes[variant]} = {variant}")
+            variant = codes[variant]
+        unit = f" ({c['display_unit']})" if c.get("display_unit") else ""
+        arrow = "↑" if bool(c["higher_is_better"]) else "↓"
+        label = (f"[{variant}]" if variant else "") + unit
+        if metric != str(c["metric_family"]):
+            label = f"{metric[len(str(c['metric_family'])):].lstrip('_') or metric} {label}".strip()
+        shown.append(f"{label} {arrow}".strip())
+        fams.append(str(c["metric_family"]))
+    return shown, fams, legend
 
 
 def _frame_table(df: pd.DataFrame, index: bool = True, msg_cols: tuple[str, ...] = ()) -> HtmlTable | None:
@@ -260,7 +312,20 @@ def _main_table(lb: Leaderboard, unpaired: bool = False, headers: list[str] | No
                 c["cls"] = "best"
             row.append(c)
         rows.append(row)
-    return HtmlTable(["method", *[str(c) for c in disp.columns]], rows)
+    heads = ["method", *[str(c) for c in disp.columns]]
+    shown, fams, legend = _short_headers(lb, heads)
+    size = {f: fams.count(f) for f in fams}
+    for i, f in enumerate(fams):
+        if f and size[f] == 1:  # a family of one column: its own header, no group label
+            shown[i] = f"{f} {shown[i]}"
+            fams[i] = ""
+    groups: list[tuple[str, int]] = []
+    for f in fams:
+        if groups and groups[-1][0] == f:
+            groups[-1] = (f, groups[-1][1] + 1)
+        else:
+            groups.append((f, 1))
+    return HtmlTable(shown, rows, groups=groups if any(f for f in fams) else [], titles=heads, legend=legend)
 
 
 def _board(b: Leaderboard) -> dict[str, Any]:
@@ -276,6 +341,9 @@ def _board(b: Leaderboard) -> dict[str, Any]:
     else:
         note = "Each method over all of its own samples (not a paired comparison)."
         head = f"{title[0].upper() + title[1:]}: unpaired means"
+    missing = not_computed_headers(b)
+    if missing:
+        note += f" Not computed for any method here (reasons and fixes in Status): {', '.join(missing)}."
     return {"task": b.task, "title": head, "note": note, "main": _main_table(b),
             "unpaired": _main_table(b, unpaired=True) if b.paired else None,
             "unequal_n": st.get("unequal_n", [])}
@@ -286,12 +354,24 @@ def _is_top(lb: Leaderboard, m: str) -> bool:
     return bool(np.isfinite(a["aggregate"]) and a["rank"] == 1)
 
 
+def _status_frame(lb: Leaderboard) -> pd.DataFrame:
+    """Status rows of every comparison (with its task), plus the all-task rows of a multi-task run."""
+    parts = [status_display(b).assign(task=b.task or "all") for b in lb.task_boards()]
+    if lb.sections:
+        parts.append(status_display(lb).assign(task="all"))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame()
+    st = pd.concat(parts, ignore_index=True)
+    return st[["task", *[c for c in st.columns if c != "task"]]]
+
+
 def _status_table(lb: Leaderboard) -> HtmlTable | None:
-    st = status_display(lb)
+    st = _status_frame(lb)
     if st.empty:
         return None
-    t = _frame_table(st, index=False, msg_cols=("message",))
-    return t
+    # long messages and sample lists wrap instead of being cut
+    return _frame_table(st, index=False, msg_cols=("message", "column"))
 
 
 def _safe(text: str) -> str:
@@ -361,8 +441,41 @@ def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int
     return out
 
 
+def _guidance_clips(suite: Any, uid: str, sample_dir: Path, out: Path, max_frames: int, side: int) -> list[dict]:
+    """The reference image and the mask (tinted over the source) of an image-guided sample."""
+    from bench.video_io import write_gif
+
+    sample = next((x for x in getattr(suite, "samples", ()) if x.uid == uid), None) if suite is not None else None
+    if sample is None:
+        return []
+    clips = []
+    try:
+        loaded = suite.load(sample)
+    except Exception as e:  # noqa: BLE001 (a moved dataset must not break the report)
+        return [{"label": "reference / mask", "cls": "source", "src": None, "status": "not loaded",
+                 "message": str(e).splitlines()[0] if str(e) else type(e).__name__}]
+    if loaded.reference is not None:
+        from PIL import Image
+
+        ref = sample_dir / "reference.png"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        im = Image.fromarray(np.asarray(loaded.reference, np.uint8))
+        im.thumbnail((side * 2, side * 2))
+        im.save(ref)
+        clips.append({"label": "reference image", "cls": "source", "src": _rel(ref, out), "status": "", "message": ""})
+    if loaded.mask is not None:
+        frames = loaded.video.frames.astype(np.float32)
+        m = np.asarray(loaded.mask, bool)[..., None]
+        tint = np.where(m, 0.45 * frames + 0.55 * np.array([255.0, 40.0, 40.0]), 0.6 * frames)
+        idx = np.linspace(0, len(tint) - 1, min(max_frames, len(tint))).round().astype(int)
+        gif = write_gif(sample_dir / "mask.gif", tint[idx].clip(0, 255).astype(np.uint8),
+                        fps=loaded.video.fps, max_side=side)
+        clips.append({"label": "mask (red)", "cls": "source", "src": _rel(gif, out), "status": "", "message": ""})
+    return clips
+
+
 def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, max_frames: int,
-             side: int, values: dict[tuple[str, str], list[str]]) -> tuple[list[dict[str, Any]], int]:
+             side: int, values: dict[tuple[str, str], list[str]], suite: Any = None) -> tuple[list[dict[str, Any]], int]:
     if edits.empty:
         return [], 0
     labels = _method_label_map(edits, lb.methods)
@@ -384,6 +497,8 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
         src_gif, src_msg = source_gifs[key]
         clips = [{"label": "source video (input)", "cls": "source", "src": _rel(src_gif, out), "status": "source missing",
                   "message": src_msg}]
+        if (first["task"] or "text") != "text":
+            clips += _guidance_clips(suite, uid, sample_dir, out, max_frames, side)
         by_label = {r["label"]: r for _, r in g.iterrows()}
         for m in order:
             r = by_label.get(m)
@@ -463,12 +578,14 @@ def write_report(
     plot_paths: dict[str, Path] | None = None,
     scores: pd.DataFrame | None = None,
     sample_values: int = 3,
+    suite: Any = None,
 ) -> Path:
     """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
 
     `plot_paths` (default: those export_leaderboard recorded on `lb`, if still on disk) re-uses
     plots already written; otherwise they are drawn into out_dir/plots. `max_samples` caps the preview rows (-1 = all). With `scores`
-    (the store's score frame) each preview shows its first `sample_values` quality values.
+    (the store's score frame) each preview shows its first `sample_values` quality values. With
+    `suite` (a `bench.suites` Suite) image-guided previews also show the reference image and the mask.
     """
     from jinja2 import Environment
 
@@ -476,7 +593,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     edits = conform(edits, EDIT_COLUMNS)
     values = _sample_values(lb, scores, sample_values)
-    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side, values)
+    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side, values, suite)
 
     n_ok = int((edits["status"] == "ok").sum())
     if lb.is_empty:
@@ -496,7 +613,7 @@ def write_report(
         summary=summary,
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         empty=empty,
-        n_status=len(lb.status),
+        n_status=len(_status_frame(lb)),
         ci_level=int(lb.settings.get("ci_level", 0.95) * 100),
         aggregate_doc=lb.settings.get("aggregate_doc", ""),
         pairing_doc=lb.settings.get("pairing_doc", ""),

@@ -236,7 +236,8 @@ def test_exports_carry_skipped_reasons(lb, tmp_path):
     assert "| method | rank | aggregate ↑ | clip_text ↑" in md
     assert DOVER_FIX in md and "skipped" in md and "## By edit type" in md and "## Efficiency" in md
     assert "| A | 1 | 0.667 | 2.667 ± " in md and "Paired samples: n = 3 of 4" in md
-    assert "| 1 ± 0 | 10 | skipped |" in md  # warp_error 0.1 stored raw, shown ×10 (header ×10⁻¹)
+    assert "| 1 ± 0 | 10 | 3 |" in md  # warp_error 0.1 stored raw, shown ×10 (header ×10⁻¹); n = 3
+    assert "Not computed for any method here (reasons and fixes in Status): dover ↑" in md
     assert "| A | 2.5 ± " in md  # the unpaired table
     assert "4 ± 1.8*" in md  # B's unpaired clip_text: one sample failed
     csv = pd.read_csv(paths["csv"])
@@ -271,7 +272,8 @@ def test_empty_and_all_error_inputs(tmp_path):
     assert lb.counts.to_numpy().sum() == 0 and lb.aggregate["aggregate"].isna().all()
     paths = export_leaderboard(lb, tmp_path / "err")
     md = paths["md"].read_text()
-    assert "model exploded" in md and "| A | — | — | error |" in md
+    assert "model exploded" in md and "| A | metric | clip_text | error | 4 | model exploded |" in md
+    assert "Not computed for any method here (reasons and fixes in Status): clip_text ↑" in md
 
 
 def test_reads_the_result_store_frames(tmp_path):
