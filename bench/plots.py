@@ -189,8 +189,13 @@ def bar_chart(lb: "Leaderboard", header: str, path: Path, colors: dict[str, Any]
     ax.set_xticks(x)
     ax.set_xticklabels([f"{m} (ref.)" if m in lb.references else m for m in lb.methods], rotation=30, ha="right",
                        fontsize=8)
-    ax.set_title(header, fontsize=10)
-    ax.set_ylabel(header.rsplit(" ", 1)[0], fontsize=8)
+    # a short title (the full header is the report's caption) so long variant labels never shrink the plot
+    row = lb.columns[lb.columns["header"] == header]
+    unit = str(row["display_unit"].iloc[0]) if len(row) and row["display_unit"].iloc[0] else ""
+    ax.set_title(axis_label(lb, header, width=30) + (f" ({unit})" if unit else "") + f" {header.rsplit(' ', 1)[-1]}",
+                 fontsize=10)
+    if unit:
+        ax.set_ylabel(unit, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ok = np.isfinite(means)
     lo_all = float(np.min(means[ok] - err[0][ok]))

@@ -66,7 +66,8 @@ TEMPLATE = r"""<!DOCTYPE html>
   .lb table tr > td.ref:first-child { background: #f6f8fa; }
   p.legend { font-size: 12px; color: #57606a; margin: 2px 0 8px 0; }
   td.bad { color: #9a6700; background: #fff8c5; }
-  td.msg { text-align: left; white-space: normal; max-width: 720px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  td.msg { text-align: left; white-space: normal; max-width: 560px; overflow-wrap: anywhere; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  td.wrap { text-align: left; white-space: normal; max-width: 240px; overflow-wrap: anywhere; font-size: 12px; }
   .plots { display: flex; flex-wrap: wrap; gap: 12px; }
   .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; }
   .plots img { max-width: 560px; height: auto; display: block; }
@@ -371,7 +372,11 @@ def _status_table(lb: Leaderboard) -> HtmlTable | None:
     if st.empty:
         return None
     # long messages and sample lists wrap instead of being cut
-    return _frame_table(st, index=False, msg_cols=("message", "column"))
+    t = _frame_table(st, index=False, msg_cols=("message", "column"))
+    col = t.headers.index("column")
+    for row in t.rows:
+        row[col]["cls"] = "wrap"
+    return t
 
 
 def _safe(text: str) -> str:
@@ -532,8 +537,16 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
     if plot_paths is None and inside and all(p.is_file() and out.resolve() in p.parents for p in inside):
         plot_paths = lb.plot_paths  # drawn by export_leaderboard into this folder
     paths = plot_paths if plot_paths is not None else write_plots(lb, out / "plots")
+
+    def priority(key: str) -> tuple[int, str]:
+        # the headline plots first: the survey's Fig. 12 (per-method radar) and Fig. 11 (quality vs cost)
+        base = key.rpartition("/")[2]
+        rank = {"radar_methods": 0, "scatter": 1, "radar_edit_type": 2}.get(base, 3)
+        task = key.rpartition("/")[0]
+        return (list(lb.sections).index(task) if task in lb.sections else 0, rank)
+
     items = []
-    for key, p in paths.items():
+    for key, p in sorted(paths.items(), key=lambda kv: priority(kv[0])):
         p = Path(p)
         if not p.is_file():
             continue
@@ -554,15 +567,17 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
 
 def _breakdowns(lb: Leaderboard) -> list[dict[str, Any]]:
     groups = []
-    for by, title in (("edit_type", "edit type"), ("category", "category")):
-        tables = []
-        for header in lb.columns["header"]:
-            w = breakdown_wide(lb, by, header, display=True)
-            t = _frame_table(w)
-            if t is not None:
-                tables.append({"header": header, "table": t})
-        if tables:
-            groups.append({"title": title, "tables": tables})
+    for board in lb.task_boards():  # per task, on its paired samples
+        where = f" ({board.task}-guided)" if board.task and lb.sections else ""
+        for by, title in (("edit_type", "edit type"), ("category", "category")):
+            tables = []
+            for header in board.columns["header"]:
+                w = breakdown_wide(board, by, header, display=True)
+                t = _frame_table(w)
+                if t is not None:
+                    tables.append({"header": header, "table": t})
+            if tables:
+                groups.append({"title": title + where, "tables": tables})
     return groups
 
 
