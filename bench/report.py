@@ -168,6 +168,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <h2>Previews</h2>
   <p class="note">Source clip beside each method's edited clip (GIF previews of the stored lossless frames).{% if truncated %} Showing the first {{ samples|length }} of {{ truncated }} samples.{% endif %}</p>
   {% for s in samples %}
+  {% if loop.first or s.task != loop.previtem.task %}<h3>{{ task_titles.get(s.task, s.task) }} samples</h3>{% endif %}
   <div class="sample">
     <div class="title">{{ s.uid }}<span class="tag">{{ s.edit_type }}</span>{% if s.category %}<span class="tag">{{ s.category }}</span>{% endif %}<span class="tag">{{ s.task }}</span></div>
     <div class="prompt">{% if s.prompt %}“{{ s.prompt }}”{% else %}(no text prompt){% endif %}</div>
@@ -179,6 +180,7 @@ TEMPLATE = r"""<!DOCTYPE html>
       </figure>
     {% endfor %}
     </div>
+    {% if s.not_here %}<div class="prompt">Not for this task: {{ s.not_here|join(", ") }}</div>{% endif %}
   </div>
   {% else %}<p class="note">No samples.</p>{% endfor %}
 </section>
@@ -357,9 +359,8 @@ def _is_top(lb: Leaderboard, m: str) -> bool:
 
 def _status_frame(lb: Leaderboard) -> pd.DataFrame:
     """Status rows of every comparison (with its task), plus the all-task rows of a multi-task run."""
+    # (a multi-task run's all-sample board would repeat every per-task row: left out)
     parts = [status_display(b).assign(task=b.task or "all") for b in lb.task_boards()]
-    if lb.sections:
-        parts.append(status_display(lb).assign(task="all"))
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame()
@@ -486,7 +487,12 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
     labels = _method_label_map(edits, lb.methods)
     edits = edits.assign(label=[labels[(m, k)] for m, k in zip(edits["method"], edits["method_key"])])
     order = list(lb.methods) + sorted(set(edits["label"]) - set(lb.methods))
-    uids = sorted(edits["sample_uid"].unique())
+    from bench.pairing import TASK_TITLES
+
+    task_of = dict(zip(edits["sample_uid"], edits["task"].replace("", "text")))
+    rank = {t: i for i, t in enumerate(TASK_TITLES)}
+    uids = sorted(edits["sample_uid"].unique(), key=lambda u: (rank.get(task_of.get(u, "text"), len(rank)), u))
+    refs = set(lb.references) | {m for b in lb.task_boards() for m in b.references}
     total = len(uids)
     uids = uids[:max_samples] if max_samples >= 0 else uids
     source_gifs: dict[str, tuple[Path | None, str]] = {}
@@ -505,21 +511,26 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
         if (first["task"] or "text") != "text":
             clips += _guidance_clips(suite, uid, sample_dir, out, max_frames, side)
         by_label = {r["label"]: r for _, r in g.iterrows()}
+        not_here = []
         for m in order:
             r = by_label.get(m)
             if r is None:
                 clips.append({"label": m, "cls": "", "src": None, "status": "not run", "message": ""})
                 continue
+            if r["status"] == "not_applicable":  # e.g. an image-guided method on a text sample
+                not_here.append(m)
+                continue
+            m_label = f"{m} (reference)" if m in refs else m
             if r["status"] != "ok":
-                clips.append({"label": m, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
+                clips.append({"label": m_label, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
                 continue
             gif, msg = _gif(r["output_dir"], sample_dir / f"method_{_safe(m)}.gif", max_frames, side)
-            clips.append({"label": m, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg,
+            clips.append({"label": m_label, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg,
                           "vals": values.get((m, uid), [])})
         prompt = next((str(p) for p in g["prompt"] if p is not None and str(p) not in ("", "nan", "None")), "")
         samples.append({
             "uid": uid, "prompt": prompt, "edit_type": first["edit_type"] or "?", "category": first["category"],
-            "task": first["task"] or "text", "clips": clips,
+            "task": first["task"] or "text", "clips": clips, "not_here": not_here,
         })
     return samples, total
 
@@ -604,6 +615,8 @@ def write_report(
     """
     from jinja2 import Environment
 
+    from bench.pairing import TASK_TITLES
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     edits = conform(edits, EDIT_COLUMNS)
@@ -645,6 +658,7 @@ def write_report(
         samples=samples,
         truncated=total if len(samples) < total else 0,
         preview_side=preview_side,
+        task_titles={t: v[0].upper() + v[1:] for t, v in TASK_TITLES.items()},
     )
     path = out / "report.html"
     tmp = path.with_name(path.name + ".tmp")
