@@ -1118,8 +1118,8 @@ def to_markdown(lb: Leaderboard) -> str:
                 if not w.empty:
                     parts += [f"### {header}", "", markdown_table(w), ""]
     parts += ["## Status: skipped, failed, not applicable, missing, dropped from the paired set", ""]
-    st = pd.concat([status_display(b).assign(task=b.task) for b in lb.task_boards()] +
-                   ([status_display(lb).assign(task="all")] if lb.sections else []), ignore_index=True)
+    # per task only: a multi-task run's all-sample board would repeat every row
+    st = pd.concat([status_display(b).assign(task=b.task) for b in lb.task_boards()], ignore_index=True)
     parts += [markdown_table(st, index=False) if len(st) else "Everything ran: no skipped or failed rows.", ""]
     return "\n".join(parts)
 

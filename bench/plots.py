@@ -68,6 +68,13 @@ def _polygon(ax: Any, angles: np.ndarray, values: np.ndarray, color: Any, label:
         ax.fill(a, v, color=color, alpha=0.12)
 
 
+def _align_radar_labels(ax: Any, angles: np.ndarray) -> None:
+    """Labels on the left/right of a radar grow away from the circle instead of across it."""
+    for label, angle in zip(ax.get_xticklabels(), angles):
+        x = np.sin(angle)  # theta runs clockwise from the top
+        label.set_horizontalalignment("left" if x > 0.2 else ("right" if x < -0.2 else "center"))
+
+
 def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str, Any],
                    unit_range: bool) -> Path:
     """table: method × group values. Radar for >= 3 groups, grouped bars otherwise."""
@@ -80,6 +87,7 @@ def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str
             _polygon(ax, angles, row.to_numpy(dtype=float), colors.get(m), str(m))
         ax.set_xticks(angles)
         ax.set_xticklabels([g.replace("_", "\n") for g in groups], fontsize=9)
+        _align_radar_labels(ax, angles)
         if unit_range:
             ax.set_ylim(0, 1.0)
         else:
@@ -150,6 +158,7 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
         ax.set_ylim(0, 1.0)
         ax.set_xticks(angles)
         ax.set_xticklabels([axis_label(lb, h) for h in headers], fontsize=7)
+        _align_radar_labels(ax, angles)
         ax.tick_params(axis="x", pad=10)
         ax.set_yticklabels([])
         ax.set_title(m, fontsize=10, pad=14)
