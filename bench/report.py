@@ -69,7 +69,9 @@ TEMPLATE = r"""<!DOCTYPE html>
   td.msg { text-align: left; white-space: normal; max-width: 560px; overflow-wrap: anywhere; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
   td.wrap { text-align: left; white-space: normal; max-width: 240px; overflow-wrap: anywhere; font-size: 12px; }
   .plots { display: flex; flex-wrap: wrap; gap: 12px; }
-  .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; }
+  .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; max-width: 1110px; }
+  .plots figure:has(img.bar) { max-width: 420px; }
+  .plots figcaption { overflow-wrap: anywhere; }
   .plots img { max-width: 560px; height: auto; display: block; }
   .plots img.wide { max-width: 1100px; }
   .plots img.bar { max-width: 400px; }
@@ -554,7 +556,7 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
         base = key.rpartition("/")[2]
         rank = {"radar_methods": 0, "scatter": 1, "radar_edit_type": 2}.get(base, 3)
         task = key.rpartition("/")[0]
-        return (list(lb.sections).index(task) if task in lb.sections else 0, rank)
+        return (rank, list(lb.sections).index(task) if task in lb.sections else 0)
 
     items = []
     for key, p in sorted(paths.items(), key=lambda kv: priority(kv[0])):
