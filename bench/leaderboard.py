@@ -1073,7 +1073,9 @@ def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
     if s.get("unequal_n"):
         parts += [f"Note: methods were scored on different numbers of samples in {', '.join(s['unequal_n'])} "
                   "(see Sample counts); compare those columns with care.", ""]
-    parts += [f"{level}# Sample counts", "", markdown_table(lb.counts.rename(index=lambda m: method_display_name(lb, m))), ""]
+    shown = computed_headers(lb) + computed_headers(lb, _efficiency_headers(lb))
+    parts += [f"{level}# Sample counts", "",
+              markdown_table(lb.counts[shown].rename(index=lambda m: method_display_name(lb, m))), ""]
     if lb.paired:
         parts += [f"{level}# Unpaired means (each method over all its own samples; not comparable across methods)", "",
                   markdown_table(display_table(lb, unpaired=True)), ""]
