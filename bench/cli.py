@@ -150,25 +150,40 @@ def _check_config(data: dict, path: Path) -> dict[str, Any]:
     return out
 
 
-def _progress_and_log():
+def _progress_and_log(interval: float = 5.0):
+    """A rich progress bar on a terminal; otherwise plain `label: done/total` lines every `interval`
+    seconds per phase (and at its end), so logs and CI still show progress. Log lines never wrap
+    (paths stay whole); every message printed is remembered so the summary does not repeat it."""
+    import time as _time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True, disable=not console.is_terminal)
     tasks: dict[str, int] = {}
+    last: dict[str, float] = {}
+    logged: set[str] = set()
 
     def on_progress(label: str, done: int, total: int) -> None:
-        if label not in tasks:
-            tasks[label] = progress.add_task(_esc(label), total=total)
-        progress.update(tasks[label], completed=done, total=total)
+        if console.is_terminal:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+            return
+        now = _time.monotonic()
+        if done >= total or now - last.get(label, -interval) >= interval:
+            last[label] = now
+            console.print(f"{label}: {done}/{total}", soft_wrap=True, highlight=False, markup=False)
 
     def on_log(msg: str) -> None:
-        progress.console.print(f"[dim]{_esc(str(msg))}[/]", highlight=False, soft_wrap=True)
+        logged.add(msg)
+        progress.console.print(msg, style="dim", highlight=False, soft_wrap=True, markup=False)
 
+    progress.logged = logged  # type: ignore[attr-defined]
     return progress, on_progress, on_log
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, already_logged: set[str] | None = None) -> None:
     statuses = ("ok", "error", "skipped", "not_applicable")
     t = Table(title="Edits", show_lines=False)
     t.add_column("method")
@@ -184,25 +199,28 @@ def _print_summary(summary) -> None:
     for metric, counts in sorted(summary.scores.items()):
         t.add_row(_esc(metric), *[str(counts.get(s, 0) or "") for s in statuses])
     console.print(t)
-    if summary.problems:
-        t = Table(title="Skipped and failed (with the reason or the fix)")
-        for c in ("kind", "what", "status", "message"):
-            t.add_column(c, overflow="fold")
-        seen = set()
-        for kind, what, status, msg in summary.problems:
-            key = (kind, what.split(" ")[0] if kind == "edit" else what, status, msg)
-            if key in seen:
-                continue
-            seen.add(key)
-            t.add_row(kind, _esc(what), status, _esc(msg))
-            if len(seen) >= 40:
-                t.add_row("…", "", "", "more in the leaderboard's status table")
-                break
-        console.print(t)
+    logged = " ".join(already_logged or ())
+    lines: dict[tuple[str, str, str, str], int] = {}
+    for kind, what, status, msg in summary.problems:
+        key = (kind, what.split(" ")[0] if kind == "edit" else what, status, msg)
+        lines[key] = lines.get(key, 0) + 1
+    shown = 0
+    for (kind, what, status, msg), n in lines.items():
+        if msg and msg in logged:
+            continue  # printed once already while running
+        if shown == 0:
+            console.print("Skipped and failed (with the reason or the fix):", style="bold")
+        if shown >= 40:
+            console.print("… more in the leaderboard's Status section", highlight=False)
+            break
+        count = f" ×{n}" if n > 1 else ""
+        # one plain line each: long paths and commands are never folded mid-name
+        console.print(f"  {kind} {what}{count} {status}: {msg}", soft_wrap=True, highlight=False, markup=False)
+        shown += 1
     console.print(
         f"new edits: {summary.edits_done} (already done: {summary.edits_skipped_existing}); "
         f"new scores: {summary.scores_done} (already done: {summary.scores_skipped_existing}); "
-        f"source-feature cache hits: {summary.cache_hits}; time {summary.seconds:.1f}s"
+        f"source-feature cache hits: {summary.cache_hits}; time {summary.seconds:.1f}s", soft_wrap=True,
     )
 
 
@@ -215,16 +233,26 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
         scores, edits = store.scores_frame(), store.edits_frame()
     lb = build_leaderboard(scores, edits)
     paths = dict(export_leaderboard(lb, out))
-    tasks = sorted(t for t in set(edits["task"].dropna()) if t) if len(edits) else []
-    if len(tasks) > 1:  # text- and image-guided samples also get leaderboards of their own
-        for task in tasks:
-            sub = build_leaderboard(scores[scores["task"] == task], edits[edits["task"] == task])
-            paths[f"md:{task}-guided"] = dict(export_leaderboard(sub, out / f"task-{task}", plots=False))["md"]
+    for task, sub in lb.sections.items():  # each task's paired comparison also gets files of its own
+        paths[f"md:{task}-guided"] = dict(export_leaderboard(sub, out / f"task-{task}", plots=False))["md"]
     if report:
         from bench.report import write_report
 
-        paths["report"] = write_report(lb, edits, out, scores=scores, run_dir=run_dir)
+        paths["report"] = write_report(lb, edits, out, scores=scores, run_dir=run_dir, suite=_run_suite(run_dir))
     return paths
+
+
+def _run_suite(run_dir: Path):
+    """The suite of the run's last invocation (for reference/mask previews), or None if it cannot load."""
+    from bench.store import ResultStore
+    from bench.suites import load_suite
+
+    try:
+        with ResultStore(run_dir) as store:
+            cfg = store.invocations()[-1]["config"]
+        return load_suite(cfg["suite"], **(cfg.get("suite_overrides") or {}))
+    except Exception:  # noqa: BLE001 (imported results, a moved dataset: previews just lack the extras)
+        return None
 
 
 def _run(config, do_edits: bool = True, export: bool = True) -> None:
@@ -242,12 +270,12 @@ def _run(config, do_edits: bool = True, export: bool = True) -> None:
               "run the same command again to resume", code)
     except VidEditBenchError as e:
         _fail(str(e))
-    _print_summary(summary)
-    console.print(f"results: {_esc(str(summary.run_dir / 'results.sqlite'))}", highlight=False)
+    _print_summary(summary, progress.logged)
+    console.print(f"results: {summary.run_dir / 'results.sqlite'}", soft_wrap=True, highlight=False, markup=False)
     if export:
         paths = _export(summary.run_dir)
         for kind, p in paths.items():
-            console.print(f"{_esc(kind)}: {_esc(str(p))}", highlight=False)
+            console.print(f"{kind}: {p}", soft_wrap=True, highlight=False, markup=False)
     _exit_if_nothing_succeeded(summary, do_edits)
 
 
@@ -287,7 +315,7 @@ def run(
     num_frames: Optional[int] = typer.Option(None, "--num-frames", help="Override the suite's frame count."),
     size: Optional[int] = typer.Option(None, "--size", help="Override the suite's square frame size."),
     batch_size: int = typer.Option(16, "--batch-size", help="Frames per model batch in metrics."),
-    warmup: int = typer.Option(0, "--warmup", help="Untimed warm-up edits before each method's first timed edit."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up edits before each method's first timed edit (default: 1 on CUDA, 0 on CPU)."),
     no_source_cache: bool = typer.Option(False, "--no-source-cache", help="Recompute source features per edit (V2VBench behaviour)."),
     offline: bool = typer.Option(False, "--offline", help="Never try the network (sets HF_HUB_OFFLINE=1)."),
     no_export: bool = typer.Option(False, "--no-export", help="Do not write the leaderboard and report at the end."),
@@ -689,12 +717,18 @@ def weights_download(
     try:
         for n in dict.fromkeys(wanted):
             get_spec(n)
-        for n in dict.fromkeys(wanted):
-            console.print(f"{_esc(n)}: {_esc(str(download(n, offline=True if offline else None)))}", highlight=False)
     except VidEditBenchError as e:
         _fail(str(e))
-    except Exception as e:  # noqa: BLE001  (network errors)
-        _fail(f"download failed: {type(e).__name__}: {e}")
+    for n in dict.fromkeys(wanted):
+        spec = get_spec(n)
+        try:
+            console.print(f"{n}: {download(n, offline=True if offline else None)}", soft_wrap=True, highlight=False, markup=False)
+        except VidEditBenchError as e:
+            _fail(str(e))
+        except Exception as e:  # noqa: BLE001  (network errors)
+            first = (str(e).splitlines() or [""])[0]
+            _fail(f"download of '{n}' from {spec.source} failed: {type(e).__name__}: {first}; or get the file/folder "
+                  f"another way and point ${spec.env_var} at its local path")
 
 
 @weights_app.command("verify")

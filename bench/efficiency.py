@@ -1,8 +1,19 @@
 """Harness-side measurement of wall time and peak memory around one call (prepare or edit).
 
-GPU: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats`, CUDA synchronised before and
-after timing. CPU: peak resident set size of this process and its children, sampled every few ms
-by a background thread during the call.
+Definitions (what `peak_memory_mb` means in the store and the leaderboard):
+
+* CUDA: the peak of `torch.cuda.max_memory_allocated` during the call, after
+  `reset_peak_memory_stats` (CUDA synchronised before and after timing). It includes the method's
+  own weights on the GPU (what a user needs to run it), never an earlier method's: the runner
+  releases the model cache between methods (`bench.models.release`).
+* CPU: the edit's increase in resident memory: peak resident set size (this process + its
+  children, sampled every few ms by a background thread) during the call minus the resident set
+  size just before it. Memory that stays allocated from before (weights, the loaded video, caches
+  of earlier methods) is not counted; what the edit allocates and touches is.
+
+`warmup_edits(device)` is the default number of untimed warm-up edits before a method's first
+timed one: 1 on CUDA (kernel selection, cuDNN autotuning and lazy allocations are excluded, as
+SPEC §4 requires), 0 on CPU.
 """
 
 from __future__ import annotations
@@ -56,6 +67,27 @@ class _RSSSampler(threading.Thread):
         return self.peak
 
 
+def _reset_rss_high_water_mark() -> bool:
+    """Linux: reset this process's VmHWM to its current RSS (exact peaks a sampler could miss)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _rss_high_water_mark() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _cuda(device: str):
     if not str(device).startswith("cuda") or "torch" not in sys.modules:
         return None
@@ -75,7 +107,12 @@ def measure(fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, Measuremen
         cuda.synchronize(device)
         seconds = time.perf_counter() - start
         return result, Measurement(seconds, cuda.max_memory_allocated(device) / 2**20, "cuda")
+    import gc
+
+    gc.collect()  # garbage of earlier edits must not be counted as (negative) headroom
+    hwm = _reset_rss_high_water_mark()
     sampler = _RSSSampler()
+    baseline = sampler.peak
     sampler.start()
     start = time.perf_counter()
     try:
@@ -83,4 +120,13 @@ def measure(fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, Measuremen
     finally:
         seconds = time.perf_counter() - start
         peak = sampler.stop()
-    return result, Measurement(seconds, peak / 2**20, "cpu")
+        if hwm:  # the kernel's exact peak of this process (children: from the sampler)
+            peak = max(peak, _rss_high_water_mark())
+    return result, Measurement(seconds, max(peak - baseline, 0) / 2**20, "cpu")
+
+
+def warmup_edits(device: str, requested: int | None = None) -> int:
+    """Untimed warm-up edits before the first timed one: `requested`, else 1 on CUDA and 0 on CPU."""
+    if requested is not None:
+        return max(int(requested), 0)
+    return 1 if str(device).startswith("cuda") else 0

@@ -19,6 +19,16 @@ Rules that keep the numbers honest:
   reason (e.g. the weights download command); a method that has no value at all for a column
   another method has is reported as `missing` with the edit failures that explain it.
 
+Fair comparison (documented in `PAIRING_DOC`): per task (text-guided, image-guided, subject-driven)
+the main table uses only the samples every compared method finished (the paired set, `bench.pairing`);
+a column's mean is over the paired samples on which every compared method has a value, so all
+compared methods are averaged over the same samples. Reference methods (`source`) are shown and
+marked but never normalised, ranked, bolded or aggregated. Per-method means over all their own
+samples stay in the `unpaired` table. Ranks carry a paired bootstrap (see `RANK_DOC`).
+
+Units: every value is converted once, on input, to the metric's display unit (its `display_scale`
+metadata, e.g. warp error ×10⁻¹); all tables, exports and plots show the same number.
+
 Aggregate score (documented in `AGGREGATE_DOC`): each column is min–max normalised over methods
 (x − min) / (max − min), flipped to 1 − that when lower is better, so 1 = best method and 0 = worst;
 a column on which all methods tie gives 0.5. Normalised values are averaged first within a metric
@@ -48,15 +58,24 @@ SCORE_COLUMNS: dict[str, Any] = {
 EDIT_COLUMNS: dict[str, Any] = {
     "method": "", "method_key": "", "sample_uid": "", "suite": "", "video_id": "", "edit_id": "",
     "edit_type": "", "category": "", "task": "", "status": "ok", "message": "", "output_dir": None,
-    "source_dir": None, "prompt": "", "preprocess_s": np.nan, "generate_s": np.nan, "peak_memory_mb": np.nan,
+    "source_dir": None, "prompt": "", "method_config": "", "preprocess_s": np.nan, "generate_s": np.nan, "peak_memory_mb": np.nan,
 }
 
 #: metric families that measure cost, not quality: never part of the aggregate score
 EFFICIENCY_FAMILIES = frozenset({"generation_time", "preprocess_time", "peak_memory"})
 
-#: papers print some metrics scaled; the stored value stays raw and Markdown/HTML show raw / 10**exp
-#: with "(×10^exp)" in the header (IVE-Benchmark prints warp error ×10⁻¹).
-DEFAULT_DISPLAY_EXPONENTS: dict[str, int] = {"warp_error": -1}
+PAIRING_DOC = (
+    "Paired comparison: each task's table uses only the samples that every compared method finished "
+    "(n below; dropped samples and the reason are in Status), and a column's mean is over the paired "
+    "samples on which every compared method has a value. Reference rows (e.g. `source`, the unedited "
+    "input) are shown for orientation only: never normalised, ranked, bolded or aggregated."
+)
+RANK_DOC = (
+    "Rank uncertainty: paired percentile bootstrap over the paired samples (the same resampled samples "
+    "for every method), {n_boot} resamples, seed {seed}, {level}% intervals of each method's difference "
+    "to the best method (aggregate and per column). ≈ = not significantly different from the best "
+    "(the interval contains 0)."
+)
 
 AGGREGATE_DOC = (
     "Aggregate = mean over metric families of the mean over that family's variants of the min–max "
@@ -85,6 +104,17 @@ class Leaderboard:
     aggregate: pd.DataFrame
     normalization: pd.DataFrame
     methods: list[str] = field(default_factory=list)
+    #: reference rows (shown, never ranked); a subset of `methods`
+    references: list[str] = field(default_factory=list)
+    #: the task this board covers ("" = all samples) and whether its main table is paired
+    task: str = ""
+    paired: bool = False
+    #: paired mode: per-method means over all of each method's own samples (same layout as `cells`)
+    unpaired_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: paired mode: samples left out of the paired set (sample_uid, method, status, message)
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: runs with several tasks: one paired board per task (this board then holds the unpaired means)
+    sections: dict[str, "Leaderboard"] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     #: filled by export_leaderboard; write_report re-uses these instead of drawing again
     plot_paths: dict[str, Path] = field(default_factory=dict)
@@ -96,6 +126,27 @@ class Leaderboard:
     def wide(self, value: str = "mean") -> pd.DataFrame:
         """A method × header table of one cell field (mean, std, ci_low, ci_high, n, …)."""
         return _pivot(self.cells, value, self.methods, list(self.columns["header"]) if len(self.columns) else [])
+
+    def task_boards(self) -> list["Leaderboard"]:
+        """The boards whose main tables are the comparisons: the per-task sections, or this one."""
+        return list(self.sections.values()) or [self]
+
+    @property
+    def unpaired(self) -> pd.DataFrame:
+        """method × header means over each method's own samples (the main table when not paired)."""
+        if not self.paired:
+            return self.main
+        return _pivot(self.unpaired_cells, "mean", self.methods, list(self.columns["header"]) if len(self.columns) else [])
+
+    @property
+    def unpaired_counts(self) -> pd.DataFrame:
+        if not self.paired:
+            return self.counts
+        return _pivot(self.unpaired_cells, "n", self.methods, list(self.columns["header"]) if len(self.columns) else []
+                      ).fillna(0).astype(int)
+
+    def compared(self) -> list[str]:
+        return [m for m in self.methods if m not in self.references]
 
     def header(self, column: str) -> str:
         row = self.columns[self.columns["column"] == column]
@@ -182,11 +233,44 @@ def _first(series: pd.Series, default: Any) -> Any:
     return s.iloc[0] if len(s) else default
 
 
-def _column_table(scores: pd.DataFrame, display_exponents: dict[str, int]) -> pd.DataFrame:
+def metric_order(metric: str) -> tuple[int, str]:
+    """A stable column order that does not depend on store row order: the catalog's, then by name."""
+    from bench.catalog import BUILTIN_METRICS
+
+    order = {name: i for i, name in enumerate(BUILTIN_METRICS)}
+    return (order.get(metric, len(order)), metric)
+
+
+def display_scales(families: Iterable[str]) -> dict[str, tuple[float, str]]:
+    """family -> (factor, label) from each metric class's `display_scale` / `display_label` metadata.
+
+    Classes are looked up in the metric registry (importing only their module); an unknown or
+    unimportable metric is shown unscaled."""
+    from bench.catalog import METRICS
+
+    out: dict[str, tuple[float, str]] = {}
+    for fam in sorted(set(families)):
+        try:
+            cls = METRICS.get(fam)
+            out[fam] = (float(getattr(cls, "display_scale", 1.0)), str(getattr(cls, "display_label", "")))
+        except Exception:  # noqa: BLE001 (a plugin metric missing here, a stored name no longer registered)
+            out[fam] = (1.0, "")
+    return out
+
+
+def _column_table(scores: pd.DataFrame, scales: dict[str, tuple[float, str]]) -> pd.DataFrame:
     """One row per (metric, variant) column, in a stable order, with its header and metadata."""
     rows = []
-    for metric, group in scores.groupby("metric", sort=False):
-        ids = [v for v in dict.fromkeys(group["variant_id"]) if v]
+    by_metric = dict(list(scores.groupby("metric", sort=False)))
+
+    def order(metric: str) -> tuple:
+        fam = str(_first(by_metric[metric]["metric_family"].replace("", np.nan), metric))
+        return (*metric_order(fam), metric != fam, metric)
+
+    for metric in sorted(by_metric, key=lambda m: order(str(m))):
+        group = by_metric[metric]
+        first_label = {v: str(_first(group.loc[group["variant_id"] == v, "variant_label"], "")) for v in set(group["variant_id"])}
+        ids = sorted((v for v in first_label if v), key=lambda v: (first_label[v], v))
         if len(ids) <= 1:
             variants = {vid: "" for vid in (ids or [""])}
         else:
@@ -199,8 +283,8 @@ def _column_table(scores: pd.DataFrame, display_exponents: dict[str, int]) -> pd
             hib = bool(_first(sel["higher_is_better"], True))
             family = str(_first(sel["metric_family"].replace("", np.nan), metric))
             column = str(metric) if not short else f"{metric} [{short}]"
-            exp = display_exponents.get(str(metric), display_exponents.get(family, 0))
-            scale = f" (×10{str(exp).translate(_SUPERSCRIPT)})" if exp else ""
+            factor, unit = scales.get(str(metric), scales.get(family, (1.0, "")))
+            scale = f" ({unit})" if unit else ""
             rows.append(
                 {
                     "column": column,
@@ -213,13 +297,13 @@ def _column_table(scores: pd.DataFrame, display_exponents: dict[str, int]) -> pd
                     "value_min": float(_first(sel["value_min"], -np.inf)),
                     "value_max": float(_first(sel["value_max"], np.inf)),
                     "level": str(_first(sel["level"], "sample")),
-                    "display_exponent": int(exp),
+                    "display_scale": float(factor), "display_unit": unit,
                     "_vids": (*variants, "") if len(variants) == 1 else (vid,),
                 }
             )
     cols = pd.DataFrame(rows, columns=[
         "column", "header", "metric", "metric_family", "variant_id", "variant_label", "higher_is_better",
-        "value_min", "value_max", "level", "display_exponent", "_vids",
+        "value_min", "value_max", "level", "display_scale", "display_unit", "_vids",
     ])
     if not cols.empty:
         # quality metrics first (families in first-seen order), efficiency metrics last
@@ -373,10 +457,22 @@ def _efficiency(edits: pd.DataFrame, methods: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", *cols]).set_index("method")
 
 
-def _status_table(scores: pd.DataFrame, edits: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
-    """Every non-ok thing with its count and reason: failed edits, non-ok scores, missing cells."""
+def _status_table(scores: pd.DataFrame, edits: pd.DataFrame, cells: pd.DataFrame,
+                  dropped: pd.DataFrame | None = None, extra: list[dict] | None = None) -> pd.DataFrame:
+    """Every non-ok thing with its count and reason: failed edits, non-ok scores, missing cells,
+    samples dropped from the paired set (listed by uid, with the method and reason)."""
     cols = ["method", "scope", "column", "metric", "variant_label", "status", "count", "message"]
     parts = []
+    if dropped is not None and len(dropped):
+        rows = []
+        for (m, st, msg), g in dropped.groupby(["method", "status", "message"], sort=True):
+            uids = sorted(g["sample_uid"])
+            rows.append({"method": m, "scope": "paired set", "column": ", ".join(uids), "metric": "",
+                         "variant_label": "", "status": f"dropped ({st})", "count": len(uids),
+                         "message": f"left out of the paired comparison: {m} {st}" + (f": {msg}" if msg else "")})
+        parts.append(pd.DataFrame(rows, columns=cols))
+    if extra:
+        parts.append(pd.DataFrame(extra, columns=cols))
     bad_e = edits[edits["status"] != "ok"]
     if len(bad_e):
         e = bad_e.groupby(["method", "status", "message"], sort=False).size().reset_index(name="count")
@@ -403,7 +499,7 @@ def _status_table(scores: pd.DataFrame, edits: pd.DataFrame, cells: pd.DataFrame
         return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)
     out["count"] = out["count"].astype(int)
-    return out.sort_values(["method", "scope", "column"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["method", "scope", "column", "status", "message"], kind="stable").reset_index(drop=True)
 
 
 def normalize(main: pd.DataFrame, higher_is_better: dict[str, bool]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -453,7 +549,7 @@ def per_group_aggregate(lb: Leaderboard, by: str = "edit_type") -> pd.DataFrame:
     agg_cols = _aggregate_columns(lb.columns, lb.settings.get("aggregate_exclude", ()))
     if table.empty or agg_cols.empty:
         return pd.DataFrame()
-    sub = table[table["header"].isin(agg_cols["header"])]
+    sub = table[table["header"].isin(agg_cols["header"]) & ~table["method"].isin(lb.references)]
     if sub.empty:
         return pd.DataFrame()
     wide = sub.pivot_table(index=["method", by], columns="header", values="mean", aggfunc="mean")
@@ -464,18 +560,184 @@ def per_group_aggregate(lb: Leaderboard, by: str = "edit_type") -> pd.DataFrame:
     return agg.unstack(by).reindex(index=[m for m in lb.methods if m in agg.index.get_level_values(0)])
 
 
+# --- pairing ----------------------------------------------------------------------------------------------
+def _finished(sample_scores: pd.DataFrame, edits: pd.DataFrame, methods: list[str]) -> dict[str, set[str]]:
+    """method -> sample uids it finished: an ok edit; for methods without stored edits (scores
+    imported on their own), a sample with an ok or not-applicable score row."""
+    out: dict[str, set[str]] = {}
+    for m in methods:
+        e = edits[edits["method"] == m]
+        if len(e):
+            out[m] = set(e.loc[e["status"] == "ok", "sample_uid"])
+        else:
+            sc = sample_scores[(sample_scores["method"] == m) & sample_scores["status"].isin(["ok", "not_applicable"])]
+            out[m] = set(sc["sample_uid"])
+    return out
+
+
+def _references(edits: pd.DataFrame, methods: list[str], explicit: Iterable[str] | None) -> list[str]:
+    from bench.pairing import is_reference_config
+
+    if explicit is not None:
+        refs = set(explicit)
+    else:
+        refs = {str(m) for m, cfg in zip(edits["method"], edits["method_config"]) if is_reference_config(cfg)}
+    return [m for m in methods if m in refs or m.split("#", 1)[0] in refs]
+
+
+def _dropped(uids: set[str], compared: list[str], finished: dict[str, set[str]], edits: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dropped sample, compared method that did not finish it) with that edit's status."""
+    idx = {(m, u): (st, msg) for m, u, st, msg in zip(edits["method"], edits["sample_uid"], edits["status"], edits["message"])}
+    rows = []
+    for uid in sorted(uids):
+        for m in compared:
+            if uid not in finished[m]:
+                st, msg = idx.get((m, uid), ("not run", "no edit stored for this sample"))
+                rows.append({"sample_uid": uid, "method": m, "status": st, "message": msg})
+    return pd.DataFrame(rows, columns=["sample_uid", "method", "status", "message"])
+
+
+def _pick_set_rows(set_scores: pd.DataFrame, targets: dict[str, set[str]], allow_legacy: bool) -> tuple[pd.DataFrame, list[dict]]:
+    """The set-level rows computed on exactly each method's target sample set (+ notes for the rest)."""
+    from bench.pairing import SET_PREFIX, set_uid
+
+    keep, notes = [], []
+    for (m, col), g in set_scores.groupby(["method", "column"], sort=True):
+        want = set_uid(targets.get(m, set()))
+        hit = g[g["sample_uid"] == want]
+        if hit.empty and allow_legacy:
+            hit = g[g["sample_uid"] == SET_PREFIX]
+        if len(hit):
+            keep.append(hit)
+        else:
+            notes.append({"method": m, "scope": "metric", "column": col, "metric": str(g["metric"].iloc[0]),
+                          "variant_label": str(g["variant_label"].iloc[0]), "status": "other sample set", "count": 0,
+                          "message": f"only computed on other sample set(s), not on these {len(targets.get(m, ()))} "
+                                     "samples; re-run `videditbench run` with the same methods to compute it"})
+    rows = pd.concat(keep) if keep else set_scores.iloc[0:0]
+    return rows, notes
+
+
+def _pair_columns(sample_scores: pd.DataFrame, compared: list[str]) -> pd.DataFrame:
+    """Keep, per column, ok values only on samples where every compared method that has the column
+    has an ok value (non-ok rows stay, for the status counts)."""
+    ok = sample_scores[(sample_scores["status"] == "ok") & np.isfinite(sample_scores["value"].astype(float))]
+    keep_uids: dict[str, set[str]] = {}
+    for col, g in ok.groupby("column", sort=False):
+        have = [set(g.loc[g["method"] == m, "sample_uid"]) for m in compared if (g["method"] == m).any()]
+        keep_uids[str(col)] = set.intersection(*have) if have else set(g["sample_uid"])
+    is_ok = (sample_scores["status"] == "ok")
+    in_set = [u in keep_uids.get(str(c), set()) for c, u in zip(sample_scores["column"], sample_scores["sample_uid"])]
+    return sample_scores[~is_ok | np.asarray(in_set, dtype=bool)]
+
+
+# --- paired bootstrap of ranks -------------------------------------------------------------------------------
+def _norm_agg(means: dict[str, np.ndarray], hib: dict[str, bool], fam: dict[str, str]) -> np.ndarray:
+    """(B, M) aggregate from per-column (B, M) means, exactly as `normalize` + `aggregate_scores`:
+    min–max over methods per row (0.5 on a tie), flipped when lower is better, families averaged."""
+    import warnings
+
+    fams: dict[str, list[np.ndarray]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for col, x in means.items():
+            lo, hi = np.nanmin(x, axis=1, keepdims=True), np.nanmax(x, axis=1, keepdims=True)
+            span = hi - lo
+            z = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.5)
+            z = z if hib[col] else 1.0 - z
+            fams.setdefault(fam[col], []).append(np.where(np.isfinite(x), z, np.nan))
+        per_fam = [np.nanmean(np.stack(zs), axis=0) for zs in fams.values()]
+        return np.nanmean(np.stack(per_fam), axis=0)
+
+
+def _rank_stats(scores: pd.DataFrame, cells: pd.DataFrame, cols: pd.DataFrame, compared: list[str],
+                agg_headers: list[str], n_boot: int, seed: int, level: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Paired bootstrap over samples: per-column and aggregate differences to the best method.
+
+    Returns (per-cell stats: method, header, best, diff_best, diff_ci_low, diff_ci_high, tie_best;
+    per-method aggregate stats: diff_best, diff_ci_low, diff_ci_high, tie_best)."""
+    cell_cols = ["method", "header", "best", "diff_best", "diff_ci_low", "diff_ci_high", "tie_best"]
+    agg_cols = ["diff_best", "diff_ci_low", "diff_ci_high", "tie_best"]
+    empty_agg = pd.DataFrame({"diff_best": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan, "tie_best": False},
+                             index=pd.Index(compared, name="method"), columns=agg_cols).astype(
+        {"diff_best": float, "diff_ci_low": float, "diff_ci_high": float, "tie_best": object})
+    if not compared or cells.empty:
+        return pd.DataFrame(columns=cell_cols), empty_agg
+    meta = cols.set_index("header")
+    ok = scores[(scores["status"] == "ok") & (scores["level"] != "set") & scores["method"].isin(compared)]
+    uids = sorted(set(ok["sample_uid"]))
+    pos = {u: i for i, u in enumerate(uids)}
+    rng = np.random.default_rng(seed)
+    n_b = max(int(n_boot), 0)
+    weights = np.zeros((n_b, len(uids)))
+    if n_b and uids:
+        idx = rng.integers(0, len(uids), size=(n_b, len(uids)))
+        np.add.at(weights, (np.repeat(np.arange(n_b), len(uids)), idx.ravel()), 1.0)
+    alpha = (1.0 - level) / 2.0
+    point = cells.set_index(["method", "header"])["mean"]
+    boot_means: dict[str, np.ndarray] = {}
+    rows = []
+    for header in meta.index:
+        means = np.array([point.get((m, header), np.nan) for m in compared], dtype=float)
+        hib = bool(meta.loc[header, "higher_is_better"])
+        finite = np.isfinite(means)
+        best = int(np.nanargmax(means) if hib else np.nanargmin(means)) if finite.any() else -1
+        col = ok[ok["header"] == header]
+        boot = np.tile(means, (n_b, 1))
+        if len(col) and meta.loc[header, "level"] != "set" and n_b:
+            wide = col.pivot_table(index="sample_uid", columns="method", values="value", aggfunc="mean")
+            wide = wide.reindex(columns=compared)
+            w = weights[:, [pos[u] for u in wide.index]]
+            denom = w.sum(axis=1, keepdims=True)
+            x = wide.to_numpy(dtype=float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot = (w @ np.nan_to_num(x)) / np.where(denom > 0, denom, np.nan)
+            boot[:, ~np.isfinite(x).all(axis=0)] = np.nan
+        boot_means[header] = boot
+        for j, m in enumerate(compared):
+            r = {"method": m, "header": header, "best": j == best, "diff_best": np.nan, "diff_ci_low": np.nan,
+                 "diff_ci_high": np.nan, "tie_best": j == best}
+            if best >= 0 and finite[j]:
+                r["diff_best"] = float(means[j] - means[best])
+                d = boot[:, j] - boot[:, best]
+                d = d[np.isfinite(d)]
+                if j != best and len(d) > 1 and meta.loc[header, "level"] != "set":
+                    lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
+                    r.update(diff_ci_low=float(lo), diff_ci_high=float(hi), tie_best=bool(lo <= 0.0 <= hi))
+            rows.append(r)
+    per_cell = pd.DataFrame(rows, columns=cell_cols)
+    heads = [h for h in agg_headers if np.isfinite(boot_means[h]).any()] if n_b else []
+    if not heads:
+        return per_cell, empty_agg
+    hibs = {h: bool(meta.loc[h, "higher_is_better"]) for h in heads}
+    fams = {h: str(meta.loc[h, "metric_family"]) for h in heads}
+    pt = _norm_agg({h: np.array([[point.get((m, h), np.nan) for m in compared]]) for h in heads}, hibs, fams)[0]
+    bt = _norm_agg({h: boot_means[h] for h in heads}, hibs, fams)
+    out = empty_agg.copy()
+    if not np.isfinite(pt).any():
+        return per_cell, out
+    best = int(np.nanargmax(pt))
+    for j, m in enumerate(compared):
+        if not np.isfinite(pt[j]):
+            continue
+        out.loc[m, "diff_best"] = float(pt[j] - pt[best])
+        d = bt[:, j] - bt[:, best]
+        d = d[np.isfinite(d)]
+        if j == best:
+            out.loc[m, "tie_best"] = True
+        elif len(d) > 1:
+            lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
+            out.loc[m, ["diff_ci_low", "diff_ci_high"]] = [float(lo), float(hi)]
+            out.loc[m, "tie_best"] = bool(lo <= 0.0 <= hi)
+        else:
+            out.loc[m, "tie_best"] = False
+    return per_cell, out
+
+
 # --- build ------------------------------------------------------------------------------------------------
-def build_leaderboard(
-    scores: pd.DataFrame | None,
-    edits: pd.DataFrame | None = None,
-    *,
-    bootstrap: int = 1000,
-    seed: int = 0,
-    aggregate_exclude: Iterable[str] = (),
-    display_exponents: dict[str, int] | None = None,
-) -> Leaderboard:
-    """All tables from the store's score and edit frames. `bootstrap=0` skips the CIs."""
-    exps = dict(DEFAULT_DISPLAY_EXPONENTS if display_exponents is None else display_exponents)
+def _prepare(scores: pd.DataFrame | None, edits: pd.DataFrame | None,
+             scales: dict[str, tuple[float, str]] | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Conform, label, dedupe, sort (stable keys, not store order) and convert values to display units."""
     scores = conform(scores, SCORE_COLUMNS)
     edits = conform(edits, EDIT_COLUMNS)
     scores["value"] = pd.to_numeric(scores["value"], errors="coerce").astype(float)
@@ -485,26 +747,112 @@ def build_leaderboard(
     for col in ("metric", "metric_family", "variant_id", "variant_label", "level"):
         scores[col] = scores[col].where(scores[col].notna(), "").astype(str)
     scores["level"] = scores["level"].replace("", "sample")
-
+    scores["metric_family"] = scores["metric_family"].where(scores["metric_family"] != "", scores["metric"])
     labels = _method_labels(scores, edits)
     scores = _dedupe(_apply_labels(scores, labels), ["method", "sample_uid", "metric", "variant_id"])
     edits = _dedupe(_apply_labels(edits, labels), ["method", "sample_uid"])
-    methods = sorted(set(labels.values()))
+    scores = scores.sort_values(["method", "metric", "variant_id", "sample_uid"], kind="stable").reset_index(drop=True)
+    edits = edits.sort_values(["method", "sample_uid"], kind="stable").reset_index(drop=True)
+    scales = dict(display_scales(scores["metric_family"].unique()) if scales is None else scales)
+    factor = np.array([scales.get(m, scales.get(f, (1.0, "")))[0] for m, f in zip(scores["metric"], scores["metric_family"])],
+                      dtype=float)
+    for col in ("value", "value_min", "value_max"):
+        scores[col] = pd.to_numeric(scores[col], errors="coerce").astype(float) * factor
+    return scores, edits, scales
 
-    cols = _column_table(scores, exps)
+
+def build_leaderboard(
+    scores: pd.DataFrame | None,
+    edits: pd.DataFrame | None = None,
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    aggregate_exclude: Iterable[str] = (),
+    display_scales: dict[str, tuple[float, str]] | None = None,
+    references: Iterable[str] | None = None,
+    paired: bool = True,
+) -> Leaderboard:
+    """All tables from the store's score and edit frames. `bootstrap=0` skips the CIs.
+
+    `references`: method names shown but never ranked (default: methods whose stored config says
+    `reference`, e.g. `source`). `paired=False` gives the per-method means over all samples. With
+    several tasks the returned board holds those unpaired means and `sections` one paired board per
+    task. `display_scales`: family -> (factor, unit label) (default: the metric classes' metadata)."""
+    scores, edits, scales = _prepare(scores, edits, display_scales)
+    kw = dict(bootstrap=bootstrap, seed=seed, aggregate_exclude=aggregate_exclude, scales=scales,
+              references=references)
+    from bench.pairing import is_set_uid
+
+    sample_level = ~scores["sample_uid"].map(is_set_uid)
+    from bench.pairing import TASK_TITLES
+
+    order = {t: i for i, t in enumerate(TASK_TITLES)}
+    tasks = sorted({t for t in set(edits["task"]) | set(scores.loc[sample_level, "task"]) if t},
+                   key=lambda t: (order.get(t, len(order)), t))
+    if not paired or len(tasks) <= 1:
+        return _build(scores, edits, task=tasks[0] if len(tasks) == 1 else "", paired=paired, **kw)
+    board = _build(scores, edits, task="", paired=False, **kw)
+    for t in tasks:
+        sub_e = edits[edits["task"] == t]
+        sub_s = scores[(scores["task"] == t) | ~sample_level]
+        board.sections[t] = _build(sub_s, sub_e, task=t, paired=True, **kw)
+    return board
+
+
+def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool, bootstrap: int, seed: int,
+           aggregate_exclude: Iterable[str], scales: dict[str, tuple[float, str]],
+           references: Iterable[str] | None) -> Leaderboard:
+    from bench.pairing import compared_methods, is_set_uid, paired_set
+
+    methods = sorted(set(scores["method"]) | set(edits["method"]))
+    # a method none of whose edits applies here (e.g. an image-guided method on text samples) is
+    # not part of this board at all
+    only_na = {m for m, g in edits.groupby("method") if (g["status"] == "not_applicable").all()}
+    has_ok = set(scores.loc[scores["status"] == "ok", "method"])
+    methods = [m for m in methods if m not in only_na or m in has_ok]
+    edits = edits[edits["method"].isin(methods)]
+    scores = scores[scores["method"].isin(methods)]
+    refs = _references(edits, methods, references)
+    cols = _column_table(scores, scales)
     scores = _assign_columns(scores, cols) if len(scores) else scores.assign(column="", header="")
-    cells = _cells(scores, cols, methods, edits, bootstrap, seed)
-    # columns where methods were scored on different numbers of samples (compare with care)
-    pos = cells[cells["n"] > 0]
+    is_set = scores["sample_uid"].map(is_set_uid).astype(bool) if len(scores) else pd.Series([], dtype=bool)
+    sample_scores, set_scores = scores[~is_set], scores[is_set]
+    finished = _finished(sample_scores, edits, methods)
+    own_sets = {m: set(u) for m, u in finished.items()}
+    set_rows_all, notes_all = _pick_set_rows(set_scores, own_sets, allow_legacy=True)
+    unpaired_scores = pd.concat([sample_scores, set_rows_all])
+    extra_status: list[dict] = []
+    dropped = pd.DataFrame(columns=["sample_uid", "method", "status", "message"])
+    n_paired = n_total = 0
+    compared = compared_methods(finished, refs)
+    if paired:
+        pset = paired_set(finished, refs)
+        all_uids = set(edits["sample_uid"]) | set(sample_scores["sample_uid"])
+        n_paired, n_total = len(pset), len(all_uids)
+        dropped = _dropped(all_uids - pset, compared, finished, edits)
+        in_p = sample_scores[sample_scores["sample_uid"].isin(pset)]
+        fin = [u in finished.get(m, ()) for m, u in zip(in_p["method"], in_p["sample_uid"])]
+        in_p = in_p[np.asarray(fin, dtype=bool)] if len(in_p) else in_p  # a reference's unfinished edit
+        in_p = _pair_columns(in_p, compared)
+        targets = {m: pset & finished[m] for m in methods}
+        set_rows, extra_status = _pick_set_rows(set_scores, targets, allow_legacy=False)
+        work = pd.concat([in_p, set_rows]) if pset else unpaired_scores  # nothing finished: show the failures
+        for m in methods:
+            if m not in refs and not finished[m]:
+                extra_status.append({"method": m, "scope": "paired set", "column": "", "metric": "",
+                                     "variant_label": "", "status": "not compared", "count": 0,
+                                     "message": f"finished none of the {n_total} samples, so it is not compared"})
+    else:
+        work, extra_status = unpaired_scores, notes_all
+    cells = _cells(work, cols, methods, edits, bootstrap, seed)
+    unpaired_cells = _cells(unpaired_scores, cols, methods, edits, bootstrap, seed) if paired else pd.DataFrame()
+    pos = cells[(cells["n"] > 0) & cells["method"].isin(compared)]
     unequal = [str(c) for c, g in pos.groupby("header", sort=False)["n"] if g.nunique() > 1]
     if len(cols):
         # columns with values first (quality, then efficiency); columns nobody could compute last
         has = cells.groupby("column")["n"].sum()
         cols = cols.assign(_empty=[int(has.get(c, 0) == 0) for c in cols["column"]])
         cols = cols.sort_values("_empty", kind="stable").drop(columns="_empty").reset_index(drop=True)
-        cells = cells.assign(_o=cells["column"].map({c: i for i, c in enumerate(cols["column"])}))
-        cells = cells.sort_values("_o", kind="stable").drop(columns="_o")
-        cells = cells.sort_values("method", key=lambda x: x.map({m: i for i, m in enumerate(methods)}), kind="stable")
     headers = list(cols["header"])
     main = _pivot(cells, "mean", methods, headers)
     counts = _pivot(cells, "n", methods, headers).fillna(0).astype(int)
@@ -512,7 +860,8 @@ def build_leaderboard(
     agg_cols = _aggregate_columns(cols, aggregate_exclude)
     agg_headers = list(agg_cols["header"])
     hib = dict(zip(cols["header"], cols["higher_is_better"]))
-    normalized, norm_table = normalize(main[agg_headers], hib)
+    normalized, norm_table = normalize(main.loc[compared, agg_headers], hib)
+    normalized = normalized.reindex(methods)
     norm_table["in_aggregate"] = True
     fam = dict(zip(cols["header"], cols["metric_family"]))
     agg = aggregate_scores(normalized, fam)
@@ -521,23 +870,43 @@ def build_leaderboard(
     aggregate = pd.DataFrame({"aggregate": agg, "n_families": n_fam}, index=pd.Index(methods, name="method"))
     aggregate["n_families"] = aggregate["n_families"].fillna(0).astype(int)
     aggregate["rank"] = aggregate["aggregate"].rank(ascending=False, method="min")
+    aggregate["reference"] = [m in refs for m in methods]
+    per_cell, per_agg = _rank_stats(work, cells, cols, compared, agg_headers, bootstrap, seed, 0.95)
+    aggregate = aggregate.join(per_agg.reindex(methods))
+    cells = cells.merge(per_cell, on=["method", "header"], how="left")
+    cells["reference"] = cells["method"].isin(refs)
+    cells["best"] = cells["best"].fillna(False).astype(bool)
+    cells["tie_best"] = cells["tie_best"].fillna(False).astype(bool)
 
-    # rank order: best aggregate first, methods without one last (alphabetical)
-    order = list(aggregate.sort_values(["aggregate"], ascending=False, na_position="last", kind="stable").index)
-    reorder = {m: i for i, m in enumerate(order)}
+    # rank order: compared methods by aggregate (ties and no aggregate: by name), then references
+    order = sorted(methods, key=lambda m: (m in refs, -aggregate.loc[m, "aggregate"]
+                                           if np.isfinite(aggregate.loc[m, "aggregate"]) else math.inf, m))
     main, counts, normalized, aggregate = (t.reindex(order) for t in (main, counts, normalized, aggregate))
-    cells = cells.sort_values("method", key=lambda s: s.map(reorder), kind="stable").reset_index(drop=True)
-    efficiency = _efficiency(edits, order)
-    status = _status_table(scores, edits, cells)
+    col_pos = {c: i for i, c in enumerate(cols["column"])}
+    meth_pos = {m: i for i, m in enumerate(order)}
 
+    def _sorted(c: pd.DataFrame) -> pd.DataFrame:
+        if c.empty:
+            return c
+        c = c.assign(_m=c["method"].map(meth_pos), _c=c["column"].map(col_pos))
+        return c.sort_values(["_m", "_c"], kind="stable").drop(columns=["_m", "_c"]).reset_index(drop=True)
+
+    cells, unpaired_cells = _sorted(cells), _sorted(unpaired_cells)
+    efficiency = _efficiency(edits, order)
+    status = _status_table(unpaired_scores, edits, cells, dropped, extra_status)
+    work_samples = work[~work["sample_uid"].map(is_set_uid).astype(bool)] if len(work) else work
     return Leaderboard(
         main=main, counts=counts, cells=cells, columns=cols.drop(columns="_vids"),
-        by_edit_type=_breakdown(scores, "edit_type"), by_category=_breakdown(scores, "category"),
+        by_edit_type=_breakdown(work_samples, "edit_type"), by_category=_breakdown(work_samples, "category"),
         efficiency=efficiency, status=status, normalized=normalized, aggregate=aggregate,
-        normalization=norm_table, methods=order,
+        normalization=norm_table, methods=order, references=[m for m in order if m in refs], task=task,
+        paired=paired, unpaired_cells=unpaired_cells, dropped=dropped,
         settings={"bootstrap": bootstrap, "seed": seed, "ci_level": 0.95,
-                  "aggregate_exclude": sorted(set(aggregate_exclude)), "display_exponents": exps,
-                  "aggregate_doc": AGGREGATE_DOC, "unequal_n": unequal},
+                  "aggregate_exclude": sorted(set(aggregate_exclude)),
+                  "display_scales": {k: list(v) for k, v in sorted(scales.items())},
+                  "aggregate_doc": AGGREGATE_DOC, "pairing_doc": PAIRING_DOC,
+                  "rank_doc": RANK_DOC.format(n_boot=bootstrap, seed=seed, level=95),
+                  "unequal_n": unequal, "n_paired": n_paired, "n_samples": n_total, "compared": compared},
     )
 
 
@@ -559,42 +928,100 @@ def fmt_value(x: Any, digits: int = 4) -> str:
     return f"{xf:.{digits}g}"
 
 
-def _scale(lb: "Leaderboard", header: str) -> float:
-    row = lb.columns[lb.columns["header"] == header]
-    return 10.0 ** -int(row["display_exponent"].iloc[0]) if len(row) else 1.0
+def _quality_headers(lb: Leaderboard) -> list[str]:
+    if lb.columns.empty:
+        return []
+    return list(lb.columns.loc[~lb.columns["metric_family"].isin(EFFICIENCY_FAMILIES), "header"])
 
 
-def display_table(lb: Leaderboard, with_ci: bool = True) -> pd.DataFrame:
-    """The main table as strings for Markdown/HTML: scaled values, '± CI', 'skipped' for empty cells."""
-    cols = lb.columns.set_index("header") if len(lb.columns) else pd.DataFrame()
-    out = pd.DataFrame(index=pd.Index(lb.methods, name="method"))
-    out["aggregate ↑"] = [fmt_value(v, 3) for v in lb.aggregate["aggregate"]] if len(lb.methods) else []
-    cell_idx = lb.cells.set_index(["method", "header"]) if len(lb.cells) else None
-    for header in cols.index:
-        scale = 10.0 ** -int(cols.loc[header, "display_exponent"])
+def computed_headers(lb: Leaderboard, headers: list[str] | None = None) -> list[str]:
+    """Quality headers with at least one value on this board (the rest are listed, not drawn)."""
+    heads = _quality_headers(lb) if headers is None else headers
+    if lb.cells.empty:
+        return []
+    n = lb.cells.groupby("header")["n"].sum()
+    return [h for h in heads if n.get(h, 0) > 0]
+
+
+def not_computed_headers(lb: Leaderboard) -> list[str]:
+    have = set(computed_headers(lb))
+    return [h for h in _quality_headers(lb) if h not in have]
+
+
+def _efficiency_headers(lb: Leaderboard) -> list[str]:
+    if lb.columns.empty:
+        return []
+    return list(lb.columns.loc[lb.columns["metric_family"].isin(EFFICIENCY_FAMILIES), "header"])
+
+
+def method_display_name(lb: Leaderboard, m: str) -> str:
+    return f"{m} (reference)" if m in lb.references else m
+
+
+def _rank_text(lb: Leaderboard, m: str) -> str:
+    if m in lb.references:
+        return "ref"
+    a = lb.aggregate.loc[m] if m in lb.aggregate.index else None
+    if a is None or not np.isfinite(a["aggregate"]):
+        return "—"
+    rank = int(a["rank_compared"]) if "rank_compared" in a and np.isfinite(a["rank_compared"]) else int(a["rank"])
+    return "1" if rank == 1 else (f"≈1 ({rank})" if bool(a.get("tie_best", False)) else str(rank))
+
+
+def display_table(lb: Leaderboard, with_ci: bool = True, headers: list[str] | None = None,
+                  unpaired: bool = False, ranks: bool = True) -> pd.DataFrame:
+    """A table as strings for Markdown/HTML: values in display units, '± CI', 'skipped' for empty
+    cells, `**best**`-free (renderers mark `best`), † = not significantly different from the best.
+
+    Default columns: the quality metrics of the main (paired) table; `unpaired` uses the per-method
+    means over all their samples; `headers` picks columns (e.g. the efficiency ones)."""
+    cells = lb.unpaired_cells if (unpaired and lb.paired) else lb.cells
+    heads = computed_headers(lb) if headers is None else headers
+    out = pd.DataFrame(index=pd.Index([method_display_name(lb, m) for m in lb.methods], name="method"))
+    if ranks and not unpaired:
+        out["rank"] = [_rank_text(lb, m) for m in lb.methods]
+        out["aggregate ↑"] = [fmt_value(lb.aggregate.loc[m, "aggregate"], 3) for m in lb.methods]
+    cell_idx = cells.set_index(["method", "header"]) if len(cells) else None
+    for header in heads:
         vals = []
         for m in lb.methods:
             c = cell_idx.loc[(m, header)]
             if c["n"] == 0:
                 vals.append({"not_applicable": "n/a", "missing": "missing"}.get(c["status"], str(c["status"])))
                 continue
-            s = fmt_value(c["mean"] * scale)
+            s = fmt_value(c["mean"])
             if with_ci and np.isfinite(c["ci_low"]):
-                s += f" ± {fmt_value((c['ci_high'] - c['ci_low']) / 2 * scale, 2)}"
+                s += f" ± {fmt_value((c['ci_high'] - c['ci_low']) / 2, 2)}"
             if c["status"] == "partial":
                 s += "*"
+            if not unpaired and "tie_best" in c and bool(c["tie_best"]) and not bool(c.get("best", False)):
+                s += " †"
             vals.append(s)
         out[header] = vals
-    out["n samples"] = [int(x) for x in lb.counts.max(axis=1)] if len(lb.counts.columns) else [0] * len(lb.methods)
+    counts = _pivot(cells, "n", lb.methods, heads).fillna(0) if len(cells) else pd.DataFrame()
+    out["n samples"] = [int(x) for x in counts.max(axis=1)] if len(heads) and len(counts) else [0] * len(lb.methods)
     return out
 
 
-def _md_escape(x: Any) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
+def best_cells(lb: Leaderboard) -> set[tuple[str, str]]:
+    """(method, header) of the best compared method per column (what renderers bold)."""
+    if lb.cells.empty or "best" not in lb.cells:
+        return set()
+    b = lb.cells[lb.cells["best"] & ~lb.cells["reference"] & (lb.cells["n"] > 0)]
+    return set(zip(b["method"], b["header"]))
+
+
+_MD_ESCAPES = {"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def _md_escape(x: Any, cell: bool = True) -> str:
+    """Text safe in a Markdown table cell: no raw HTML, no table breaks, no emphasis/link syntax."""
+    text = str(x).replace("\r", " ").replace("\n", " ")
+    return "".join(_MD_ESCAPES.get(ch, ch) for ch in text).replace("](", "\\](")
 
 
 def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    """A GitHub-flavoured Markdown table (no extra dependency); every cell escaped."""
     frame = df.reset_index() if index else df
     headers = [_md_escape(c) for c in frame.columns]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -604,16 +1031,18 @@ def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
 
 
 def breakdown_wide(lb: Leaderboard, by: str, header: str, display: bool = False) -> pd.DataFrame:
-    """method × group means of one column; `display` applies the column's display scale."""
+    """method × group means of one column (already in display units; `display` kept for callers)."""
     t = lb.by_edit_type if by == "edit_type" else lb.by_category
     t = t[t["header"] == header]
     if t.empty:
         return pd.DataFrame()
     w = t.pivot(index="method", columns=by, values="mean")
     w.columns.name = None
+    w = w.reindex([m for m in lb.methods if m in w.index])
     if display:
-        w = w * _scale(lb, header)
-    return w.reindex([m for m in lb.methods if m in w.index])
+        w.index = [method_display_name(lb, m) for m in w.index]
+        w.index.name = "method"
+    return w
 
 
 def status_display(lb: Leaderboard) -> pd.DataFrame:
@@ -624,36 +1053,75 @@ def status_display(lb: Leaderboard) -> pd.DataFrame:
     return t[["method", "scope", "column", "status", "count", "message"]]
 
 
+def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
+    from bench.pairing import task_title
+
+    title = task_title(lb.task)
+    s = lb.settings
+    compared = ", ".join(lb.compared()) or "none"
+    if lb.paired:
+        parts = [f"{level} {title[0].upper() + title[1:]}: paired comparison", "",
+                 f"Paired samples: n = {s['n_paired']} of {s['n_samples']} (samples every compared method finished; "
+                 f"compared: {_md_escape(compared)}; reference rows: {_md_escape(', '.join(lb.references) or 'none')}).", ""]
+    else:
+        parts = [f"{level} {title[0].upper() + title[1:]}: unpaired means", "",
+                 "Each method over all of its own samples (not a paired comparison).", ""]
+    parts += [markdown_table(display_table(lb)), ""]
+    missing = not_computed_headers(lb)
+    if missing:
+        parts += [f"Not computed for any method here (reasons and fixes in Status): {_md_escape(', '.join(missing))}.", ""]
+    if s.get("unequal_n"):
+        parts += [f"Note: methods were scored on different numbers of samples in {', '.join(s['unequal_n'])} "
+                  "(see Sample counts); compare those columns with care.", ""]
+    shown = computed_headers(lb) + computed_headers(lb, _efficiency_headers(lb))
+    parts += [f"{level}# Sample counts", "",
+              markdown_table(lb.counts[shown].rename(index=lambda m: method_display_name(lb, m))), ""]
+    if lb.paired:
+        parts += [f"{level}# Unpaired means (each method over all its own samples; not comparable across methods)", "",
+                  markdown_table(display_table(lb, unpaired=True)), ""]
+    return parts
+
+
 def to_markdown(lb: Leaderboard) -> str:
     parts = ["# Leaderboard", ""]
     if lb.is_empty:
         parts += ["No results: the store has no edits and no scores yet. Run `videditbench run` first.", ""]
         return "\n".join(parts)
     parts += [
-        "Means over samples (set-level metrics: one value per method); ± is the half-width of the "
+        "Means over samples in display units (the unit is in the header, e.g. ×10⁻¹: the stored value is the shown "
+        "value × 10⁻¹; set-level metrics: one value per method); ± is the half-width of the "
         f"{int(lb.settings['ci_level'] * 100)}% bootstrap CI ({lb.settings['bootstrap']} resamples); "
-        "`*` = some samples failed (see Status); ↑/↓ = higher/lower is better.", "",
-        markdown_table(display_table(lb)), "",
-        *([f"Note: methods were scored on different numbers of samples in {', '.join(lb.settings['unequal_n'])} "
-           "(see Sample counts); compare those columns with care.", ""] if lb.settings.get("unequal_n") else []),
-        "## Sample counts", "", markdown_table(lb.counts), "",
-        "## Aggregate score", "", lb.settings["aggregate_doc"] + " Min/max are in stored (raw) units.", "",
+        "`*` = some samples failed (see Status); ↑/↓ = higher/lower is better; "
+        "† = not significantly different from the best method in that column.", "",
+        lb.settings["pairing_doc"], "", lb.settings["rank_doc"], "",
     ]
-    if len(lb.normalization):
-        parts += [markdown_table(lb.normalization, index=False), ""]
-    parts += ["## Efficiency", "", "Medians over successful edits (seconds, MB).", "",
-              markdown_table(lb.efficiency), ""]
+    for board in lb.task_boards():
+        parts += _section_markdown(board, "##")
+    if lb.sections:
+        parts += ["## Unpaired means over all tasks (each method over all its own samples)", "",
+                  markdown_table(display_table(lb, ranks=False)), ""]
+    parts += ["## Aggregate score", "", lb.settings["aggregate_doc"] + " Min/max are in display units.", ""]
+    for board in lb.task_boards():
+        if len(board.normalization):
+            parts += [markdown_table(board.normalization.assign(task=board.task), index=False), ""]
+    parts += ["## Efficiency", "", "Medians over successful edits (seconds, MB; see the README for how memory is "
+              "measured).", "", markdown_table(lb.efficiency), ""]
+    eff = _efficiency_headers(lb)
+    if eff:
+        parts += [markdown_table(display_table(lb, headers=eff, ranks=False)), ""]
     for by, title in (("edit_type", "edit type"), ("category", "category")):
-        table = lb.by_edit_type if by == "edit_type" else lb.by_category
-        if table.empty:
-            continue
-        parts += [f"## By {title}", ""]
-        for header in lb.columns["header"]:
-            w = breakdown_wide(lb, by, header, display=True)
-            if not w.empty:
-                parts += [f"### {header}", "", markdown_table(w), ""]
-    parts += ["## Status: skipped, failed, not applicable, missing", ""]
-    st = status_display(lb)
+        for board in lb.task_boards():
+            table = board.by_edit_type if by == "edit_type" else board.by_category
+            if table.empty:
+                continue
+            parts += [f"## By {title}" + (f" ({board.task}-guided)" if board.task else ""), ""]
+            for header in _quality_headers(board):  # efficiency breakdowns: by_edit_type.csv
+                w = breakdown_wide(board, by, header, display=True)
+                if not w.empty:
+                    parts += [f"### {header}", "", markdown_table(w), ""]
+    parts += ["## Status: skipped, failed, not applicable, missing, dropped from the paired set", ""]
+    # per task only: a multi-task run's all-sample board would repeat every row
+    st = pd.concat([status_display(b).assign(task=b.task) for b in lb.task_boards()], ignore_index=True)
     parts += [markdown_table(st, index=False) if len(st) else "Everything ran: no skipped or failed rows.", ""]
     return "\n".join(parts)
 
@@ -678,25 +1146,63 @@ def _records(df: pd.DataFrame, index: bool = False) -> list[dict]:
 
 
 def to_json_dict(lb: Leaderboard) -> dict[str, Any]:
-    return {
+    """Everything in display units (see `columns[].display_scale`: stored value = shown / scale)."""
+    out = {
+        "task": lb.task,
+        "paired": lb.paired,
         "methods": lb.methods,
+        "references": lb.references,
         "columns": _records(lb.columns),
         "cells": _records(lb.cells),
+        "unpaired_cells": _records(lb.unpaired_cells),
         "aggregate": _records(lb.aggregate, index=True),
         "normalization": _records(lb.normalization),
         "by_edit_type": _records(lb.by_edit_type),
         "by_category": _records(lb.by_category),
         "efficiency": _records(lb.efficiency, index=True),
         "status": _records(lb.status),
+        "dropped": _records(lb.dropped),
         "settings": _json_safe(lb.settings),
     }
+    if lb.sections:
+        out["sections"] = {t: to_json_dict(b) for t, b in lb.sections.items()}
+    return out
+
+
+def long_table(lb: Leaderboard) -> pd.DataFrame:
+    """leaderboard.csv: one row per (task, method, column) of every comparison table, in display units."""
+    frames = []
+    for b in lb.task_boards():
+        agg = b.aggregate.reset_index()[["method", "aggregate", "rank", "n_families", "reference"]]
+        agg = agg.rename(columns={"aggregate": "aggregate", "rank": "aggregate_rank"})
+        c = b.cells.merge(agg.drop(columns="reference"), on="method", how="left")
+        c = c.merge(b.columns[["column", "display_scale", "display_unit"]], on="column", how="left")
+        c.insert(0, "task", b.task)
+        c.insert(1, "paired", b.paired)
+        frames.append(c)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def wide_table(lb: Leaderboard) -> pd.DataFrame:
+    """leaderboard_wide.csv: task × method rows, one column per header (the unit is in the header)."""
+    frames = []
+    for b in lb.task_boards():
+        w = b.main[_quality_headers(b)].copy()
+        w.insert(0, "aggregate", b.aggregate["aggregate"])
+        w.insert(0, "reference", [m in b.references for m in w.index])
+        w.insert(0, "task", b.task)
+        frames.append(w)
+    return pd.concat(frames) if frames else pd.DataFrame()
 
 
 def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
-    """Write leaderboard.{csv,md,json}, the wide/breakdown/efficiency/status CSVs and the plots.
+    """Write leaderboard.{csv,md,json}, the wide/unpaired/breakdown/efficiency/status CSVs and the plots.
 
-    leaderboard.csv is the long table: one row per (method, metric column) with mean, std, CI, n,
-    status counts and the reason for anything not ok. leaderboard_wide.csv is method × header.
+    leaderboard.csv is the long table: one row per (task, method, quality metric column) of the paired
+    comparison with mean, std, CI, n, difference to the best (paired bootstrap CI), status counts and
+    the reason for anything not ok (efficiency columns: efficiency_cells.csv); leaderboard_unpaired.csv
+    the per-method means over all samples.
+    Every value is in display units (the unit is in `header` and `display_unit`).
     """
     import json
 
@@ -711,15 +1217,23 @@ def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True)
         tmp.replace(p)
         paths[key] = p
 
-    write("csv", "leaderboard.csv", lb.cells.merge(lb.aggregate.reset_index(), on="method", how="left")
-          .to_csv(index=False))
-    wide = lb.main.copy()
-    wide.insert(0, "aggregate", lb.aggregate["aggregate"])
-    write("wide_csv", "leaderboard_wide.csv", wide.to_csv())
-    write("by_edit_type_csv", "by_edit_type.csv", lb.by_edit_type.to_csv(index=False))
-    write("by_category_csv", "by_category.csv", lb.by_category.to_csv(index=False))
+    def per_task(get) -> pd.DataFrame:
+        frames = [get(b).assign(task=b.task) for b in lb.task_boards()]
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    long = long_table(lb)
+    timing = long["metric_family"].isin(EFFICIENCY_FAMILIES) if len(long) else pd.Series([], dtype=bool)
+    # quality numbers only (byte-identical between identical runs); measured cost in efficiency_cells.csv
+    write("csv", "leaderboard.csv", long[~timing].to_csv(index=False))
+    write("efficiency_cells_csv", "efficiency_cells.csv", long[timing].to_csv(index=False))
+    write("wide_csv", "leaderboard_wide.csv", wide_table(lb).to_csv())
+    unpaired = lb.unpaired_cells if lb.paired else lb.cells
+    write("unpaired_csv", "leaderboard_unpaired.csv", unpaired.to_csv(index=False))
+    write("by_edit_type_csv", "by_edit_type.csv", per_task(lambda b: b.by_edit_type).to_csv(index=False))
+    write("by_category_csv", "by_category.csv", per_task(lambda b: b.by_category).to_csv(index=False))
     write("efficiency_csv", "efficiency.csv", lb.efficiency.to_csv())
-    write("status_csv", "status.csv", lb.status.to_csv(index=False))
+    write("status_csv", "status.csv", per_task(lambda b: b.status).to_csv(index=False))
     write("md", "leaderboard.md", to_markdown(lb))
     write("json", "leaderboard.json", json.dumps(to_json_dict(lb), indent=2, ensure_ascii=False, allow_nan=False))
     if plots:

@@ -98,6 +98,9 @@ class Method:
     measures_efficiency: ClassVar[bool] = True
     #: named option sets in code ({name: options}); the package-data YAML presets are merged over these
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True for reference rows (e.g. "source", the unedited input): shown in every table and plot,
+    #: marked, but never ranked, bolded, normalised or aggregated, and not part of the paired set
+    reference: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
         config = self.resolve_options(config)

@@ -43,6 +43,11 @@ class Metric:
     higher_is_better: ClassVar[bool] = True
     value_range: ClassVar[tuple[float, float]] = (float("-inf"), float("inf"))
     unit: ClassVar[str] = ""
+    #: how tables, exports and plots show the value: shown = stored × display_scale, with
+    #: display_label in the header (IVE-Benchmark prints warp error ×10⁻¹: scale 10, label "×10⁻¹";
+    #: a fraction shown as a percentage: scale 100, label "%")
+    display_scale: ClassVar[float] = 1.0
+    display_label: ClassVar[str] = ""
     #: subset of {"source", "text", "reference", "mask", "flow_gt", "efficiency"}
     needs: ClassVar[frozenset[str]] = frozenset()
     #: "sample" (one value per edited video) or "set" (one value per method over all its samples)

@@ -4,6 +4,10 @@
 name in the weights registry (resolved with the env override / project cache / HF cache) or an
 existing local path; `loader(path, device)` builds the model through its real library loader.
 The same (weights, loader, device, options) loads once and is reused by every metric or method.
+
+The cache is scoped: `release()` drops every cached model (the runner calls it after each method
+and before the metrics, so one method's weights never sit on the GPU while the next one runs or
+count towards its peak memory); `model_scope()` is the same as a context manager.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
@@ -37,6 +42,40 @@ def create_model(weights: str | os.PathLike, loader: Callable[..., Any], device:
         return _CACHE[key]
 
 
-def clear_model_cache() -> None:
+def cached_models() -> int:
+    """How many models the cache holds now."""
     with _LOCK:
+        return len(_CACHE)
+
+
+def release() -> int:
+    """Drop every cached model, collect garbage and return freed CUDA blocks to the driver.
+
+    Returns how many models were dropped. Models still referenced elsewhere (a live method object)
+    are freed when that reference goes."""
+    import gc
+    import sys
+
+    with _LOCK:
+        n = len(_CACHE)
         _CACHE.clear()
+    gc.collect()
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return n
+
+
+@contextmanager
+def model_scope() -> Iterator[None]:
+    """Models created inside the block are released when it ends (even on error)."""
+    try:
+        yield
+    finally:
+        release()
+
+
+def clear_model_cache() -> None:
+    release()

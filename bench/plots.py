@@ -68,6 +68,13 @@ def _polygon(ax: Any, angles: np.ndarray, values: np.ndarray, color: Any, label:
         ax.fill(a, v, color=color, alpha=0.12)
 
 
+def _align_radar_labels(ax: Any, angles: np.ndarray) -> None:
+    """Labels on the left/right of a radar grow away from the circle instead of across it."""
+    for label, angle in zip(ax.get_xticklabels(), angles):
+        x = np.sin(angle)  # theta runs clockwise from the top
+        label.set_horizontalalignment("left" if x > 0.2 else ("right" if x < -0.2 else "center"))
+
+
 def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str, Any],
                    unit_range: bool) -> Path:
     """table: method × group values. Radar for >= 3 groups, grouped bars otherwise."""
@@ -80,6 +87,7 @@ def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str
             _polygon(ax, angles, row.to_numpy(dtype=float), colors.get(m), str(m))
         ax.set_xticks(angles)
         ax.set_xticklabels([g.replace("_", "\n") for g in groups], fontsize=9)
+        _align_radar_labels(ax, angles)
         if unit_range:
             ax.set_ylim(0, 1.0)
         else:
@@ -106,6 +114,19 @@ def radar_by_group(table: pd.DataFrame, path: Path, title: str, colors: dict[str
     return _save(fig, path)
 
 
+def axis_label(lb: "Leaderboard", header: str, width: int = 14) -> str:
+    """A short two-line label for a crowded axis: metric name, then its variant cut to `width`."""
+    row = lb.columns[lb.columns["header"] == header]
+    if row.empty:
+        return header
+    column, metric = str(row["column"].iloc[0]), str(row["metric"].iloc[0])
+    variant = column[len(metric):].strip()[1:-1]
+    name = metric.replace("_", " ")
+    if variant:
+        name += "\n" + (variant if len(variant) <= width else variant[: width - 1] + "…")
+    return name
+
+
 def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     """Fig. 12 layout: one panel per method, axes = metrics, one polygon per edit type."""
     from bench.leaderboard import _aggregate_columns, normalize
@@ -118,6 +139,9 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     headers = [h for h in cols["header"] if h in set(t["header"])]
     if len(headers) < 3:
         return None
+    t = t[~t["method"].isin(lb.references)]  # reference rows are never normalised
+    if t.empty:
+        return None
     wide = t.pivot_table(index=["method", "edit_type"], columns="header", values="mean").reindex(columns=headers)
     norm, _ = normalize(wide, dict(zip(cols["header"], cols["higher_is_better"])))
     methods = [m for m in lb.methods if m in norm.index.get_level_values(0)]
@@ -125,7 +149,7 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     etype_colors = {e: plt.get_cmap("Set2")(i % 8) for i, e in enumerate(edit_types)}
     ncols = min(4, len(methods))
     nrows = int(np.ceil(len(methods) / ncols))
-    fig = plt.figure(figsize=(4.2 * ncols, 4.0 * nrows + 0.6))
+    fig = plt.figure(figsize=(4.8 * ncols, 4.6 * nrows + 0.8))
     for i, m in enumerate(methods):
         ax, angles = _radar_axes(fig, len(headers), (nrows, ncols, i + 1))
         for e in edit_types:
@@ -133,8 +157,9 @@ def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
                 _polygon(ax, angles, norm.loc[(m, e)].to_numpy(dtype=float), etype_colors[e], e)
         ax.set_ylim(0, 1.0)
         ax.set_xticks(angles)
-        ax.set_xticklabels([h.rsplit(" ", 1)[0].replace(" [", "\n[").replace(" (", "\n(") for h in headers], fontsize=7)
-        ax.tick_params(axis="x", pad=8)
+        ax.set_xticklabels([axis_label(lb, h) for h in headers], fontsize=7)
+        _align_radar_labels(ax, angles)
+        ax.tick_params(axis="x", pad=10)
         ax.set_yticklabels([])
         ax.set_title(m, fontsize=10, pad=14)
     handles = [plt.Line2D([0], [0], color=etype_colors[e], lw=2) for e in edit_types]
@@ -154,17 +179,32 @@ def bar_chart(lb: "Leaderboard", header: str, path: Path, colors: dict[str, Any]
     hi = cells["ci_high"].to_numpy(dtype=float)
     err = np.vstack([np.where(np.isfinite(lo), means - lo, 0.0), np.where(np.isfinite(hi), hi - means, 0.0)])
     err = np.clip(np.nan_to_num(err), 0.0, None)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(lb.methods) + 2.0), 3.6))
+    fig, ax = plt.subplots(figsize=(max(3.2, 0.55 * len(lb.methods) + 1.6), 3.4))
     x = np.arange(len(lb.methods))
-    ax.bar(x, np.nan_to_num(means), yerr=err, capsize=3, color=[colors[m] for m in lb.methods])
+    bars = ax.bar(x, np.nan_to_num(means), yerr=err, capsize=3, color=[colors[m] for m in lb.methods])
+    best = {m for m, h in getattr(lb, "_best", set()) if h == header}
+    for bar, m in zip(bars, lb.methods):
+        if m in lb.references:  # reference rows: hatched, never "best"
+            bar.set_hatch("//")
+            bar.set_alpha(0.45)
+        elif m in best:
+            bar.set_edgecolor("k")
+            bar.set_linewidth(1.5)
     for xi, (m, c) in zip(x, cells.iterrows()):
         if not np.isfinite(c["mean"]):
             # axes-fraction y: data coordinates could lie far outside a zoomed y-range
             ax.text(xi, 0.03, str(c["status"]), ha="center", va="bottom", fontsize=7, rotation=90, color="0.4",
                     transform=ax.get_xaxis_transform())
     ax.set_xticks(x)
-    ax.set_xticklabels(lb.methods, rotation=30, ha="right", fontsize=8)
-    ax.set_title(header, fontsize=10)
+    ax.set_xticklabels([f"{m} (ref.)" if m in lb.references else m for m in lb.methods], rotation=30, ha="right",
+                       fontsize=8)
+    # a short title (the full header is the report's caption) so long variant labels never shrink the plot
+    row = lb.columns[lb.columns["header"] == header]
+    unit = str(row["display_unit"].iloc[0]) if len(row) and row["display_unit"].iloc[0] else ""
+    ax.set_title(axis_label(lb, header, width=30) + (f" ({unit})" if unit else "") + f" {header.rsplit(' ', 1)[-1]}",
+                 fontsize=10)
+    if unit:
+        ax.set_ylabel(unit, fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     ok = np.isfinite(means)
     lo_all = float(np.min(means[ok] - err[0][ok]))
@@ -212,6 +252,14 @@ def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[
     paths: dict[str, Path] = {}
     if lb.is_empty or lb.columns.empty:
         return paths
+    if lb.sections:  # one set of plots per task, each on its paired comparison
+        for task, board in lb.sections.items():
+            for key, p in write_plots(board, out / f"task-{task}", radar_columns).items():
+                paths[f"{task}/{key}"] = p
+        return paths
+    from bench.leaderboard import best_cells
+
+    lb._best = best_cells(lb)  # type: ignore[attr-defined]
     for key, make in _plot_jobs(lb, out, list(radar_columns)):
         try:
             p = make()

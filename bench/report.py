@@ -23,9 +23,12 @@ from bench.leaderboard import (
     EDIT_COLUMNS,
     Leaderboard,
     breakdown_wide,
+    best_cells,
     conform,
+    _efficiency_headers,
     display_table,
     fmt_value,
+    not_computed_headers,
     status_display,
 )
 
@@ -55,10 +58,20 @@ TEMPLATE = r"""<!DOCTYPE html>
   th { background: #f6f8fa; font-weight: 600; }
   td.label, th.label { text-align: left; }
   td.best { font-weight: 700; background: #dafbe1; }
+  td.ref { color: #57606a; background: #f6f8fa; font-style: italic; }
+  .lb table th { white-space: normal; max-width: 130px; vertical-align: bottom; }
+  .lb table th.group { text-align: center; background: #eaeef2; border-bottom: 2px solid #d0d7de; }
+  .lb table tr > :first-child { position: sticky; left: 0; z-index: 1; background: #fff; box-shadow: 1px 0 0 #d0d7de; }
+  .lb table thead tr > :first-child { background: #f6f8fa; }
+  .lb table tr > td.ref:first-child { background: #f6f8fa; }
+  p.legend { font-size: 12px; color: #57606a; margin: 2px 0 8px 0; }
   td.bad { color: #9a6700; background: #fff8c5; }
-  td.msg { text-align: left; white-space: normal; max-width: 720px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  td.msg { text-align: left; white-space: normal; max-width: 560px; overflow-wrap: anywhere; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+  td.wrap { text-align: left; white-space: normal; max-width: 240px; overflow-wrap: anywhere; font-size: 12px; }
   .plots { display: flex; flex-wrap: wrap; gap: 12px; }
-  .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; }
+  .plots figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px; background: #fff; max-width: 1110px; }
+  .plots figure:has(img.bar) { max-width: 420px; }
+  .plots figcaption { overflow-wrap: anywhere; }
   .plots img { max-width: 560px; height: auto; display: block; }
   .plots img.wide { max-width: 1100px; }
   .plots img.bar { max-width: 400px; }
@@ -99,14 +112,25 @@ TEMPLATE = r"""<!DOCTYPE html>
 
 <section id="leaderboard">
   <h2>Leaderboard</h2>
-  <p class="note">Means over samples (set-level metrics such as FID: one value per method). ± = half-width of the
-  {{ ci_level }}% bootstrap confidence interval. ↑/↓ = higher/lower is better; bold = best. * = some samples failed.
+  <p class="note">Means over samples in display units (the unit is in the header: ×10⁻¹ = the stored value is the shown value × 10⁻¹; set-level metrics such as FID: one value per method).
+  ± = half-width of the {{ ci_level }}% bootstrap confidence interval. ↑/↓ = higher/lower is better; bold = best compared method;
+  † = not significantly different from the best; * = some samples failed. Reference rows (grey, “(reference)”) are never ranked.
   Hover a cell for n, std and the interval.</p>
-  {% if main %}<div class="scroll">{{ table(main) }}</div>{% else %}<p class="note">No metric values.</p>{% endif %}
-  {% if unequal_n %}<div class="alert">Methods were scored on different numbers of samples in: {{ unequal_n|join(", ") }}. Compare those columns with care (hover a cell for its n).</div>{% endif %}
+  <p class="note">{{ pairing_doc }} {{ rank_doc }}</p>
+  {% for b in boards %}
+  <div class="board" id="task-{{ b.task or 'all' }}">
+  <h3>{{ b.title }}</h3>
+  <p class="note">{{ b.note }}</p>
+  {% if b.main %}<div class="scroll lb">{{ table(b.main) }}</div>{% else %}<p class="note">No metric values.</p>{% endif %}
+  {% if b.unequal_n %}<div class="alert">Methods were scored on different numbers of samples in: {{ b.unequal_n|join(", ") }}. Compare those columns with care (hover a cell for its n).</div>{% endif %}
+  {% if b.unpaired %}<details><summary>Unpaired means (each method over all its own samples; not comparable across methods)</summary>
+    <div class="scroll lb">{{ table(b.unpaired) }}</div></details>{% endif %}
+  </div>
+  {% endfor %}
+  {% if overall %}<details><summary>Unpaired means over all tasks</summary><div class="scroll lb">{{ table(overall) }}</div></details>{% endif %}
   <details><summary>Aggregate score and its min–max table</summary>
     <p class="note">{{ aggregate_doc }}</p>
-    {% if normalization %}<div class="scroll">{{ table(normalization) }}</div>{% endif %}
+    {% for n in normalization %}<div class="scroll">{{ table(n) }}</div>{% endfor %}
   </details>
 </section>
 
@@ -124,6 +148,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <h2>Efficiency</h2>
   <p class="note">Measured by the harness: medians over successful edits; pre-processing runs once per source video.</p>
   {% if efficiency %}<div class="scroll">{{ table(efficiency) }}</div>{% else %}<p class="note">No edits stored.</p>{% endif %}
+  {% if efficiency_metrics %}<div class="scroll">{{ table(efficiency_metrics) }}</div>{% endif %}
 </section>
 
 <section id="breakdowns">
@@ -145,6 +170,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <h2>Previews</h2>
   <p class="note">Source clip beside each method's edited clip (GIF previews of the stored lossless frames).{% if truncated %} Showing the first {{ samples|length }} of {{ truncated }} samples.{% endif %}</p>
   {% for s in samples %}
+  {% if loop.first or s.task != loop.previtem.task %}<h3>{{ task_titles.get(s.task, s.task) }} samples</h3>{% endif %}
   <div class="sample">
     <div class="title">{{ s.uid }}<span class="tag">{{ s.edit_type }}</span>{% if s.category %}<span class="tag">{{ s.category }}</span>{% endif %}<span class="tag">{{ s.task }}</span></div>
     <div class="prompt">{% if s.prompt %}“{{ s.prompt }}”{% else %}(no text prompt){% endif %}</div>
@@ -156,6 +182,7 @@ TEMPLATE = r"""<!DOCTYPE html>
       </figure>
     {% endfor %}
     </div>
+    {% if s.not_here %}<div class="prompt">Not for this task: {{ s.not_here|join(", ") }}</div>{% endif %}
   </div>
   {% else %}<p class="note">No samples.</p>{% endfor %}
 </section>
@@ -171,16 +198,30 @@ class HtmlTable:
     headers: list[str]
     rows: list[list[dict[str, str]]] = field(default_factory=list)
     label_cols: int = 1
+    #: optional group row above the headers: (label, number of columns it spans)
+    groups: list[tuple[str, int]] = field(default_factory=list)
+    #: full text of shortened headers (shown on hover), same length as headers or empty
+    titles: list[str] = field(default_factory=list)
+    #: legend lines under the table (what shortened labels stand for)
+    legend: list[str] = field(default_factory=list)
 
 
 def _render_table(t: HtmlTable) -> str:
     from markupsafe import Markup
 
     e = html.escape
-    out = ["<table><thead><tr>"]
+    out = ["<table>"]
+    if t.groups:
+        out.append("<thead><tr class=\"groups\">")
+        out += [f'<th colspan="{n}" class="group">{e(label)}</th>' for label, n in t.groups]
+        out.append("</tr><tr>")
+    else:
+        out.append("<thead><tr>")
     left = {i for i, c in enumerate(t.rows[0]) if c.get("cls") in ("msg", "txt")} if t.rows else set()
-    out += [f'<th class="{"label" if i < t.label_cols or i in left else ""}">{e(h)}</th>'
-            for i, h in enumerate(t.headers)]
+    for i, h in enumerate(t.headers):
+        cls = "label" if i < t.label_cols or i in left else ""
+        title = f' title="{e(t.titles[i])}"' if t.titles and t.titles[i] and t.titles[i] != h else ""
+        out.append(f'<th class="{cls}"{title}>{e(h)}</th>')
     out.append("</tr></thead><tbody>")
     for row in t.rows:
         out.append("<tr>")
@@ -190,7 +231,38 @@ def _render_table(t: HtmlTable) -> str:
             out.append(f'<td class="{cls}"{title}>{e(c.get("text", ""))}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
+    if t.legend:
+        out.append('<p class="legend">' + "<br>".join(e(x) for x in t.legend) + "</p>")
     return Markup("".join(out))
+
+
+def _short_headers(lb: Leaderboard, headers: list[str], max_variant: int = 18) -> tuple[list[str], list[str], list[str]]:
+    """(shown headers, their metric names, legend): long variant labels become `v1`, `v2`, … with a
+    legend, and the metric name moves into the family group row above."""
+    meta = lb.columns.set_index("header") if len(lb.columns) else pd.DataFrame()
+    shown, fams, legend = [], [], []
+    codes: dict[str, str] = {}
+    for h in headers:
+        if h not in meta.index:
+            shown.append(h)
+            fams.append("")
+            continue
+        c = meta.loc[h]
+        column, metric = str(c["column"]), str(c["metric"])
+        variant = column[len(metric):].strip()[1:-1] if column != metric else ""
+        if len(variant) > max_variant:
+            if variant not in codes:
+                codes[variant] = f"v{len(codes) + 1}"
+                legend.append(f"{codes[variant]} = {variant}")
+            variant = codes[variant]
+        unit = f" ({c['display_unit']})" if c.get("display_unit") else ""
+        arrow = "↑" if bool(c["higher_is_better"]) else "↓"
+        label = (f"[{variant}]" if variant else "") + unit
+        if metric != str(c["metric_family"]):
+            label = f"{metric[len(str(c['metric_family'])):].lstrip('_') or metric} {label}".strip()
+        shown.append(f"{label} {arrow}".strip())
+        fams.append(str(c["metric_family"]))
+    return shown, fams, legend
 
 
 def _frame_table(df: pd.DataFrame, index: bool = True, msg_cols: tuple[str, ...] = ()) -> HtmlTable | None:
@@ -209,54 +281,115 @@ def _frame_table(df: pd.DataFrame, index: bool = True, msg_cols: tuple[str, ...]
     return HtmlTable(headers, rows, label_cols=1)
 
 
-def _main_table(lb: Leaderboard) -> HtmlTable | None:
+def _main_table(lb: Leaderboard, unpaired: bool = False, headers: list[str] | None = None,
+                ranks: bool = True) -> HtmlTable | None:
+    """A leaderboard table: best compared method bold, reference rows marked, hover = n/std/CI."""
     if lb.is_empty:
         return None
-    disp = display_table(lb)
-    headers = ["method", *[str(c) for c in disp.columns]]
-    cells = lb.cells.set_index(["method", "header"]) if len(lb.cells) else None
-    best: dict[str, float] = {}
-    for header, hib in zip(lb.columns["header"], lb.columns["higher_is_better"]):
-        vals = lb.main[header].astype(float)
-        vals = vals[np.isfinite(vals)]
-        if len(vals) > 1 and vals.max() > vals.min():
-            best[header] = float(vals.max() if hib else vals.min())
-    agg = lb.aggregate["aggregate"].astype(float)
-    agg_best = float(agg.max()) if agg.notna().sum() > 1 else math.nan
+    disp = display_table(lb, unpaired=unpaired, headers=headers, ranks=ranks and not unpaired)
+    if len(disp.columns) <= 1 + 2 * int(ranks and not unpaired):
+        return None
+    cells_df = lb.unpaired_cells if (unpaired and lb.paired) else lb.cells
+    cells = cells_df.set_index(["method", "header"]) if len(cells_df) else None
+    best = set() if unpaired else best_cells(lb)
+    top = [m for m in lb.compared() if _is_top(lb, m)] if not unpaired else []
     rows = []
-    for m, rec in disp.iterrows():
-        row = [{"text": str(m)}]
+    for m, (label, rec) in zip(lb.methods, disp.iterrows()):
+        ref = m in lb.references
+        row = [{"text": str(label), "cls": "ref" if ref else ""}]
         for col in disp.columns:
-            c: dict[str, str] = {"text": str(rec[col])}
+            c: dict[str, str] = {"text": str(rec[col]), "cls": "ref" if ref else ""}
             if cells is not None and (m, col) in cells.index:
                 cell = cells.loc[(m, col)]
                 if cell["n"] == 0:
                     c["cls"] = "bad"
                     c["title"] = f"{cell['status']}: {cell['reason']}"
                 else:
-                    if col in best and math.isclose(float(cell["mean"]), best[col], rel_tol=0, abs_tol=1e-12):
+                    if (m, col) in best:
                         c["cls"] = "best"
                     c["title"] = (f"n={int(cell['n'])}, std={fmt_value(cell['std'])}, "
-                                  f"95% CI [{fmt_value(cell['ci_low'])}, {fmt_value(cell['ci_high'])}] (raw units)")
+                                  f"95% CI [{fmt_value(cell['ci_low'])}, {fmt_value(cell['ci_high'])}]")
+                    if not unpaired and "diff_ci_low" in cell and np.isfinite(cell["diff_ci_low"]):
+                        c["title"] += (f"; difference to the best {fmt_value(cell['diff_best'])} "
+                                       f"[{fmt_value(cell['diff_ci_low'])}, {fmt_value(cell['diff_ci_high'])}]")
                     if cell["status"] == "partial":
                         c["title"] += f"; failed: {cell['reason']}"
-            if col == "aggregate ↑" and math.isfinite(agg_best) and math.isclose(float(agg.loc[m]), agg_best):
+            if col in ("aggregate ↑", "rank") and m in top:
                 c["cls"] = "best"
             row.append(c)
         rows.append(row)
-    return HtmlTable(headers, rows)
+    heads = ["method", *[str(c) for c in disp.columns]]
+    shown, fams, legend = _short_headers(lb, heads)
+    size = {f: fams.count(f) for f in fams}
+    for i, f in enumerate(fams):
+        if f and size[f] == 1:  # a family of one column: its own header, no group label
+            shown[i] = f"{f} {shown[i]}"
+            fams[i] = ""
+    groups: list[tuple[str, int]] = []
+    for f in fams:
+        if groups and groups[-1][0] == f:
+            groups[-1] = (f, groups[-1][1] + 1)
+        else:
+            groups.append((f, 1))
+    return HtmlTable(shown, rows, groups=groups if any(f for f in fams) else [], titles=heads, legend=legend)
+
+
+def _board(b: Leaderboard) -> dict[str, Any]:
+    from bench.pairing import task_title
+
+    title = task_title(b.task)
+    st = b.settings
+    if b.paired:
+        note = (f"Paired samples: n = {st.get('n_paired', 0)} of {st.get('n_samples', 0)} (every compared method "
+                f"finished them; dropped samples and why: Status). Compared: {', '.join(b.compared()) or 'none'}; "
+                f"reference rows: {', '.join(b.references) or 'none'}.")
+        head = f"{title[0].upper() + title[1:]}: paired comparison"
+    else:
+        note = "Each method over all of its own samples (not a paired comparison)."
+        head = f"{title[0].upper() + title[1:]}: unpaired means"
+    missing = not_computed_headers(b)
+    if missing:
+        note += f" Not computed for any method here (reasons and fixes in Status): {', '.join(missing)}."
+    return {"task": b.task, "title": head, "note": note, "main": _main_table(b),
+            "unpaired": _main_table(b, unpaired=True) if b.paired else None,
+            "unequal_n": st.get("unequal_n", [])}
+
+
+def _is_top(lb: Leaderboard, m: str) -> bool:
+    a = lb.aggregate.loc[m]
+    return bool(np.isfinite(a["aggregate"]) and a["rank"] == 1)
+
+
+def _status_frame(lb: Leaderboard) -> pd.DataFrame:
+    """Status rows of every comparison (with its task), plus the all-task rows of a multi-task run."""
+    # (a multi-task run's all-sample board would repeat every per-task row: left out)
+    parts = [status_display(b).assign(task=b.task or "all") for b in lb.task_boards()]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame()
+    st = pd.concat(parts, ignore_index=True)
+    return st[["task", *[c for c in st.columns if c != "task"]]]
 
 
 def _status_table(lb: Leaderboard) -> HtmlTable | None:
-    st = status_display(lb)
+    st = _status_frame(lb)
     if st.empty:
         return None
-    t = _frame_table(st, index=False, msg_cols=("message",))
+    # long messages and sample lists wrap instead of being cut
+    t = _frame_table(st, index=False, msg_cols=("message", "column"))
+    col = t.headers.index("column")
+    for row in t.rows:
+        row[col]["cls"] = "wrap"
     return t
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+    """A readable file name for any text, made injective by a hash of the text itself
+    (`a_b/c` and `a/b_c` both read `a_b_c` but get different suffixes)."""
+    from bench.hashing import hash_obj
+
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_")[:60] or "x"
+    return f"{readable}-{hash_obj(str(text), 8)}"
 
 
 def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tuple[Path | None, str]:
@@ -301,7 +434,7 @@ def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int
     per_metric = lb.columns.groupby("metric")["header"].count().to_dict()
     lookup = {}
     for _, c in cols.iterrows():
-        info = {"header": c["header"], "display_exponent": c["display_exponent"]}
+        info = {"header": c["header"], "display_scale": c["display_scale"]}
         lookup[(c["metric"], c["variant_id"])] = info
         if per_metric.get(c["metric"], 0) == 1:
             lookup[(c["metric"], None)] = info
@@ -311,20 +444,58 @@ def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int
         c = lookup.get((rec.metric, rec.variant_id)) or lookup.get((rec.metric, None))
         if c is None:
             continue
-        scale = 10.0 ** -int(c["display_exponent"])
+        scale = float(c["display_scale"])  # the store holds raw values; show display units
         out.setdefault((labels[(rec.method, rec.method_key)], rec.sample_uid), []).append(
             f"{c['header']} {fmt_value(float(rec.value) * scale)}")
     return out
 
 
+def _guidance_clips(suite: Any, uid: str, sample_dir: Path, out: Path, max_frames: int, side: int) -> list[dict]:
+    """The reference image and the mask (tinted over the source) of an image-guided sample."""
+    from bench.video_io import write_gif
+
+    sample = next((x for x in getattr(suite, "samples", ()) if x.uid == uid), None) if suite is not None else None
+    if sample is None:
+        return []
+    clips = []
+    try:
+        loaded = suite.load(sample)
+    except Exception as e:  # noqa: BLE001 (a moved dataset must not break the report)
+        return [{"label": "reference / mask", "cls": "source", "src": None, "status": "not loaded",
+                 "message": str(e).splitlines()[0] if str(e) else type(e).__name__}]
+    if loaded.reference is not None:
+        from PIL import Image
+
+        ref = sample_dir / "reference.png"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        im = Image.fromarray(np.asarray(loaded.reference, np.uint8))
+        im.thumbnail((side * 2, side * 2))
+        im.save(ref)
+        clips.append({"label": "reference image", "cls": "source", "src": _rel(ref, out), "status": "", "message": ""})
+    if loaded.mask is not None:
+        frames = loaded.video.frames.astype(np.float32)
+        m = np.asarray(loaded.mask, bool)[..., None]
+        tint = np.where(m, 0.45 * frames + 0.55 * np.array([255.0, 40.0, 40.0]), 0.6 * frames)
+        idx = np.linspace(0, len(tint) - 1, min(max_frames, len(tint))).round().astype(int)
+        gif = write_gif(sample_dir / "mask.gif", tint[idx].clip(0, 255).astype(np.uint8),
+                        fps=loaded.video.fps, max_side=side)
+        clips.append({"label": "mask (red)", "cls": "source", "src": _rel(gif, out), "status": "", "message": ""})
+    return clips
+
+
 def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, max_frames: int,
-             side: int, values: dict[tuple[str, str], list[str]]) -> tuple[list[dict[str, Any]], int]:
+             side: int, values: dict[tuple[str, str], list[str]], suite: Any = None) -> tuple[list[dict[str, Any]], int]:
     if edits.empty:
         return [], 0
     labels = _method_label_map(edits, lb.methods)
     edits = edits.assign(label=[labels[(m, k)] for m, k in zip(edits["method"], edits["method_key"])])
     order = list(lb.methods) + sorted(set(edits["label"]) - set(lb.methods))
-    uids = sorted(edits["sample_uid"].unique())
+    from bench.pairing import TASK_TITLES
+
+    task_of = dict(zip(edits["sample_uid"], edits["task"].replace("", "text")))
+    rank = {t: i for i, t in enumerate(TASK_TITLES)}
+    uids = sorted(edits["sample_uid"].unique(), key=lambda u: (rank.get(task_of.get(u, "text"), len(rank)), u))
+    refs = set(lb.references) | {m for b in lb.task_boards() for m in b.references}
     total = len(uids)
     uids = uids[:max_samples] if max_samples >= 0 else uids
     source_gifs: dict[str, tuple[Path | None, str]] = {}
@@ -340,22 +511,29 @@ def _samples(lb: Leaderboard, edits: pd.DataFrame, out: Path, max_samples: int, 
         src_gif, src_msg = source_gifs[key]
         clips = [{"label": "source video (input)", "cls": "source", "src": _rel(src_gif, out), "status": "source missing",
                   "message": src_msg}]
+        if (first["task"] or "text") != "text":
+            clips += _guidance_clips(suite, uid, sample_dir, out, max_frames, side)
         by_label = {r["label"]: r for _, r in g.iterrows()}
+        not_here = []
         for m in order:
             r = by_label.get(m)
             if r is None:
                 clips.append({"label": m, "cls": "", "src": None, "status": "not run", "message": ""})
                 continue
+            if r["status"] == "not_applicable":  # e.g. an image-guided method on a text sample
+                not_here.append(m)
+                continue
+            m_label = f"{m} (reference)" if m in refs else m
             if r["status"] != "ok":
-                clips.append({"label": m, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
+                clips.append({"label": m_label, "cls": "", "src": None, "status": r["status"], "message": r["message"]})
                 continue
             gif, msg = _gif(r["output_dir"], sample_dir / f"method_{_safe(m)}.gif", max_frames, side)
-            clips.append({"label": m, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg,
+            clips.append({"label": m_label, "cls": "", "src": _rel(gif, out), "status": "no preview", "message": msg,
                           "vals": values.get((m, uid), [])})
         prompt = next((str(p) for p in g["prompt"] if p is not None and str(p) not in ("", "nan", "None")), "")
         samples.append({
             "uid": uid, "prompt": prompt, "edit_type": first["edit_type"] or "?", "category": first["category"],
-            "task": first["task"] or "text", "clips": clips,
+            "task": first["task"] or "text", "clips": clips, "not_here": not_here,
         })
     return samples, total
 
@@ -373,11 +551,21 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
     if plot_paths is None and inside and all(p.is_file() and out.resolve() in p.parents for p in inside):
         plot_paths = lb.plot_paths  # drawn by export_leaderboard into this folder
     paths = plot_paths if plot_paths is not None else write_plots(lb, out / "plots")
+
+    def priority(key: str) -> tuple[int, str]:
+        # the headline plots first: the survey's Fig. 12 (per-method radar) and Fig. 11 (quality vs cost)
+        base = key.rpartition("/")[2]
+        rank = {"radar_methods": 0, "scatter": 1, "radar_edit_type": 2}.get(base, 3)
+        task = key.rpartition("/")[0]
+        return (rank, list(lb.sections).index(task) if task in lb.sections else 0)
+
     items = []
-    for key, p in paths.items():
+    for key, p in sorted(paths.items(), key=lambda kv: priority(kv[0])):
         p = Path(p)
         if not p.is_file():
             continue
+        task, _, key = key.rpartition("/")
+        prefix = f"{task}-guided: " if task else ""
         if key == "radar_edit_type":
             caption = "Aggregate score per edit type (one polygon per method)"
         elif key == "radar_methods":
@@ -386,22 +574,24 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
             caption = "Quality vs runtime"
         else:
             caption = key.split(":", 1)[-1]
-        items.append({"src": _rel(p.resolve(), out.resolve()), "caption": caption,
+        items.append({"src": _rel(p.resolve(), out.resolve()), "caption": prefix + caption,
                       "cls": "wide" if key == "radar_methods" else ("bar" if key.startswith("bar:") else "")})
     return items
 
 
 def _breakdowns(lb: Leaderboard) -> list[dict[str, Any]]:
     groups = []
-    for by, title in (("edit_type", "edit type"), ("category", "category")):
-        tables = []
-        for header in lb.columns["header"]:
-            w = breakdown_wide(lb, by, header, display=True)
-            t = _frame_table(w)
-            if t is not None:
-                tables.append({"header": header, "table": t})
-        if tables:
-            groups.append({"title": title, "tables": tables})
+    for board in lb.task_boards():  # per task, on its paired samples
+        where = f" ({board.task}-guided)" if board.task and lb.sections else ""
+        for by, title in (("edit_type", "edit type"), ("category", "category")):
+            tables = []
+            for header in board.columns["header"]:
+                w = breakdown_wide(board, by, header, display=True)
+                t = _frame_table(w)
+                if t is not None:
+                    tables.append({"header": header, "table": t})
+            if tables:
+                groups.append({"title": title + where, "tables": tables})
     return groups
 
 
@@ -418,22 +608,25 @@ def write_report(
     scores: pd.DataFrame | None = None,
     sample_values: int = 3,
     run_dir: str | Path | None = None,
+    suite: Any = None,
 ) -> Path:
     """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
 
     `plot_paths` (default: those export_leaderboard recorded on `lb`, if still on disk) re-uses
     plots already written; otherwise they are drawn into out_dir/plots. `max_samples` caps the preview rows (-1 = all). With `scores`
-    (the store's score frame) each preview shows its first `sample_values` quality values.
+    (the store's score frame) each preview shows its first `sample_values` quality values. With
+    `suite` (a `bench.suites` Suite) image-guided previews also show the reference image and the mask.
     """
     from jinja2 import Environment
 
     from bench.study.report import report_hook as study_report_hook
+    from bench.pairing import TASK_TITLES
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     edits = conform(edits, EDIT_COLUMNS)
     values = _sample_values(lb, scores, sample_values)
-    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side, values)
+    samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side, values, suite)
 
     n_ok = int((edits["status"] == "ok").sum())
     if lb.is_empty:
@@ -453,13 +646,17 @@ def write_report(
         summary=summary,
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         empty=empty,
-        n_status=len(lb.status),
-        unequal_n=lb.settings.get("unequal_n", []),
+        n_status=len(_status_frame(lb)),
         ci_level=int(lb.settings.get("ci_level", 0.95) * 100),
         aggregate_doc=lb.settings.get("aggregate_doc", ""),
-        main=_main_table(lb),
-        normalization=_frame_table(lb.normalization, index=False),
+        pairing_doc=lb.settings.get("pairing_doc", ""),
+        rank_doc=lb.settings.get("rank_doc", ""),
+        boards=[_board(b) for b in lb.task_boards()] if not lb.is_empty else [],
+        overall=_main_table(lb, ranks=False) if lb.sections else None,
+        normalization=[t for t in (_frame_table(b.normalization.assign(task=b.task), index=False)
+                                   for b in lb.task_boards()) if t is not None],
         efficiency=_frame_table(lb.efficiency),
+        efficiency_metrics=_main_table(lb, headers=_efficiency_headers(lb), ranks=False),
         breakdowns=_breakdowns(lb),
         status=_status_table(lb),
         plots=_plots(lb, out, plot_paths),
@@ -467,6 +664,7 @@ def write_report(
         truncated=total if len(samples) < total else 0,
         preview_side=preview_side,
         study=study_report_hook(run_dir, out),
+        task_titles={t: v[0].upper() + v[1:] for t, v in TASK_TITLES.items()},
     )
     path = out / "report.html"
     tmp = path.with_name(path.name + ".tmp")

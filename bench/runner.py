@@ -28,6 +28,7 @@ from bench.errors import MethodOutputError, NotApplicable, VidEditBenchError, We
 from bench.guard import DEFAULT_TIMEOUT_S, GuardedMethod, GuardedMetric, check_value
 from bench.hashing import hash_obj
 from bench.runpaths import safe_component
+from bench.pairing import is_set_uid
 from bench.store import EditRow, ResultStore, ScoreRow
 from bench.types import Efficiency, EvalItem, LoadedSample, Sample, Video
 
@@ -58,7 +59,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None  # (index, count), index in [0, count)
     retry_errors: bool = False
     batch_size: int = 16
-    warmup: int = 0
+    warmup: int | None = None  # untimed warm-up edits; None = 1 on CUDA, 0 on CPU (bench.efficiency)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
@@ -276,10 +277,15 @@ class Runner:
         t0 = time.perf_counter()
         self.store.add_invocation(self._config_record(), code_version(), environment_info(self.device))
         if do_edits:
+            from bench.models import release
+
             for name in self.config.methods:
                 self._run_method(name)
-                _free_memory()
+                release()  # this method's models leave the cache (and the GPU) before the next one
         if do_metrics:
+            from bench.models import release
+
+            release()
             for name in self.config.metrics:
                 self._run_metric(name)
                 _free_memory()
@@ -363,6 +369,8 @@ class Runner:
                     self.store.put_edit(self._edit_row(s, label, mkey, fallback_config, "error", message=msg))
             return
         mkey = hash_obj(mconfig)
+        if getattr(method, "reference", False):  # stored for the leaderboard, not part of the key
+            mconfig = {**mconfig, "reference": True}
         todo: list[Sample] = []
         for s in self.samples:
             row = self.store.get_edit(edit_key(self.sample_key(s), mkey))
@@ -429,7 +437,7 @@ class Runner:
 
     def _edit_one(self, method, s: Sample, loaded: LoadedSample, label: str, mkey: str, mconfig: dict,
                   prepared: Any, prep_time: float | None, first: bool) -> None:
-        from bench.efficiency import measure
+        from bench.efficiency import measure, warmup_edits
         from bench.video_io import write_frames
 
         extra = {"sample": s} if getattr(method, "receives_sample", False) else {}
@@ -442,8 +450,9 @@ class Runner:
 
         ekey = edit_key(self.sample_key(s), mkey)
         try:
-            if first and self.config.warmup:
-                for _ in range(self.config.warmup):
+            warmup = warmup_edits(self.device, self.config.warmup)
+            if first and warmup:
+                for _ in range(warmup):
                     _seed_everything(self.config.seed)
                     call()
             _seed_everything(self.config.seed)
@@ -518,7 +527,7 @@ class Runner:
                 if why:
                     st, msg = "error", why
             rows.append(ScoreRow(
-                score_key=score_key(ekey, out.name, vid), edit_key=ekey if sample_uid != "__set__" else None,
+                score_key=score_key(ekey, out.name, vid), edit_key=None if is_set_uid(sample_uid) else ekey,
                 method=row_like["method"], method_key=row_like["method_key"], sample_uid=sample_uid, metric=out.name,
                 metric_family=metric.name, variant_id=vid, variant_label=vlabel, value=value, status=st,
                 message=msg, higher_is_better=out.higher_is_better, value_min=out.value_range[0],
@@ -621,41 +630,68 @@ class Runner:
         self.store.put_scores(rows)
         return False
 
-    def _run_set_metric(self, metric, edits: list[dict], by_uid: dict[str, Sample], existing: dict[str, str]) -> None:
-        groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    def _set_targets(self, edits: list[dict]) -> list[tuple[dict, list[dict]]]:
+        """(first row, rows) of every sample set a set-level metric is computed on, per method: all
+        its ok edits, those of each task, and each task's paired set (samples every compared,
+        non-reference method finished; `bench.pairing`), so the leaderboard finds the value for the
+        exact set it compares and a partial re-run never replaces the full-set value."""
+        from bench.pairing import is_reference_config, paired_set
+
+        refs = {r["method"] for r in edits if is_reference_config(r.get("method_config"))}
+        by_method: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for r in edits:
-            groups[(r["method"], r["method_key"])].append(r)
+            by_method[(r["method"], r["method_key"])].append(r)
+        tasks = sorted({r["task"] or "" for r in edits})
+        paired: dict[str, set[str]] = {}
+        for t in tasks:
+            finished: dict[str, set[str]] = defaultdict(set)
+            for r in edits:
+                if (r["task"] or "") == t:
+                    finished[r["method"]].add(r["sample_uid"])
+            paired[t] = paired_set(finished, refs)
+        out, seen = [], set()
+        for (method, mkey), rows in sorted(by_method.items()):
+            sets = [rows]
+            for t in tasks:
+                in_task = [r for r in rows if (r["task"] or "") == t]
+                sets += [in_task, [r for r in in_task if r["sample_uid"] in paired[t]]]
+            for rs in sets:
+                ident = (mkey, frozenset(r["sample_uid"] for r in rs))
+                if rs and ident not in seen:
+                    seen.add(ident)
+                    out.append((rs[0], sorted(rs, key=lambda r: r["sample_uid"])))
+        return out
+
+    def _run_set_metric(self, metric, edits: list[dict], by_uid: dict[str, Sample], existing: dict[str, str]) -> None:
+        from bench.pairing import set_uid
+
         todo = []
-        for (method, mkey), rows in groups.items():
-            set_key = hash_obj({"method": mkey, "samples": sorted(r["sample_key"] for r in rows)})
+        for r0, rows in self._set_targets(edits):
+            set_key = hash_obj({"method": r0["method_key"], "samples": sorted(r["sample_key"] for r in rows)})
             if self._score_done(existing, metric, set_key):
                 self.summary.scores_skipped_existing += 1
                 continue
             applicable = [r for r in rows if not metric.applicable(self._has(by_uid[r["sample_uid"]], r))]
-            todo.append((rows[0], set_key, applicable))
+            todo.append((r0, set_key, set_uid(r["sample_uid"] for r in rows), applicable))
         if not todo:
             return
-        if not self._metric_ready(metric, [(r, k, "__set__") for r, k, _ in todo]):
+        if not self._metric_ready(metric, [(r, k, uid) for r, k, uid, _ in todo]):
             return
         try:
-            for i, (r0, set_key, rows) in enumerate(todo, 1):
+            for i, (r0, set_key, uid, rows) in enumerate(todo, 1):
                 self.progress(f"score {metric.name}", i, len(todo))
-                # a new set replaces older set rows of the same method/metric variant (e.g. more samples)
-                stale = self.store.conn.execute(
-                    "SELECT score_key FROM scores WHERE level='set' AND method_key=? AND metric_family=? AND variant_id=?",
-                    (r0["method_key"], metric.name, metric.variant_id()),
-                ).fetchall()
-                self.store.delete_scores([k for (k,) in stale])
+                # stored under the set's own uid: values on other sample sets (a --limit re-run, a
+                # shard) stay beside it and the leaderboard picks the one for the set it compares
                 if not rows:
-                    out = self._score_rows(metric, r0, set_key, "__set__", "not_applicable", message="no applicable samples")
+                    out = self._score_rows(metric, r0, set_key, uid, "not_applicable", message="no applicable samples")
                 else:
                     try:
                         items = (self._eval_item(r, by_uid[r["sample_uid"]]) for r in rows)
                         values = metric.compute_set(items)
-                        out = self._score_rows(metric, r0, set_key, "__set__", "ok", values=values)
+                        out = self._score_rows(metric, r0, set_key, uid, "ok", values=values)
                         self.summary.scores_done += 1
                     except Exception as e:  # noqa: BLE001
-                        out = self._score_rows(metric, r0, set_key, "__set__", "error", message=describe_exception(e))
+                        out = self._score_rows(metric, r0, set_key, uid, "error", message=describe_exception(e))
                 self.store.put_scores(out)
         finally:
             try:
@@ -677,7 +713,7 @@ class Runner:
         q = "SELECT metric, method, sample_uid, status, message FROM scores"
         seen_msgs: set[tuple[str, str, str]] = set()
         for metric, method, uid, status, message in self.store.conn.execute(q):
-            if method not in labels or (uid != "__set__" and uid not in uids):
+            if method not in labels or (not is_set_uid(uid) and uid not in uids):
                 continue
             scores[metric][status] += 1
             if status in ("error", "skipped") and (metric, status, message) not in seen_msgs:

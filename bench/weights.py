@@ -183,13 +183,17 @@ def download(name: str, offline: bool | None = None) -> Path:
         dest_dir = project_cache_path(spec)
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / (spec.filename or Path(spec.source).name)
-        with tempfile.NamedTemporaryFile(dir=dest_dir, delete=False) as tmp:
-            with urllib.request.urlopen(spec.source, timeout=60) as resp:  # noqa: S310 (explicit user command)
-                shutil.copyfileobj(resp, tmp)
-        if spec.sha256 and sha256_of(Path(tmp.name)) != spec.sha256:
-            os.unlink(tmp.name)
-            raise VidEditBenchError(f"download of '{name}' from {spec.source} failed its sha256 check")
-        os.replace(tmp.name, dest)
+        tmp = tempfile.NamedTemporaryFile(dir=dest_dir, prefix=f".{dest.name}.", suffix=".part", delete=False)
+        try:  # a failed or interrupted download leaves no (0-byte or partial) file behind
+            with tmp:
+                with urllib.request.urlopen(spec.source, timeout=60) as resp:  # noqa: S310 (explicit user command)
+                    shutil.copyfileobj(resp, tmp)
+            if spec.sha256 and sha256_of(Path(tmp.name)) != spec.sha256:
+                raise VidEditBenchError(f"download of '{name}' from {spec.source} failed its sha256 check")
+            os.replace(tmp.name, dest)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
         return dest
     raise VidEditBenchError(f"weights '{name}' are managed by a package ({spec.source}); install it and see its docs")
 

@@ -20,6 +20,7 @@ class SourceMethod(Method):
     description = "Reference row: the unedited source video (IVE-Benchmark prints it alongside the methods)"
     tasks = frozenset({"text", "image"})
     needs = frozenset()
+    reference = True
 
     def edit(
         self,

@@ -7,10 +7,13 @@ pytorch-fid's blocks, loaded strictly from the weights registry's local file (`f
 or any path), and handed to `InceptionV3`. Inputs follow pytorch-fid: RGB in [0, 1], bilinearly
 resized to 299x299 (align_corners=False), scaled to [-1, 1] inside the model.
 
-FID = ||mu_s - mu_e||^2 + Tr(S_s + S_e - 2 (S_s S_e)^(1/2)); lower is better. The trace of the
-root uses scipy's `sqrtm` (as pytorch-fid) when each set has more frames than feature dimensions;
-with fewer frames (covariances of rank < d, where `sqrtm` of a singular 2048x2048 product is slow
-and inaccurate) it uses the exact identity Tr((S1 S2)^(1/2)) = nuclear norm of A^T B.
+FID = ||mu_s - mu_e||^2 + Tr(S_s + S_e - 2 (S_s S_e)^(1/2)); lower is better. Default
+(`formula=pytorch-fid`): pytorch-fid's `calculate_frechet_distance` formula on the same features
+(scipy `sqrtm` of the product, eps retry, imaginary round-off dropped) whatever the frame count, so
+the number reproduces pytorch-fid. Variant `formula=exact-lowrank`: with fewer frames than feature
+dimensions (covariances of rank < d, where `sqrtm` of a singular 2048x2048 product is slow and
+inexact) the exact identity Tr((S1 S2)^(1/2)) = nuclear norm of A^T B. `fid_frames` stores the
+number of edited frames each value was computed on (it differs between methods when edits failed).
 Source-frame features are computed once per run per source video (FeatureCache).
 """
 
@@ -23,7 +26,7 @@ from unittest import mock
 import numpy as np
 
 from bench.errors import NotApplicable, VidEditBenchError
-from bench.metric import Metric
+from bench.metric import Metric, OutputInfo
 from bench.types import EvalItem
 
 #: pytorch-fid output block per feature dimensionality
@@ -143,13 +146,14 @@ def trace_sqrt_product_lowrank(features1: np.ndarray, features2: np.ndarray) -> 
     return float(np.linalg.svd(a @ b.T, compute_uv=False).sum())
 
 
-def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID of two (N, d) feature sets: scipy `sqrtm` (as pytorch-fid) when both sets have at least d
-    samples, otherwise the exact low-rank form of the same trace (`trace_sqrt_product_lowrank`)."""
+def fid_from_features(features1: np.ndarray, features2: np.ndarray, formula: str = "pytorch-fid") -> float:
+    """FID of two (N, d) feature sets. `pytorch-fid`: pytorch-fid's formula (scipy `sqrtm`) always;
+    `exact-lowrank`: `sqrtm` when both sets have more than d samples, otherwise the exact low-rank
+    form of the same trace (`trace_sqrt_product_lowrank`)."""
     mu1, sigma1 = feature_statistics(features1)
     mu2, sigma2 = feature_statistics(features2)
     d = mu1.shape[0]
-    if min(len(features1), len(features2)) > d:
+    if formula == "pytorch-fid" or min(len(features1), len(features2)) > d:
         return frechet_distance(mu1, sigma1, mu2, sigma2)
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
@@ -163,8 +167,10 @@ class FrechetInceptionDistance(Metric):
     value_range = (0.0, float("inf"))
     level = "set"
     needs = frozenset({"source"})
-    defaults = {"dims": 2048}
-    choices = {"dims": tuple(BLOCK_BY_DIMS)}
+    defaults = {"dims": 2048, "formula": "pytorch-fid"}
+    choices = {"dims": tuple(BLOCK_BY_DIMS), "formula": ("pytorch-fid", "exact-lowrank")}
+    extra_outputs = (OutputInfo("fid_frames", True, (0.0, float("inf")), "frames",
+                                "number of edited frames the FID was computed on"),)
     weights_name = "fid-inception"
 
     def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
@@ -203,7 +209,9 @@ class FrechetInceptionDistance(Metric):
             edit_feats.append(self.features(item.edited.frames))
         if not edit_feats:
             raise NotApplicable(f"{self.name}: no samples")
-        return {self.name: fid_from_features(np.concatenate(src_feats, 0), np.concatenate(edit_feats, 0))}
+        edited = np.concatenate(edit_feats, 0)
+        return {self.name: fid_from_features(np.concatenate(src_feats, 0), edited, str(self.options["formula"])),
+                "fid_frames": float(edited.shape[0])}
 
     def compute(self, item: EvalItem) -> dict[str, float]:
         return self.compute_set([item])

@@ -207,6 +207,8 @@ def source_forward_flows(item: EvalItem, flow_model: FlowModel) -> np.ndarray:
 
 class WarpError(Metric):
     name = "warp_error"
+    display_scale = 10.0  # IVE-Benchmark prints warp error ×10⁻¹
+    display_label = "×10⁻¹"
     description = ("Lai et al. 2018 warp error of the edited video under the source video's flow and "
                    "occlusions (masked MSE, RGB in [0,1]); the IVE table prints it x10^-1")
     higher_is_better = False

@@ -57,6 +57,55 @@ def screenshot(report: Path, png: Path, width: int = 1400, height: int = 3000, t
     return png
 
 
+_PROBE = """
+<script>
+window.addEventListener('load', () => {
+  const box = el => ({scroll: el.scrollWidth, client: el.clientWidth});
+  const facts = {
+    page: box(document.documentElement),
+    tables: [...document.querySelectorAll('.lb')].map(box),
+    cut_messages: [...document.querySelectorAll('td.msg')].filter(td => td.scrollWidth > td.clientWidth + 1).length,
+    images: [...document.querySelectorAll('.plots img')].map(im => ({src: im.getAttribute('src'),
+      natural: im.naturalWidth, shown: im.clientWidth})),
+  };
+  const pre = document.createElement('pre');
+  pre.id = 'layout-probe';
+  pre.textContent = JSON.stringify(facts);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def measure_layout(report: Path, width: int = 1400, height: int = 1000, timeout: float = 120.0) -> dict:
+    """Layout facts of the report rendered at `width` px: page and leaderboard-table scroll widths,
+    status messages cut off, plot images' natural vs shown widths (for tests)."""
+    import json
+    import re
+
+    chromium = find_chromium()
+    if chromium is None:
+        raise FileNotFoundError("Chromium not found; install it with: apt-get update && apt-get install -y chromium")
+    report = report.resolve()
+    probe = report.with_name(f".layout-probe-{os.getpid()}.html")
+    probe.write_text(report.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    try:
+        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                   "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+                   "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    finally:
+        probe.unlink(missing_ok=True)
+    m = re.search(r'<pre id="layout-probe">(.*?)</pre>', proc.stdout, flags=re.S)
+    if not m:
+        raise RuntimeError(f"chromium printed no layout facts (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    import html as _html
+
+    return json.loads(_html.unescape(m.group(1)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", type=Path, help="path of report.html")

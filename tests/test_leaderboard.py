@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.leaderboard import bootstrap_ci, build_leaderboard, export_leaderboard, to_markdown
+from bench.pairing import set_uid
 
 NAN = float("nan")
 DOVER_FIX = "weights 'dover' missing; run: videditbench weights download dover"
@@ -29,7 +30,7 @@ def score(method: str, uid: str, metric: str, value: float, *, status: str = "ok
     et, cat = SAMPLES.get(uid, ("", ""))
     return {
         "run_id": "r1", "method": method, "method_key": key or f"key-{method}", "sample_uid": uid, "suite": "mini",
-        "video_id": uid.split("/")[1] if uid != "__set__" else "", "edit_id": "0", "edit_type": et, "category": cat,
+        "video_id": uid.split("/")[1] if not uid.startswith("__set__") else "", "edit_id": "0", "edit_type": et, "category": cat,
         "task": "text", "metric": metric, "metric_family": family or metric, "variant_id": variant_id,
         "variant_label": variant_label, "value": value if status == "ok" else NAN, "status": status,
         "message": message, "higher_is_better": hib, "value_min": -math.inf, "value_max": math.inf, "level": level,
@@ -68,9 +69,13 @@ def known_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     for m in ("A", "B"):
         for uid in uids:
             rows.append(score(m, uid, "dover", NAN, status="skipped", message=DOVER_FIX))
-    # set-level FID (lower better)
-    rows.append(score("A", "__set__", "fid", 10.0, hib=False, level="set"))
-    rows.append(score("B", "__set__", "fid", 20.0, hib=False, level="set"))
+    # set-level FID (lower better), keyed by the sample set it was computed on. A's edit of uids[1]
+    # failed, so the paired set is uids 0, 2, 3 (also all of A's own samples).
+    paired = [uids[0], uids[2], uids[3]]
+    rows.append(score("A", set_uid(paired), "fid", 10.0, hib=False, level="set"))
+    rows.append(score("B", set_uid(paired), "fid", 20.0, hib=False, level="set"))
+    rows.append(score("B", set_uid(uids), "fid", 25.0, hib=False, level="set"))  # B's own 4 samples
+    rows.append(score("B", set_uid(uids[:2]), "fid", 99.0, hib=False, level="set"))  # a `--limit 2` re-run
     edits = [edit("A", u, gen=g, pre=1.0, mem=m) for u, g, m in zip(uids, [1, 2, 3, 10], [100, 200, 300, 400])]
     edits += [edit("B", u, gen=0.5) for u in uids]
     edits[1] = edit("A", uids[1], status="error", message="CUDA out of memory", gen=NAN)
@@ -85,32 +90,45 @@ def lb():
 
 def test_means_counts_and_headers(lb):
     # quality columns, then efficiency, then columns no method could compute
-    assert list(lb.columns["header"]) == ["clip_text ↑", "warp_error (×10⁻¹) ↓", "fid ↓", "generation_time ↓",
-                                          "dover ↑"]
-    assert lb.main.loc["A", "clip_text ↑"] == pytest.approx(2.5)
-    assert lb.main.loc["B", "clip_text ↑"] == pytest.approx(4.0)  # the failed sample is not averaged in
-    assert lb.counts.loc["A", "clip_text ↑"] == 4 and lb.counts.loc["B", "clip_text ↑"] == 3
-    assert lb.main.loc["A", "warp_error (×10⁻¹) ↓"] == pytest.approx(0.1)  # stored raw
+    headers = list(lb.columns["header"])
+    assert headers == ["clip_text ↑", "warp_error (×10⁻¹) ↓", "fid ↓", "generation_time ↓", "dover ↑"]
+    # paired: A's edit of uids[1] failed, so both methods are averaged over uids 0, 2, 3
+    assert lb.paired and lb.settings["n_paired"] == 3 and lb.settings["n_samples"] == 4
+    assert lb.main.loc["A", "clip_text ↑"] == pytest.approx((1 + 3 + 4) / 3)
+    assert lb.main.loc["B", "clip_text ↑"] == pytest.approx((2 + 4 + 6) / 3)
+    assert lb.counts.loc["A", "clip_text ↑"] == 3 and lb.counts.loc["B", "clip_text ↑"] == 3
+    # unpaired: each method over all its own values
+    assert lb.unpaired.loc["A", "clip_text ↑"] == pytest.approx(2.5)
+    assert lb.unpaired.loc["B", "clip_text ↑"] == pytest.approx(4.0)  # the failed sample is not averaged in
+    assert lb.unpaired_counts.loc["A", "clip_text ↑"] == 4 and lb.unpaired_counts.loc["B", "clip_text ↑"] == 3
+    assert lb.main.loc["A", "warp_error (×10⁻¹) ↓"] == pytest.approx(1.0)  # stored 0.1, shown ×10 (header ×10⁻¹)
+    # set-level: the value computed on the paired set, never the `--limit 2` one
     assert lb.main.loc["B", "fid ↓"] == pytest.approx(20.0) and lb.counts.loc["B", "fid ↓"] == 1
+    assert lb.unpaired.loc["B", "fid ↓"] == pytest.approx(25.0)
     assert np.isnan(lb.main.loc["A", "dover ↑"]) and lb.counts.loc["A", "dover ↑"] == 0
     std = lb.wide("std")
-    assert std.loc["A", "clip_text ↑"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
-    cell = lb.cells.set_index(["method", "column"]).loc[("B", "clip_text")]
+    assert std.loc["A", "clip_text ↑"] == pytest.approx(np.std([1, 3, 4], ddof=1))
+    cell = lb.unpaired_cells.set_index(["method", "column"]).loc[("B", "clip_text")]
     assert cell["status"] == "partial" and cell["n_error"] == 1 and "CUDA out of memory" in cell["reason"]
     ci_lo, ci_hi = lb.wide("ci_low").loc["A", "clip_text ↑"], lb.wide("ci_high").loc["A", "clip_text ↑"]
-    assert 1.0 <= ci_lo < 2.5 < ci_hi <= 4.0
+    assert 1.0 <= ci_lo < 8 / 3 < ci_hi <= 4.0
+    # the dropped sample is listed with the method and reason
+    dropped = lb.status[lb.status["scope"] == "paired set"]
+    assert list(dropped["column"]) == [list(SAMPLES)[1]] and list(dropped["method"]) == ["A"]
+    assert "CUDA out of memory" in dropped["message"].iloc[0]
 
 
 def test_breakdowns(lb):
+    # on the paired samples (uids 0, 2, 3), like the main table
     et = lb.by_edit_type.set_index(["method", "column", "edit_type"])
-    assert et.loc[("A", "clip_text", "style"), "mean"] == pytest.approx(1.5)
+    assert et.loc[("A", "clip_text", "style"), "mean"] == pytest.approx(1.0)
     assert et.loc[("A", "clip_text", "background"), "mean"] == pytest.approx(3.5)
     assert et.loc[("B", "clip_text", "style"), "mean"] == pytest.approx(2.0)
     assert et.loc[("B", "clip_text", "style"), "n"] == 1
     assert et.loc[("B", "clip_text", "background"), "mean"] == pytest.approx(5.0)
     cat = lb.by_category.set_index(["method", "column", "category"])
     assert cat.loc[("A", "clip_text", "animals"), "mean"] == pytest.approx(2.0)
-    assert cat.loc[("A", "clip_text", "sports"), "mean"] == pytest.approx(3.0)
+    assert cat.loc[("A", "clip_text", "sports"), "mean"] == pytest.approx(4.0)
     assert cat.loc[("B", "clip_text", "sports"), "mean"] == pytest.approx(6.0)
     # set-level rows carry no edit type: they are not broken down
     assert "fid" not in set(lb.by_edit_type["column"])
@@ -215,16 +233,21 @@ def test_exports_carry_skipped_reasons(lb, tmp_path):
     for key in ("csv", "md", "json", "wide_csv", "status_csv", "efficiency_csv", "by_edit_type_csv"):
         assert paths[key].is_file()
     md = paths["md"].read_text()
-    assert "| method | aggregate ↑ | clip_text ↑" in md
+    assert "| method | rank | aggregate ↑ | clip_text ↑" in md
     assert DOVER_FIX in md and "skipped" in md and "## By edit type" in md and "## Efficiency" in md
-    assert "| A | 0.667 | 2.5 ± " in md
-    assert "| 1 ± 0 | 10 | 10 ± 0 | skipped |" in md  # warp_error 0.1 stored raw, shown ×10 (header ×10⁻¹)
-    assert "4 ± 1.8*" in md  # B's clip_text: one sample failed
+    assert "| A | 1 | 0.667 | 2.667 ± " in md and "Paired samples: n = 3 of 4" in md
+    assert "| 1 ± 0 | 10 | 3 |" in md  # warp_error 0.1 stored raw, shown ×10 (header ×10⁻¹); n = 3
+    assert "Not computed for any method here (reasons and fixes in Status): dover ↑" in md
+    assert "| A | 2.5 ± " in md  # the unpaired table
+    assert "4 ± 1.8*" in md  # B's unpaired clip_text: one sample failed
     csv = pd.read_csv(paths["csv"])
     dover = csv[csv["column"] == "dover"]
     assert len(dover) == 2 and (dover["status"] == "skipped").all() and (dover["reason"] == DOVER_FIX).all()
-    assert (dover["n_skipped"] == 4).all()
+    assert (dover["n_skipped"] == 3).all()  # leaderboard.csv is the paired table (3 paired samples)
     a_clip = csv[(csv["method"] == "A") & (csv["column"] == "clip_text")].iloc[0]
+    assert a_clip["mean"] == pytest.approx(8 / 3) and a_clip["n"] == 3
+    unpaired = pd.read_csv(paths["unpaired_csv"])
+    a_clip = unpaired[(unpaired["method"] == "A") & (unpaired["column"] == "clip_text")].iloc[0]
     assert a_clip["mean"] == pytest.approx(2.5) and a_clip["n"] == 4
     data = json.loads(paths["json"].read_text())
     assert any(r["column"] == "dover" and r["message"] == DOVER_FIX for r in data["status"])
@@ -232,6 +255,7 @@ def test_exports_carry_skipped_reasons(lb, tmp_path):
     assert cell["mean"] is None and cell["reason"] == DOVER_FIX
     wide = pd.read_csv(paths["wide_csv"], index_col=0)
     assert wide.loc["B", "clip_text ↑"] == pytest.approx(4.0)
+    assert wide.loc["A", "warp_error (×10⁻¹) ↓"] == pytest.approx(1.0)
 
 
 def test_empty_and_all_error_inputs(tmp_path):
@@ -248,7 +272,8 @@ def test_empty_and_all_error_inputs(tmp_path):
     assert lb.counts.to_numpy().sum() == 0 and lb.aggregate["aggregate"].isna().all()
     paths = export_leaderboard(lb, tmp_path / "err")
     md = paths["md"].read_text()
-    assert "model exploded" in md and "| A | — | error |" in md
+    assert "model exploded" in md and "| A | metric | clip_text | error | 4 | model exploded |" in md
+    assert "Not computed for any method here (reasons and fixes in Status): clip_text ↑" in md
 
 
 def test_reads_the_result_store_frames(tmp_path):
@@ -278,8 +303,11 @@ def test_reads_the_result_store_frames(tmp_path):
                 ])
         scores, edits = store.scores_frame(), store.edits_frame()
     lb = build_leaderboard(scores, edits, bootstrap=0)
-    assert lb.main.loc["A", "clip_text ↑"] == pytest.approx(2.0) and lb.counts.loc["B", "clip_text ↑"] == 1
-    assert lb.by_edit_type.set_index(["method", "edit_type"]).loc[("A", "background"), "mean"] == 3.0
+    assert lb.unpaired.loc["A", "clip_text ↑"] == pytest.approx(2.0) and lb.counts.loc["B", "clip_text ↑"] == 1
+    assert lb.main.loc["A", "clip_text ↑"] == pytest.approx(1.0)  # paired: only sample 0 has both values
+    # breakdowns follow the paired table: B has no value on sample 1, so only sample 0 counts
+    assert lb.by_edit_type.set_index(["method", "edit_type"]).loc[("A", "style"), "mean"] == 1.0
+    assert ("A", "background") not in lb.by_edit_type.set_index(["method", "edit_type"]).index
     assert (lb.status[lb.status["column"] == "dover"]["message"] == DOVER_FIX).all()
     assert "boom" in set(lb.status["message"])
     assert lb.efficiency.loc["A", "generate_s_median"] == pytest.approx(1.5)
@@ -290,7 +318,7 @@ def test_not_applicable_rows_are_not_failures_and_unequal_n_is_flagged():
     rows = [score("A", u, "bg_psnr", 30.0) for u in uids[:2]]
     rows += [score("A", u, "bg_psnr", NAN, status="not_applicable", message="bg_psnr needs mask") for u in uids[2:]]
     rows += [score("B", u, "bg_psnr", 20.0) for u in uids]
-    lb = build_leaderboard(pd.DataFrame(rows), None, bootstrap=0)
+    lb = build_leaderboard(pd.DataFrame(rows), None, bootstrap=0, paired=False)
     cell = lb.cells.set_index(["method", "column"]).loc[("A", "bg_psnr")]
     assert cell["status"] == "ok" and cell["n"] == 2 and cell["n_not_applicable"] == 2
     na = lb.status[lb.status["status"] == "not_applicable"]

@@ -160,6 +160,22 @@ def test_pick_score_with_tiny_clip(tiny):
     assert m.required_weights() == []
     m.setup()
     got = m.compute(_item(frames, prompt="an oil painting of a fox"))["pick_score"]
+    # the PickScore definition computed here independently through transformers' own API:
+    # per frame logit_scale.exp() * cos(text, image), mean over frames
+    import torch
+    from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+
+    model = CLIPModel.from_pretrained(str(tiny["clip"])).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny["clip"]))
+    proc = AutoImageProcessor.from_pretrained(str(tiny["clip"]), backend="pil")
+    with torch.no_grad():
+        t = model.get_text_features(**tok(["an oil painting of a fox"], return_tensors="pt"))
+        i = model.get_image_features(pixel_values=proc(images=list(frames), return_tensors="pt").pixel_values)
+    t = getattr(t, "pooler_output", t)
+    i = getattr(i, "pooler_output", i)
+    t, i = t / t.norm(dim=-1, keepdim=True), i / i.norm(dim=-1, keepdim=True)
+    want = float((model.logit_scale.detach().exp() * (i @ t.T)).mean())
+    assert got == pytest.approx(want, abs=1e-4)
     same = ClipTextAlignment(weights=str(tiny["clip"])).compute(_item(frames, prompt="an oil painting of a fox"))
     assert got == pytest.approx(same["clip_text"], abs=1e-5)  # same formula, same model
     other = m.compute(_item(frames, prompt="a photo of a car on a road"))["pick_score"]

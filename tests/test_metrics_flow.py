@@ -307,7 +307,9 @@ def test_fid_self_zero_and_positive_for_other_set(random_fid_weights, monkeypatc
     rng = np.random.default_rng(0)
     src = [rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8) for _ in range(2)]
     other = [np.clip(s.astype(int) // 3 + 150, 0, 255).astype(np.uint8) for s in src]
-    metric = FrechetInceptionDistance(batch_size=4)
+    # 4 frames vs 2048 dims: the exact low-rank variant (the default pytorch-fid formula's sqrtm of a
+    # singular 2048x2048 product is slow and only approximately 0 here; it is checked on small d below)
+    metric = FrechetInceptionDistance(batch_size=4, formula="exact-lowrank")
     metric.setup()
     assert metric.level == "set"
     cache = FeatureCache()
@@ -320,13 +322,30 @@ def test_fid_self_zero_and_positive_for_other_set(random_fid_weights, monkeypatc
     assert cache.hits == 2 and cache.misses == 2  # source features computed once per source video
 
 
+def _trace_sqrt_eigh(s1: np.ndarray, s2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) through the symmetric form S1^(1/2) S2 S1^(1/2) (eigh, an independent route)."""
+    w, v = np.linalg.eigh(s1)
+    r = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh(r @ s2 @ r), 0, None)).sum())
+
+
 def test_frechet_distance_lowrank_identity_matches_sqrtm():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
     from metrics.fid import feature_statistics, fid_from_features, frechet_distance
 
     rng = np.random.default_rng(1)
     for n1, n2, d in ((200, 150, 16), (9, 12, 24)):  # full rank (sqrtm path) and rank-deficient
         a = rng.normal(size=(n1, d)) * np.linspace(0.5, 3, d)
         b = rng.normal(size=(n2, d)) + 0.3
-        ref = frechet_distance(*feature_statistics(a), *feature_statistics(b))
-        assert fid_from_features(a, b) == pytest.approx(ref, rel=1e-6)
-        assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-9 * np.trace(np.cov(a, rowvar=False)))
+        (m1, s1), (m2, s2) = feature_statistics(a), feature_statistics(b)
+        # the default is pytorch-fid's own formula on the same features, whatever the sample count
+        pfid = float(calculate_frechet_distance(m1, s1, m2, s2))
+        assert fid_from_features(a, b) == pytest.approx(pfid, rel=1e-9)
+        assert frechet_distance(m1, s1, m2, s2) == pytest.approx(pfid, rel=1e-9)
+        # the exact low-rank variant against an independent eigh computation of the same trace
+        exact = float((m1 - m2) @ (m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * _trace_sqrt_eigh(s1, s2))
+        assert fid_from_features(a, b, "exact-lowrank") == pytest.approx(exact, rel=1e-6)
+        assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-6 * np.trace(np.cov(a, rowvar=False)))
+        assert fid_from_features(a, a, "exact-lowrank") == pytest.approx(
+            0.0, abs=1e-9 * np.trace(np.cov(a, rowvar=False)))

@@ -147,7 +147,7 @@ def test_report_draws_plots_into_its_own_folder_or_reuses_exported_ones(run, tmp
     assert 'src="plots/radar_edit_type.png"' in out.read_text()
     radar = paths["plot:radar_edit_type"]
     before = radar.stat().st_mtime_ns
-    gif = next(report.parent.glob("previews/*/method_alpha.gif"))
+    gif = next(report.parent.glob("previews/*/method_alpha-*.gif"))
     gif_before = gif.stat().st_mtime_ns
     write_report(lb, edits, report.parent)  # same folder: exported plots and previews are re-used
     assert radar.stat().st_mtime_ns == before and gif.stat().st_mtime_ns == gif_before
