@@ -1,0 +1,92 @@
+"""VBench dimensions: transforms, checkpoint formats (DINO hub .pth, OpenAI TorchScript CLIP) and the
+new motion / aesthetic dimensions with tiny random weights through their real loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.errors import VidEditBenchError
+from bench.types import EvalItem, Sample, Video
+
+SAMPLE = Sample("t", "v", "e", "inputs")
+
+
+def _item(frames: np.ndarray, fps: float = 8.0) -> EvalItem:
+    v = Video(np.asarray(frames), fps=fps)
+    return EvalItem(SAMPLE, source=v, edited=v, prompt=None)
+
+
+def test_vbench_pixels_resize_float_not_uint8():
+    """VBench resizes the float [0,255] tensor: bicubic overshoot is kept, nothing is rounded."""
+    import torch
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    from metrics._embed import CLIP_MEAN, CLIP_STD, vbench_pixels
+
+    frame = np.zeros((1, 48, 48, 3), np.uint8)
+    frame[:, :, 24:] = 255  # a hard edge: bicubic overshoots above 255 and below 0
+    got = vbench_pixels(frame, 32, "clip")
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    raw = got * std + mean  # back to [0, 1] units
+    assert float(raw.max()) > 1.0 + 1e-3 and float(raw.min()) < -1e-3
+    ref = TF.resize(torch.from_numpy(frame).permute(0, 3, 1, 2).float(), [32],
+                    interpolation=InterpolationMode.BICUBIC, antialias=False) / 255.0
+    torch.testing.assert_close(raw, ref, atol=1e-5, rtol=0)
+    odd = np.random.default_rng(0).integers(0, 256, (1, 30, 30, 3), dtype=np.uint8)
+    d = vbench_pixels(odd, 16, "dino")
+    back = d * torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) + torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    assert not torch.allclose(back * 255, torch.round(back * 255), atol=1e-3)  # not quantised to uint8 levels
+
+
+def _hub_state_dict_from_vit(model) -> dict:
+    """Write a transformers ViTModel back in the original DINO repository's names (the inverse map)."""
+    sd = model.state_dict()
+    new = "layers.0.attention.q_proj.weight" in sd
+    out = {"cls_token": sd["embeddings.cls_token"], "pos_embed": sd["embeddings.position_embeddings"],
+           "patch_embed.proj.weight": sd["embeddings.patch_embeddings.projection.weight"],
+           "patch_embed.proj.bias": sd["embeddings.patch_embeddings.projection.bias"],
+           "norm.weight": sd["layernorm.weight"], "norm.bias": sd["layernorm.bias"]}
+    n = model.config.num_hidden_layers
+    for i in range(n):
+        q = f"layers.{i}." if new else f"encoder.layer.{i}."
+        names = (("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj", "mlp.fc1", "mlp.fc2")
+                 if new else ("attention.attention.query", "attention.attention.key", "attention.attention.value",
+                              "attention.output.dense", "intermediate.dense", "output.dense"))
+        for s in ("weight", "bias"):
+            out[f"blocks.{i}.attn.qkv.{s}"] = __import__("torch").cat([sd[f"{q}{names[j]}.{s}"] for j in range(3)])
+            out[f"blocks.{i}.attn.proj.{s}"] = sd[f"{q}{names[3]}.{s}"]
+            out[f"blocks.{i}.mlp.fc1.{s}"] = sd[f"{q}{names[4]}.{s}"]
+            out[f"blocks.{i}.mlp.fc2.{s}"] = sd[f"{q}{names[5]}.{s}"]
+            out[f"blocks.{i}.norm1.{s}"] = sd[f"{q}layernorm_before.{s}"]
+            out[f"blocks.{i}.norm2.{s}"] = sd[f"{q}layernorm_after.{s}"]
+    return out
+
+
+def test_dino_hub_checkpoint_loads_strictly(tmp_path):
+    """An original-format DINO .pth (64-d heads, as ViT-S/B) gives the same features as the ViT it came from."""
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    from metrics._embed import dino_cls_features, load_dino_model
+    from tiny_models import spread_weights
+
+    cfg = ViTConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
+                    image_size=32, patch_size=16, layer_norm_eps=1e-6)
+    ref = spread_weights(ViTModel(cfg, add_pooling_layer=False).eval(), seed=3)
+    path = tmp_path / "dino_vitbase16_pretrain.pth"
+    torch.save(_hub_state_dict_from_vit(ref), path)
+    model = load_dino_model(path)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(dino_cls_features(model, x), dino_cls_features(ref, x), atol=1e-5, rtol=1e-5)
+    bad = _hub_state_dict_from_vit(ref)
+    bad["blocks.0.extra.weight"] = torch.zeros(3)
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(VidEditBenchError, match="blocks.0.extra.weight"):
+        load_dino_model(tmp_path / "bad.pth")
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(VidEditBenchError, match="not an original DINO"):
+        load_dino_model(tmp_path / "other.pth")
