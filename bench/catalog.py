@@ -44,6 +44,8 @@ BUILTIN_METRICS: dict[str, str] = {
     "subject_consistency": "metrics.vbench:SubjectConsistency",
     "background_consistency": "metrics.vbench:BackgroundConsistency",
     "imaging_quality": "metrics.vbench:ImagingQuality",
+    # VBench motion / aesthetic dimensions (issue 12)
+    "motion_smoothness": "metrics.vbench_motion:MotionSmoothness",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

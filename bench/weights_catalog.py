@@ -46,6 +46,10 @@ for _spec in (
                "https://github.com/hmorimitsu/ptlflow/releases/download/weights1/raft-sintel-fb44381e.ckpt",
                filename="raft-sintel-fb44381e.ckpt", licence="BSD-3-Clause", used_by=("motion_alignment", "warp_error"),
                size_mb=21, notes="ptlflow's RAFT Sintel checkpoint (file name carries its sha256 prefix fb44381e)"),
+    # ---- VBench dimensions (issue 12) -------------------------------------------------------------
+    WeightSpec("amt-s", "hf-file", "lalala125/AMT", filename="amt-s.pth",
+               licence="CC BY-NC 4.0 (AMT, non-commercial)", used_by=("motion_smoothness",), size_mb=12,
+               notes="AMT-S frame interpolation as VBench downloads it ({'state_dict': ...}); our own AMT-S code"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),

@@ -39,6 +39,12 @@ def expected(vbench_goldens) -> dict:
 
 
 @pytest.fixture(scope="session")
+def intermediates(vbench_goldens) -> dict:
+    """Values VBench computed inside its dimensions (per pair / per interpolation), in its video order."""
+    return json.loads((vbench_goldens / "expected.json").read_text())["vbench_intermediates"]
+
+
+@pytest.fixture(scope="session")
 def models(vbench_goldens, tmp_path_factory) -> GoldenModels:
     return GoldenModels(vbench_goldens, tmp_path_factory.mktemp("vbench_golden_models"))
 
@@ -85,3 +91,25 @@ def test_background_consistency_golden(expected, videos, models):
     from metrics.vbench import BackgroundConsistency
 
     _check(BackgroundConsistency(weights=str(models.path("clip_vitb32_random"))), expected, videos, 1e-4)
+
+
+@pytest.mark.slow
+def test_motion_smoothness_golden(expected, videos, models):
+    """AMT-S (our implementation) from the official {'state_dict': sd} format; 3 interpolations per video."""
+    from metrics.vbench_motion import MotionSmoothness
+
+    _check(MotionSmoothness(weights=str(models.path("amt_s_random"))), expected, videos, 1e-4)
+
+
+def test_motion_smoothness_golden_one_video_diffs(intermediates, videos, models):
+    """The per-interpolation mean absolute differences (0-255) VBench recorded, for the first video (fast)."""
+    from metrics.amt import load_amt_s
+    from metrics.vbench_motion import interpolate_middle_frames, vfi_mean_abs_diff
+
+    model = load_amt_s(models.path("amt_s_random"))
+    frames = videos["src_b"].frames  # VBench processed src_b first: its diffs are values[0:3]
+    predicted = interpolate_middle_frames(model, frames)
+    want = intermediates["motion_smoothness_diffs"]["values"][:3]
+    got = [vfi_mean_abs_diff(frames[2 * i:2 * i + 3], [p]) for i, p in enumerate(predicted)]
+    np.testing.assert_allclose(got, want, atol=0.02)  # 0.02 of 255 = 8e-5 in the score
+

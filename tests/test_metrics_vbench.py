@@ -90,3 +90,91 @@ def test_dino_hub_checkpoint_loads_strictly(tmp_path):
     torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(VidEditBenchError, match="not an original DINO"):
         load_dino_model(tmp_path / "other.pth")
+
+
+# ---- motion_smoothness (AMT-S) ---------------------------------------------------------------------------
+def _save_amt(path, fill: str = "zero", seed: int = 0):
+    """An AMT-S checkpoint in the official format {'state_dict': sd}: all-zero weights (a plain 50/50 blend
+    of the two frames: zero flows, masks sigmoid(0) = 0.5, no residual, no combination term) or random."""
+    import torch
+
+    from metrics.amt.model import AMTS
+    from tiny_models import spread_weights
+
+    model = AMTS()
+    with torch.no_grad():
+        if fill == "zero":
+            for p in model.parameters():
+                p.zero_()
+        else:
+            spread_weights(model, seed)
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path
+
+
+def test_motion_smoothness_arithmetic():
+    import torch
+
+    from metrics.vbench_motion import smoothness_from_diff, to_uint8_truncated, vfi_mean_abs_diff
+
+    frames = np.zeros((5, 4, 4, 3), np.uint8)
+    frames[1], frames[3] = 100, 200
+    preds = [np.full((4, 4, 3), 110, np.uint8), np.full((4, 4, 3), 196, np.uint8)]  # |10| and |4|
+    assert vfi_mean_abs_diff(frames, preds) == pytest.approx(7.0)
+    assert smoothness_from_diff(7.0) == pytest.approx(248.0 / 255.0)
+    # VBench's tensor2img truncates: 100.99/255 -> 100, not 101; values clip to 0..255
+    x = torch.tensor([100.99, 254.5, 300.0, -3.0]).view(1, 1, 1, 4).repeat(1, 3, 1, 1) / 255.0
+    assert to_uint8_truncated(x)[0, :, 0].tolist() == [100, 254, 255, 0]
+
+
+def test_motion_smoothness_known_answers(tmp_path):
+    """A blend-only AMT-S (zero weights, loaded through the real loader): a linear brightness ramp is
+    interpolated exactly (score 1); a static noise clip loses at most one level per value, always
+    downwards, to the uint8 truncation VBench applies (its RECIPE note)."""
+    from metrics.vbench_motion import MotionSmoothness, interpolate_middle_frames
+    from metrics.amt import load_amt_s
+
+    ckpt = _save_amt(tmp_path / "amt-s.pth")
+    m = MotionSmoothness(weights=str(ckpt))
+    ramp = np.stack([np.full((128, 128, 3), 10 + 20 * t, np.uint8) for t in range(6)])
+    assert m.compute(_item(ramp))["motion_smoothness"] == 1.0
+    noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    static = np.stack([noise] * 5)
+    pred = interpolate_middle_frames(load_amt_s(ckpt), static)
+    delta = np.concatenate([p.astype(np.int16) - noise for p in pred])
+    assert set(np.unique(delta)) <= {-1, 0}
+    score = m.compute(_item(static))["motion_smoothness"]
+    assert 1 - 1 / 255 <= score <= 1.0
+    # a clip whose odd frames are not the average of their neighbours scores lower
+    jumpy = ramp.copy()
+    jumpy[1::2] = 255
+    assert m.compute(_item(jumpy))["motion_smoothness"] < 0.9
+
+
+def test_motion_smoothness_random_weights_and_loader(tmp_path):
+    import torch
+
+    from metrics.vbench_motion import MotionSmoothness, amt_scale
+
+    ckpt = _save_amt(tmp_path / "amt-s.pth", fill="random")
+    m = MotionSmoothness(weights=str(ckpt))
+    assert m.required_weights() == [] and MotionSmoothness().required_weights() == ["amt-s"]
+    frames = np.random.default_rng(1).integers(0, 256, (5, 128, 144, 3), dtype=np.uint8)  # 144: padded to 160
+    v = m.compute(_item(frames))["motion_smoothness"]
+    assert 0.0 <= v < 0.99
+    with pytest.raises(Exception, match="at least 128"):
+        m.compute(_item(frames[:, :64, :64]))
+    # VBench's GPU downscale: 2048x2048 on an 8 GB card works at half resolution; big cards / CPU at 1
+    assert amt_scale(2048, 2048, 8 * 1024**3) == 0.5
+    assert amt_scale(512, 512, 80 * 1024**3) == 1.0 and amt_scale(512, 512, None) == 1.0
+    tiny_card = 2501 / 1024  # GB: 1 MB above VBench's fixed overhead, so the 128x144 clip is shrunk
+    assert amt_scale(128, 144, tiny_card * 1024**3) == pytest.approx(16 / 18)
+    down = MotionSmoothness(weights=str(ckpt), downscale=True, vram_gb=tiny_card)
+    assert "vram_gb" in down.variant() and "vram_gb" not in m.variant() and down.variant_id() != m.variant_id()
+    assert 0.0 <= down.compute(_item(frames))["motion_smoothness"] <= 1.0
+    # strict loading: another architecture's checkpoint is refused in one line
+    sd = torch.load(ckpt, weights_only=True)["state_dict"]
+    sd.pop("comb_block.2.bias")
+    torch.save({"state_dict": sd}, tmp_path / "bad.pth")
+    with pytest.raises(VidEditBenchError, match="missing \\['comb_block.2.bias'\\]"):
+        MotionSmoothness(weights=str(tmp_path / "bad.pth")).setup()
