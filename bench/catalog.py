@@ -46,6 +46,7 @@ BUILTIN_METRICS: dict[str, str] = {
     "imaging_quality": "metrics.vbench:ImagingQuality",
     # VBench motion / aesthetic dimensions (issue 12)
     "motion_smoothness": "metrics.vbench_motion:MotionSmoothness",
+    "dynamic_degree": "metrics.vbench_motion:DynamicDegree",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

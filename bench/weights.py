@@ -186,6 +186,13 @@ def download(name: str, offline: bool | None = None) -> Path:
         with tempfile.NamedTemporaryFile(dir=dest_dir, delete=False) as tmp:
             with urllib.request.urlopen(spec.source, timeout=60) as resp:  # noqa: S310 (explicit user command)
                 shutil.copyfileobj(resp, tmp)
+        member = spec.extra.get("zip_member")
+        if member:  # the file is one member of a release archive
+            import zipfile
+
+            with zipfile.ZipFile(tmp.name) as z, z.open(member) as src, open(tmp.name + ".member", "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.replace(tmp.name + ".member", tmp.name)
         if spec.sha256 and sha256_of(Path(tmp.name)) != spec.sha256:
             os.unlink(tmp.name)
             raise VidEditBenchError(f"download of '{name}' from {spec.source} failed its sha256 check")

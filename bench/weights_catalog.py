@@ -50,6 +50,11 @@ for _spec in (
     WeightSpec("amt-s", "hf-file", "lalala125/AMT", filename="amt-s.pth",
                licence="CC BY-NC 4.0 (AMT, non-commercial)", used_by=("motion_smoothness",), size_mb=12,
                notes="AMT-S frame interpolation as VBench downloads it ({'state_dict': ...}); our own AMT-S code"),
+    WeightSpec("raft-things", "url", "https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip",
+               filename="raft-things.pth", licence="BSD-3-Clause", used_by=("dynamic_degree",), size_mb=21,
+               extra={"zip_member": "models/raft-things.pth"},
+               notes="the original RAFT's FlyingThings checkpoint VBench uses (keys prefixed 'module.'); taken from "
+                     "the RAFT release's models.zip (81 MB download), loaded into ptlflow's RAFT"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),

@@ -162,3 +162,144 @@ class MotionSmoothness(Metric):
 
 
 __all__ = ["MotionSmoothness", "amt_scale", "interpolate_middle_frames", "smoothness_from_diff", "vfi_mean_abs_diff"]
+
+
+# ---- dynamic degree ----------------------------------------------------------------------------------------
+RAFT_ITERS = 20
+#: ptlflow's RAFT needs the 1/64-scale correlation level to be at least 2 px wide
+RAFT_MIN_SIDE = 128
+
+
+def keep_interval(fps: float) -> int:
+    """VBench keeps every max(1, round(fps / 8))-th frame (Python's round: 12 fps -> 2, 20 fps -> 2)."""
+    return max(1, round(float(fps) / 8))
+
+
+def kept_indices(n_frames: int, fps: float) -> list[int]:
+    return list(range(0, int(n_frames), keep_interval(fps)))
+
+
+def dynamic_params(h: int, w: int, n_kept: int) -> tuple[float, int]:
+    """(threshold in px, pairs needed): 6·min(H, W)/256 and round(4·N/16), N = number of kept frames."""
+    return 6.0 * (min(h, w) / 256.0), round(4 * (n_kept / 16.0))
+
+
+def top_magnitude_mean(flow: np.ndarray, fraction: float = 0.05) -> float:
+    """Mean of the int(fraction·H·W) largest |flow| of one (H, W, 2) field (float32, as VBench)."""
+    f = np.asarray(flow, np.float32)
+    rad = np.sqrt(np.square(f[..., 0]) + np.square(f[..., 1])).ravel()
+    k = int(rad.size * fraction)
+    if k < 1:
+        raise NotApplicable(f"a {f.shape[1]}x{f.shape[0]} flow field has fewer than 1/{fraction:g} pixels")
+    return float(np.mean(np.sort(rad)[::-1][:k]))
+
+
+def is_dynamic(max_rads: Sequence[float], thres: float, count_num: int) -> bool:
+    """VBench's check_move: at least `count_num` pairs move more than `thres` (never with no pairs)."""
+    return len(max_rads) > 0 and sum(1 for r in max_rads if r > thres) >= count_num
+
+
+def sintel_pad(h: int, w: int, divisor: int = 8) -> tuple[int, int, int, int]:
+    """RAFT's InputPadder ("sintel" mode): (left, right, top, bottom) to the next multiple of 8."""
+    return pad_amounts(h, w, divisor)
+
+
+def raft_pair_flows(model: Any, frames: np.ndarray, device: str = "cpu") -> list[np.ndarray]:
+    """RAFT flow between consecutive frames of `frames`, on VBench's padded float [0, 255] input.
+
+    ptlflow's RAFT gets the original RAFT normalisation (2·x/255 − 1) in BGR order with its own
+    add/mult made the identity (loader option input_norm="raft"), and frames already padded to a
+    multiple of 8, so the network sees exactly VBench's tensor and the flow keeps the padded size.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = frames.shape[1:3]
+    left, right, top, bottom = sintel_pad(h, w)
+    out = []
+
+    def prep(frame: np.ndarray) -> "torch.Tensor":
+        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float()[None]
+        x = F.pad(x, [left, right, top, bottom], mode="replicate")
+        x = 2 * (x / 255.0) - 1.0
+        return torch.flip(x, [1])  # ptlflow flips BGR -> RGB inside
+
+    with torch.inference_mode():
+        prev = prep(frames[0])
+        for frame in frames[1:]:
+            nxt = prep(frame)
+            images = torch.stack([prev, nxt], dim=1).to(device)  # (1, 2, 3, H, W)
+            flow = model({"images": images})["flows"][0, 0]  # (2, H, W)
+            out.append(flow.permute(1, 2, 0).float().cpu().numpy())
+            prev = nxt
+    return out
+
+
+class DynamicDegree(Metric):
+    name = "dynamic_degree"
+    description = ("VBench dynamic degree: 1 if enough RAFT flow pairs (frames kept every round(fps/8)) have a "
+                   "top-5% mean magnitude above 6*min(H,W)/256 px, else 0; the mean is the fraction of dynamic videos")
+    higher_is_better = True
+    value_range = (0.0, 1.0)
+    defaults: ClassVar[dict[str, Any]] = {"weights": "raft-things", "flow": "raft", "iters": RAFT_ITERS}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"flow": ("raft", "gt")}
+
+    _model: Any = None
+
+    def required_weights(self) -> list[str]:
+        return [] if self.options["flow"] == "gt" else registry_weight_names(self.options["weights"])
+
+    def variant(self) -> dict[str, Any]:
+        v = super().variant()
+        if v["flow"] == "gt":  # exact flow: no network
+            v.pop("weights")
+            v.pop("iters")
+        return v
+
+    def applicable(self, item_has: set[str]) -> str | None:
+        if self.options["flow"] == "gt" and "flow_gt" not in item_has:
+            return f"{self.name} with flow=gt needs a suite with exact ground-truth flow (flow_gt)"
+        return super().applicable(item_has)
+
+    def setup(self) -> None:
+        if self.options["flow"] == "gt":
+            return
+        from bench.models import create_model
+        from metrics.flow.ptlflow_models import load_ptlflow_model
+
+        self._model = create_model(weights_path(self.options["weights"]), load_ptlflow_model, self.device,
+                                   model_name="raft", input_norm="raft", iters=int(self.options["iters"]))
+
+    def pair_magnitudes(self, item: EvalItem) -> tuple[list[float], float, int]:
+        """(top-5% mean magnitude per kept pair, threshold, pairs needed) of the edited video."""
+        frames = item.edited.frames
+        keep = kept_indices(frames.shape[0], item.edited.fps)
+        if len(keep) < 2:
+            raise NotApplicable(f"{self.name}: {item.sample.uid} keeps {len(keep)} frame(s) at {item.edited.fps:g} fps "
+                                "(every round(fps/8)-th); need at least 2")
+        h, w = frames.shape[1:3]
+        thres, count_num = dynamic_params(h, w, len(keep))
+        if self.options["flow"] == "gt":
+            if keep != list(range(frames.shape[0])):
+                raise NotApplicable(f"{self.name} with flow=gt needs every frame kept (fps < 12); "
+                                    f"{item.sample.uid} is {item.edited.fps:g} fps")
+            if item.flow_gt is None:
+                raise NotApplicable(f"{self.name} with flow=gt: {item.sample.uid} has no flow_gt")
+            flows = list(np.asarray(item.flow_gt, np.float32))
+        else:
+            if min(h, w) < RAFT_MIN_SIDE:
+                raise NotApplicable(f"{self.name}: RAFT needs frames of at least {RAFT_MIN_SIDE} px per side, got {w}x{h}")
+            if self._model is None:
+                self.setup()
+            flows = raft_pair_flows(self._model, frames[keep], self.device)
+        return [top_magnitude_mean(f) for f in flows], thres, count_num
+
+    def compute(self, item: EvalItem) -> dict[str, float]:
+        rads, thres, count_num = self.pair_magnitudes(item)
+        return {self.name: 1.0 if is_dynamic(rads, thres, count_num) else 0.0}
+
+    def teardown(self) -> None:
+        self._model = None
+
+
+__all__ += ["DynamicDegree", "dynamic_params", "is_dynamic", "keep_interval", "kept_indices", "top_magnitude_mean"]

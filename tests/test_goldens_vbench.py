@@ -113,3 +113,38 @@ def test_motion_smoothness_golden_one_video_diffs(intermediates, videos, models)
     got = [vfi_mean_abs_diff(frames[2 * i:2 * i + 3], [p]) for i, p in enumerate(predicted)]
     np.testing.assert_allclose(got, want, atol=0.02)  # 0.02 of 255 = 8e-5 in the score
 
+
+
+
+DD_ORDER = ("src_b", "edit_a", "src_a", "edit_b")  # VBench's os.listdir order in run 1 (video_order_in_run)
+
+
+def _dd_expected(expected, intermediates, video):
+    assert tuple(o.split("-")[0] for o in expected["dynamic_degree"]["video_order_in_run"]) == DD_ORDER
+    i = DD_ORDER.index(video)
+    return intermediates["dynamic_degree_max_rad"]["values"][7 * i:7 * i + 7], intermediates["dynamic_degree_params"]["values"][i]
+
+
+def test_dynamic_degree_golden_first_pairs(expected, intermediates, videos, models):
+    """RAFT (ptlflow) from raft-things.pth ('module.' keys): the top-5% mean flow magnitude of the first two
+    pairs of the first video VBench processed (each pair is independent of the others)."""
+    from metrics.vbench_motion import DynamicDegree
+
+    want_rads, _ = _dd_expected(expected, intermediates, "src_b")
+    m = DynamicDegree(weights=str(models.path("raft_things_random")))
+    rads, _, _ = m.pair_magnitudes(_item(Video(videos["src_b"].frames[:3], fps=8.0)))
+    np.testing.assert_allclose(rads, want_rads[:2], rtol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("video", DD_ORDER)
+def test_dynamic_degree_golden(video, expected, intermediates, videos, models):
+    """All 7 pairs of each video, the threshold and pair count VBench used, and its 0/1 decision."""
+    from metrics.vbench_motion import DynamicDegree, is_dynamic
+
+    want_rads, params = _dd_expected(expected, intermediates, video)
+    m = DynamicDegree(weights=str(models.path("raft_things_random")))
+    rads, thres, count_num = m.pair_magnitudes(_item(videos[video]))
+    np.testing.assert_allclose(rads, want_rads, rtol=1e-3)
+    assert (thres, count_num) == (params["thres"], params["count_num"])
+    assert is_dynamic(rads, thres, count_num) == bool(expected["dynamic_degree"]["per_video"][video])

@@ -178,3 +178,94 @@ def test_motion_smoothness_random_weights_and_loader(tmp_path):
     torch.save({"state_dict": sd}, tmp_path / "bad.pth")
     with pytest.raises(VidEditBenchError, match="missing \\['comb_block.2.bias'\\]"):
         MotionSmoothness(weights=str(tmp_path / "bad.pth")).setup()
+
+
+# ---- dynamic_degree (RAFT) ---------------------------------------------------------------------------------
+def test_dynamic_degree_sampling_and_thresholds():
+    from metrics.vbench_motion import dynamic_params, is_dynamic, keep_interval, kept_indices, top_magnitude_mean
+
+    assert [keep_interval(f) for f in (4, 8, 11.9, 12, 20, 24, 30, 60)] == [1, 1, 1, 2, 2, 3, 4, 8]  # Python round
+    assert kept_indices(8, 8.0) == list(range(8)) and kept_indices(8, 24.0) == [0, 3, 6]
+    assert dynamic_params(512, 512, 8) == (12.0, 2)
+    assert dynamic_params(320, 512, 8) == (7.5, 2)
+    assert dynamic_params(512, 512, 3)[1] == 1 and dynamic_params(512, 512, 10)[1] == 2 and dynamic_params(64, 64, 16)[1] == 4
+    flow = np.zeros((20, 20, 2), np.float32)  # 400 px -> the top 20 magnitudes
+    flow.reshape(-1, 2)[:20] = (3.0, 4.0)     # 20 vectors of length 5
+    flow.reshape(-1, 2)[20:30] = (0.0, 100.0)  # 10 of length 100
+    assert top_magnitude_mean(flow) == pytest.approx((10 * 100 + 10 * 5) / 20)
+    assert is_dynamic([13.0, 1.0, 12.5], 12.0, 2) and not is_dynamic([13.0, 1.0, 12.0], 12.0, 2)
+    assert is_dynamic([0.0], 12.0, 0) and not is_dynamic([], 12.0, 0)  # VBench's early exit; no pairs: static
+
+
+def test_dynamic_degree_exact_flow_known_answers():
+    """With the suite's exact flow (weight-free path): a static clip is 0, a fast-moving one is 1."""
+    from metrics.vbench_motion import DynamicDegree
+
+    m = DynamicDegree(flow="gt")
+    assert m.required_weights() == [] and "weights" not in m.variant()
+    frames = np.zeros((8, 128, 128, 3), np.uint8)
+    still = _item(frames)
+    still.flow_gt = np.zeros((7, 128, 128, 2), np.float32)
+    assert m.compute(still)["dynamic_degree"] == 0.0
+    moving = _item(frames)
+    moving.flow_gt = np.zeros((7, 128, 128, 2), np.float32)
+    moving.flow_gt[..., 0] = 10.0  # 10 px/frame; threshold 6*128/256 = 3 px
+    assert m.compute(moving)["dynamic_degree"] == 1.0
+    slow = _item(frames)
+    slow.flow_gt = np.full((7, 128, 128, 2), 2.0, np.float32)  # |(2, 2)| = 2.83 px < 3 px
+    assert m.compute(slow)["dynamic_degree"] == 0.0
+    assert "flow_gt" in (m.applicable({"source"}) or "")
+
+
+def _save_raft_things(path, seed: int = 0):
+    """A random RAFT (ptlflow's architecture = the original's key names) saved as the original
+    raft-things.pth: a bare state dict whose keys carry DataParallel's 'module.' prefix."""
+    import ptlflow
+    import torch
+
+    from tiny_models import spread_weights
+
+    model = spread_weights(ptlflow.get_model("raft"), seed)
+    torch.save({"module." + k: v for k, v in model.state_dict().items()}, path)
+    return path
+
+
+def test_dynamic_degree_raft_random_weights(tmp_path):
+    import torch
+
+    from metrics.vbench_motion import DynamicDegree
+
+    ckpt = _save_raft_things(tmp_path / "raft-things.pth")
+    m = DynamicDegree(weights=str(ckpt), iters=2)
+    assert DynamicDegree().required_weights() == ["raft-things"]
+    assert m.variant_id() != DynamicDegree(weights=str(ckpt)).variant_id()  # iterations change the flow
+    frames = np.random.default_rng(2).integers(0, 256, (7, 128, 132, 3), dtype=np.uint8)  # 132: padded to 136
+    rads, thres, count_num = m.pair_magnitudes(_item(frames, fps=24.0))  # 24 fps keeps frames 0, 3, 6
+    assert len(rads) == 2 and (thres, count_num) == (3.0, 1) and all(np.isfinite(rads))
+    assert m.compute(_item(frames, fps=24.0))["dynamic_degree"] == (1.0 if max(rads) > 3.0 else 0.0)
+    with pytest.raises(Exception, match="at least 2"):
+        m.compute(_item(frames[:3], fps=24.0))
+    sd = torch.load(ckpt, weights_only=True)
+    sd["module.extra.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "bad.pth")
+    with pytest.raises(VidEditBenchError, match="extra.weight"):
+        DynamicDegree(weights=str(tmp_path / "bad.pth")).setup()
+
+
+def test_weights_download_extracts_zip_member(tmp_path, monkeypatch):
+    """raft-things comes inside RAFT's models.zip: `weights download` keeps just that member."""
+    import io
+    import urllib.request
+    import zipfile
+
+    from bench import weights
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("models/raft-things.pth", b"raft-things-bytes")
+        z.writestr("models/raft-small.pth", b"other")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=60: io.BytesIO(buf.getvalue()))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    path = weights.download("raft-things", offline=False)
+    assert path.name == "raft-things.pth" and path.read_bytes() == b"raft-things-bytes"
+    assert weights.resolve("raft-things") == path
