@@ -47,6 +47,7 @@ BUILTIN_METRICS: dict[str, str] = {
     # VBench motion / aesthetic dimensions (issue 12)
     "motion_smoothness": "metrics.vbench_motion:MotionSmoothness",
     "dynamic_degree": "metrics.vbench_motion:DynamicDegree",
+    "aesthetic_quality": "metrics.vbench_quality:AestheticQuality",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

@@ -55,6 +55,15 @@ for _spec in (
                extra={"zip_member": "models/raft-things.pth"},
                notes="the original RAFT's FlyingThings checkpoint VBench uses (keys prefixed 'module.'); taken from "
                      "the RAFT release's models.zip (81 MB download), loaded into ptlflow's RAFT"),
+    WeightSpec("clip-vit-l-14-openai", "url",
+               "https://openaipublic.azureedge.net/clip/models/b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+               filename="ViT-L-14.pt", sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+               licence="MIT", used_by=("aesthetic_quality",), size_mb=890,
+               notes="OpenAI's CLIP ViT-L/14 TorchScript file (VBench's clip_model/ViT-L-14.pt), read by open_clip's OpenAI loader"),
+    WeightSpec("laion-aesthetic-v1-l14", "url",
+               "https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
+               filename="sa_0_4_vit_l_14_linear.pth", licence="MIT", used_by=("aesthetic_quality",), size_mb=0.01,
+               notes="LAION aesthetic predictor v1: Linear(768, 1) on L2-normalised CLIP ViT-L/14 embeddings (VBench)"),
     # ---- editing methods (Stable Diffusion 1.5 family, as V2VBench) ------------------------------
     WeightSpec("stable-diffusion-v1-5", "hf", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                licence="CreativeML OpenRAIL-M", used_by=("framewise-sdedit", "controlnet-depth", "rave", "animatediff-v2v"),

@@ -148,3 +148,12 @@ def test_dynamic_degree_golden(video, expected, intermediates, videos, models):
     np.testing.assert_allclose(rads, want_rads, rtol=1e-3)
     assert (thres, count_num) == (params["thres"], params["count_num"])
     assert is_dynamic(rads, thres, count_num) == bool(expected["dynamic_degree"]["per_video"][video])
+
+
+def test_aesthetic_quality_golden(expected, videos, models):
+    """OpenAI TorchScript CLIP (the recipe's ViT-L/14 proxy: patch 14, 224 px, 768-d) + the LAION v1 head."""
+    from metrics.vbench_quality import AestheticQuality
+
+    m = AestheticQuality(weights=str(models.path("clip_l14proxy_random")),
+                         head_weights=str(models.path("aesthetic_head_random")))
+    _check(m, expected, videos, 1e-4)

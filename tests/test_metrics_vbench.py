@@ -269,3 +269,61 @@ def test_weights_download_extracts_zip_member(tmp_path, monkeypatch):
     path = weights.download("raft-things", offline=False)
     assert path.name == "raft-things.pth" and path.read_bytes() == b"raft-things-bytes"
     assert weights.resolve("raft-things") == path
+
+
+# ---- aesthetic_quality (CLIP ViT-L/14 OpenAI format + LAION v1 head) ---------------------------------------
+@pytest.fixture(scope="module")
+def tiny_openai_clip(tmp_path_factory):
+    """A tiny CLIP written as OpenAI ships CLIP (a TorchScript archive of the model), embed dim 32."""
+    import open_clip
+    import torch
+
+    from tiny_models import CLIP_VOCAB_SIZE, spread_weights
+    from vbench_golden_models import _save_openai_torchscript
+
+    torch.manual_seed(0)
+    model = open_clip.CLIP(embed_dim=32, quick_gelu=True,
+                           vision_cfg={"image_size": 56, "layers": 1, "width": 64, "patch_size": 14, "head_width": 64},
+                           text_cfg={"context_length": 77, "vocab_size": CLIP_VOCAB_SIZE, "width": 64, "heads": 1, "layers": 1})
+    spread_weights(model, 0)
+    path = tmp_path_factory.mktemp("openai_clip") / "ViT-L-14.pt"
+    _save_openai_torchscript(model.state_dict(), path)
+    return path
+
+
+def _head(path, dim: int, weight=None, bias: float = 0.0):
+    import torch
+
+    w = torch.zeros(1, dim) if weight is None else torch.as_tensor(weight, dtype=torch.float32).view(1, dim)
+    torch.save({"weight": w, "bias": torch.tensor([bias])}, path)
+    return path
+
+
+def test_aesthetic_quality_tiny_openai_clip(tiny_openai_clip, tmp_path):
+    from metrics.vbench_quality import AestheticQuality
+
+    frames = np.random.default_rng(3).integers(0, 256, (3, 60, 80, 3), dtype=np.uint8)
+    assert AestheticQuality().required_weights() == ["clip-vit-l-14-openai", "laion-aesthetic-v1-l14"]
+    # known answer: a head with zero weights scores its bias / 10 on every frame
+    const = AestheticQuality(weights=str(tiny_openai_clip), head_weights=str(_head(tmp_path / "c.pth", 32, bias=6.5)))
+    assert const.compute(_item(frames))["aesthetic_quality"] == pytest.approx(0.65, abs=1e-7)
+    # a unit-vector head reads one coordinate of the L2-normalised embedding: |value| <= 1/10
+    e0 = np.zeros(32)
+    e0[0] = 1.0
+    m = AestheticQuality(weights=str(tiny_openai_clip), head_weights=str(_head(tmp_path / "e.pth", 32, e0)))
+    v = m.compute(_item(frames))["aesthetic_quality"]
+    assert 0 < abs(v) <= 0.1
+    assert m.compute(_item(frames[::-1].copy()))["aesthetic_quality"] == pytest.approx(v, abs=1e-6)  # a mean over frames
+    assert m.compute(_item(frames[:1]))["aesthetic_quality"] != pytest.approx(v, abs=1e-6)
+
+
+def test_aesthetic_quality_rejects_wrong_heads(tiny_openai_clip, tmp_path):
+    import torch
+
+    from metrics.vbench_quality import AestheticQuality
+
+    with pytest.raises(VidEditBenchError, match="768-d CLIP embeddings"):
+        AestheticQuality(weights=str(tiny_openai_clip), head_weights=str(_head(tmp_path / "w.pth", 768))).setup()
+    torch.save({"layers.0.weight": torch.zeros(1024, 32)}, tmp_path / "v2.pth")
+    with pytest.raises(VidEditBenchError, match="v2 MLP head belongs to the `aesthetic` metric"):
+        AestheticQuality(weights=str(tiny_openai_clip), head_weights=str(tmp_path / "v2.pth")).setup()
