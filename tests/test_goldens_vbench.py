@@ -157,3 +157,19 @@ def test_aesthetic_quality_golden(expected, videos, models):
     m = AestheticQuality(weights=str(models.path("clip_l14proxy_random")),
                          head_weights=str(models.path("aesthetic_head_random")))
     _check(m, expected, videos, 1e-4)
+
+
+@pytest.mark.slow
+def test_imaging_quality_golden(expected, videos, models):
+    """MUSIQ (pyiqa) with the recipe's random SPAQ-format checkpoint. VBench's per-video value is the mean
+    frame score (not /100) and its aggregate is divided by 100; our per-sample value is already /100."""
+    from metrics.vbench import IQA_INSTALL, ImagingQuality
+
+    if not ImagingQuality.is_available():
+        pytest.skip(f"pyiqa is an optional extra ({IQA_INSTALL}), not installed here and not part of CI's .[test]")
+    m = ImagingQuality(weights=str(models.path("musiq_spaq_random")))
+    want = expected["imaging_quality"]["per_video"]
+    got = {v: m.compute(_item(videos[v]))["imaging_quality"] for v in VIDEOS}
+    for v in VIDEOS:
+        assert got[v] * 100 == pytest.approx(float(want[v]), rel=1e-3), v
+    assert float(np.mean(list(got.values()))) == pytest.approx(expected["imaging_quality"]["aggregate"], rel=1e-3)

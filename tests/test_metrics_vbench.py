@@ -327,3 +327,24 @@ def test_aesthetic_quality_rejects_wrong_heads(tiny_openai_clip, tmp_path):
     torch.save({"layers.0.weight": torch.zeros(1024, 32)}, tmp_path / "v2.pth")
     with pytest.raises(VidEditBenchError, match="v2 MLP head belongs to the `aesthetic` metric"):
         AestheticQuality(weights=str(tiny_openai_clip), head_weights=str(tmp_path / "v2.pth")).setup()
+
+
+# ---- registry, metadata, missing weights -------------------------------------------------------------------
+@pytest.mark.parametrize("name,weights", [("motion_smoothness", ["amt-s"]), ("dynamic_degree", ["raft-things"]),
+                                          ("aesthetic_quality", ["clip-vit-l-14-openai", "laion-aesthetic-v1-l14"])])
+def test_registered_with_weights_and_fix_command(name, weights):
+    from bench.catalog import METRICS
+    from bench.errors import WeightsMissing
+    from bench.metric import Metric
+    from bench.weights import get_spec
+
+    cls = METRICS.get(name)
+    assert issubclass(cls, Metric) and cls.name == name and cls.higher_is_better and cls.value_range == (0.0, 1.0)
+    m = cls()
+    assert m.required_weights() == weights
+    for w in weights:
+        spec = get_spec(w)
+        assert name in spec.used_by and spec.licence != "unknown" and spec.size_mb
+    with pytest.raises(WeightsMissing) as ei:
+        m.setup()
+    assert ei.value.fix == f"videditbench weights download {weights[0]}"
