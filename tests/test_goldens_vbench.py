@@ -79,18 +79,25 @@ def test_temporal_flickering_golden(expected, videos):
     _check(TemporalFlickering(), expected, videos, 1e-6)
 
 
-def test_subject_consistency_golden(expected, videos, models):
+#: the full-size ViT-B models take ~5 s per video on one core: two videos in the fast run, all four when slow
+FAST = ("src_b", "edit_a")
+SPLIT = [pytest.param(FAST, id="two"), pytest.param(VIDEOS, id="all", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("names", SPLIT)
+def test_subject_consistency_golden(names, expected, videos, models):
     """DINO ViT-B/16 from the original DINO .pth format (VBench's dino_vitbase16_pretrain.pth)."""
     from metrics.vbench import SubjectConsistency
 
-    _check(SubjectConsistency(weights=str(models.path("dino_vitb16_random"))), expected, videos, 1e-4)
+    _check(SubjectConsistency(weights=str(models.path("dino_vitb16_random"))), expected, videos, 1e-4, names)
 
 
-def test_background_consistency_golden(expected, videos, models):
+@pytest.mark.parametrize("names", SPLIT)
+def test_background_consistency_golden(names, expected, videos, models):
     """CLIP ViT-B/32 from an OpenAI TorchScript archive (VBench's clip_model/ViT-B-32.pt)."""
     from metrics.vbench import BackgroundConsistency
 
-    _check(BackgroundConsistency(weights=str(models.path("clip_vitb32_random"))), expected, videos, 1e-4)
+    _check(BackgroundConsistency(weights=str(models.path("clip_vitb32_random"))), expected, videos, 1e-4, names)
 
 
 @pytest.mark.slow
