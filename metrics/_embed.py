@@ -73,6 +73,17 @@ def registry_weight_names(*refs: str | os.PathLike | None) -> list[str]:
     return names
 
 
+def single_file(path: str | os.PathLike, patterns: Sequence[str], what: str) -> Path:
+    """`path` itself when it is a file, else the one file in the folder matching `patterns` (else one clear error)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    found = sorted({f for pat in patterns for f in p.glob(pat)})
+    if len(found) != 1:
+        raise VidEditBenchError(f"{p}: expected exactly one {what} ({', '.join(patterns)}) in the folder, found {len(found)}")
+    return found[0]
+
+
 def weights_path(ref: str | os.PathLike) -> Path:
     """Resolve a registry name or a local path (raises WeightsMissing with the fix command)."""
     from bench.models import resolve_path

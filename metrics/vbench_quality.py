@@ -17,7 +17,7 @@ import numpy as np
 from bench.errors import VidEditBenchError
 from bench.metric import Metric
 from bench.types import EvalItem
-from metrics._embed import FrameEncoder, l2_normalize, registry_weight_names, vbench_pixels, weights_path
+from metrics._embed import FrameEncoder, l2_normalize, registry_weight_names, single_file, vbench_pixels, weights_path
 
 HEAD_KEYS = frozenset({"weight", "bias"})
 
@@ -27,12 +27,7 @@ def load_linear_head(path: Path, device: str = "cpu") -> Any:
     import torch
     from torch import nn
 
-    p = Path(path)
-    if p.is_dir():
-        found = sorted([*p.glob("*.pth"), *p.glob("*.pt")])
-        if len(found) != 1:
-            raise VidEditBenchError(f"{p}: expected exactly one .pth aesthetic head in the folder, found {len(found)}")
-        p = found[0]
+    p = single_file(path, ("*.pth", "*.pt"), "aesthetic head")
     try:
         sd = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - one clear line for any unreadable file
@@ -52,13 +47,7 @@ def load_openai_clip(path: Path, device: str = "cpu") -> Any:
     """An OpenAI-format CLIP checkpoint (TorchScript archive or its state dict) through open_clip's OpenAI loader."""
     from metrics.vbench import load_open_clip_visual
 
-    p = Path(path)
-    if p.is_dir():
-        found = sorted(p.glob("*.pt"))
-        if len(found) != 1:
-            raise VidEditBenchError(f"{p}: expected exactly one OpenAI CLIP .pt file in the folder, found {len(found)}")
-        p = found[0]
-    return load_open_clip_visual(p, device, arch="openai")
+    return load_open_clip_visual(single_file(path, ("*.pt",), "OpenAI CLIP .pt file"), device, arch="openai")
 
 
 def _embed_dim(model: Any) -> int:

@@ -43,6 +43,8 @@ def test_vbench_pixels_resize_float_not_uint8():
 
 def _hub_state_dict_from_vit(model) -> dict:
     """Write a transformers ViTModel back in the original DINO repository's names (the inverse map)."""
+    import torch
+
     sd = model.state_dict()
     new = "layers.0.attention.q_proj.weight" in sd
     out = {"cls_token": sd["embeddings.cls_token"], "pos_embed": sd["embeddings.position_embeddings"],
@@ -56,7 +58,7 @@ def _hub_state_dict_from_vit(model) -> dict:
                  if new else ("attention.attention.query", "attention.attention.key", "attention.attention.value",
                               "attention.output.dense", "intermediate.dense", "output.dense"))
         for s in ("weight", "bias"):
-            out[f"blocks.{i}.attn.qkv.{s}"] = __import__("torch").cat([sd[f"{q}{names[j]}.{s}"] for j in range(3)])
+            out[f"blocks.{i}.attn.qkv.{s}"] = torch.cat([sd[f"{q}{names[j]}.{s}"] for j in range(3)])
             out[f"blocks.{i}.attn.proj.{s}"] = sd[f"{q}{names[3]}.{s}"]
             out[f"blocks.{i}.mlp.fc1.{s}"] = sd[f"{q}{names[4]}.{s}"]
             out[f"blocks.{i}.mlp.fc2.{s}"] = sd[f"{q}{names[5]}.{s}"]
@@ -135,7 +137,7 @@ def test_motion_smoothness_known_answers(tmp_path):
     from metrics.amt import load_amt_s
 
     ckpt = _save_amt(tmp_path / "amt-s.pth")
-    m = MotionSmoothness(weights=str(ckpt))
+    m = MotionSmoothness(weights=str(tmp_path))  # a folder holding one checkpoint works too
     ramp = np.stack([np.full((128, 128, 3), 10 + 20 * t, np.uint8) for t in range(6)])
     assert m.compute(_item(ramp))["motion_smoothness"] == 1.0
     noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
@@ -178,6 +180,8 @@ def test_motion_smoothness_random_weights_and_loader(tmp_path):
     torch.save({"state_dict": sd}, tmp_path / "bad.pth")
     with pytest.raises(VidEditBenchError, match="missing \\['comb_block.2.bias'\\]"):
         MotionSmoothness(weights=str(tmp_path / "bad.pth")).setup()
+    with pytest.raises(VidEditBenchError, match="exactly one AMT-S checkpoint"):  # a folder with two files
+        MotionSmoothness(weights=str(tmp_path)).setup()
 
 
 # ---- dynamic_degree (RAFT) ---------------------------------------------------------------------------------

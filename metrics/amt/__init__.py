@@ -15,12 +15,9 @@ def load_amt_s(path: Path, device: str = "cpu") -> Any:
 
     from metrics.amt.model import AMTS
 
-    p = Path(path)
-    if p.is_dir():
-        found = sorted([*p.glob("*.pth"), *p.glob("*.pt"), *p.glob("*.ckpt")])
-        if len(found) != 1:
-            raise VidEditBenchError(f"{p}: expected exactly one AMT-S .pth checkpoint in the folder, found {len(found)}")
-        p = found[0]
+    from metrics._embed import single_file
+
+    p = single_file(path, ("*.pth", "*.pt", "*.ckpt"), "AMT-S checkpoint")
     try:
         ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - one clear line for any unreadable file
