@@ -60,6 +60,11 @@ for _spec in (
                filename="ViT-L-14.pt", sha256="b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
                licence="MIT", used_by=("aesthetic_quality",), size_mb=890,
                notes="OpenAI's CLIP ViT-L/14 TorchScript file (VBench's clip_model/ViT-L-14.pt), read by open_clip's OpenAI loader"),
+    WeightSpec("dino-vitb16-original", "url",
+               "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+               filename="dino_vitbase16_pretrain.pth", licence="Apache-2.0", used_by=("subject_consistency",),
+               size_mb=343, notes="the original DINO ViT-B/16 file VBench loads (same weights as dino-vitb16); "
+                                  "use with subject_consistency weights=dino-vitb16-original"),
     WeightSpec("laion-aesthetic-v1-l14", "url",
                "https://github.com/LAION-AI/aesthetic-predictor/raw/main/sa_0_4_vit_l_14_linear.pth",
                filename="sa_0_4_vit_l_14_linear.pth", licence="MIT", used_by=("aesthetic_quality",), size_mb=0.01,

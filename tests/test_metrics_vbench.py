@@ -67,7 +67,7 @@ def _hub_state_dict_from_vit(model) -> dict:
     return out
 
 
-def test_dino_hub_checkpoint_loads_strictly(tmp_path):
+def test_dino_hub_checkpoint_loads_strictly(tmp_path, monkeypatch):
     """An original-format DINO .pth (64-d heads, as ViT-S/B) gives the same features as the ViT it came from."""
     import torch
     from transformers import ViTConfig, ViTModel
@@ -84,6 +84,14 @@ def test_dino_hub_checkpoint_loads_strictly(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(dino_cls_features(model, x), dino_cls_features(ref, x), atol=1e-5, rtol=1e-5)
+    # the registry name of VBench's own file resolves through the usual override, into the same loader
+    from metrics.vbench import SubjectConsistency
+
+    monkeypatch.setenv("VIDEDITBENCH_WEIGHT_DINO_VITB16_ORIGINAL", str(path))
+    sc = SubjectConsistency(weights="dino-vitb16-original", size=32)
+    assert sc.required_weights() == ["dino-vitb16-original"]
+    frames = np.random.default_rng(5).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    assert 0.0 <= sc.compute(_item(frames))["subject_consistency"] < 0.999
     bad = _hub_state_dict_from_vit(ref)
     bad["blocks.0.extra.weight"] = torch.zeros(3)
     torch.save(bad, tmp_path / "bad.pth")
