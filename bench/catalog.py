@@ -63,6 +63,10 @@ BUILTIN_METRICS: dict[str, str] = {
     "lpips": "metrics.perceptual:LPIPSBackground",
     "box_miou": "metrics.motion_control:BoxMIoU",
     "centroid_distance": "metrics.motion_control:CentroidDistance",
+    # VBench motion / aesthetic dimensions (issue 12)
+    "motion_smoothness": "metrics.vbench_motion:MotionSmoothness",
+    "dynamic_degree": "metrics.vbench_motion:DynamicDegree",
+    "aesthetic_quality": "metrics.vbench_quality:AestheticQuality",
 }
 
 METHODS: Registry = Registry("method", "videditbench.methods", BUILTIN_METHODS)

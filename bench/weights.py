@@ -184,15 +184,24 @@ def download(name: str, offline: bool | None = None) -> Path:
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / (spec.filename or Path(spec.source).name)
         tmp = tempfile.NamedTemporaryFile(dir=dest_dir, prefix=f".{dest.name}.", suffix=".part", delete=False)
+        member_tmp = Path(tmp.name + ".member")
         try:  # a failed or interrupted download leaves no (0-byte or partial) file behind
             with tmp:
                 with urllib.request.urlopen(spec.source, timeout=60) as resp:  # noqa: S310 (explicit user command)
                     shutil.copyfileobj(resp, tmp)
+            member = spec.extra.get("zip_member")
+            if member:  # the file is one member of a release archive
+                import zipfile
+
+                with zipfile.ZipFile(tmp.name) as z, z.open(member) as src, open(member_tmp, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                os.replace(member_tmp, tmp.name)
             if spec.sha256 and sha256_of(Path(tmp.name)) != spec.sha256:
                 raise VidEditBenchError(f"download of '{name}' from {spec.source} failed its sha256 check")
             os.replace(tmp.name, dest)
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
+            member_tmp.unlink(missing_ok=True)
             raise
         return dest
     raise VidEditBenchError(f"weights '{name}' are managed by a package ({spec.source}); install it and see its docs")

@@ -73,6 +73,17 @@ def registry_weight_names(*refs: str | os.PathLike | None) -> list[str]:
     return names
 
 
+def single_file(path: str | os.PathLike, patterns: Sequence[str], what: str) -> Path:
+    """`path` itself when it is a file, else the one file in the folder matching `patterns` (else one clear error)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    found = sorted({f for pat in patterns for f in p.glob(pat)})
+    if len(found) != 1:
+        raise VidEditBenchError(f"{p}: expected exactly one {what} ({', '.join(patterns)}) in the folder, found {len(found)}")
+    return found[0]
+
+
 def weights_path(ref: str | os.PathLike) -> Path:
     """Resolve a registry name or a local path (raises WeightsMissing with the fix command)."""
     from bench.models import resolve_path
@@ -221,9 +232,15 @@ def hf_pixels(processor: Any, images: Sequence[np.ndarray]) -> "torch.Tensor":
 
 
 def vbench_pixels(images: np.ndarray | Sequence[np.ndarray], size: int, kind: str) -> "torch.Tensor":
-    """VBench's tensor transforms on uint8 frames (torchvision on uint8 tensors, antialias=False).
+    """VBench's tensor transforms on frames given as uint8 (H, W, 3).
 
-    kind "clip": Resize(size, bicubic) + CenterCrop(size), /255, CLIP mean/std (background_consistency);
+    VBench builds `torch.Tensor(frames)`, i.e. float32 values in [0, 255], and resizes that float
+    tensor (torchvision, antialias=False): the resized values are neither rounded nor clamped
+    (bicubic overshoots stay). Resizing the uint8 tensor instead would round and clamp, which moved
+    subject_consistency by 2% on random DINO weights.
+
+    kind "clip": Resize(size, bicubic) + CenterCrop(size), /255, CLIP mean/std (background_consistency,
+    aesthetic_quality);
     kind "dino": Resize(size, bilinear) of the shorter side, no crop, /255, ImageNet mean/std
     (subject_consistency).
     """
@@ -232,7 +249,7 @@ def vbench_pixels(images: np.ndarray | Sequence[np.ndarray], size: int, kind: st
     from torchvision.transforms import functional as TF
 
     arr = np.stack([np.asarray(im) for im in images]) if not isinstance(images, np.ndarray) else images
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)  # uint8 (N, 3, H, W)
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()  # float32 (N, 3, H, W), 0..255
     if kind == "clip":
         x = TF.resize(x, [size], interpolation=InterpolationMode.BICUBIC, antialias=False)
         x = TF.center_crop(x, [size, size])
@@ -242,7 +259,7 @@ def vbench_pixels(images: np.ndarray | Sequence[np.ndarray], size: int, kind: st
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     else:
         raise VidEditBenchError(f"unknown VBench transform '{kind}'")
-    x = x.float().div(255.0)
+    x = x.div(255.0)
     return TF.normalize(x, list(mean), list(std))
 
 
@@ -319,10 +336,17 @@ def load_dino_model(path: Path, device: str = "cpu", pos_interp: str = "size") -
     """A DINO-family vision transformer (Dinov2Model, or ViTModel for DINO v1), eval mode, float32.
 
     pos_interp "legacy" swaps in the older transformers DINOv2 position interpolation (a variant).
+    A file (not a folder) is read as an original DINO v1 checkpoint (`dino_vitbase16_pretrain.pth`).
     """
     from transformers import AutoModel
 
     _quiet_transformers()
+    if Path(path).is_file():  # an original facebookresearch/dino .pth (what VBench loads)
+        from metrics.dino_hub import load_dino_hub_checkpoint
+
+        if pos_interp != "size":
+            raise VidEditBenchError("pos_interp=legacy applies to DINOv2 models only")
+        return load_dino_hub_checkpoint(Path(path), device)
     if not (Path(path) / "config.json").is_file():
         raise VidEditBenchError(f"{path}: not a transformers model folder (no config.json)")
     model = AutoModel.from_pretrained(str(path), local_files_only=True, **_float32_kwargs())

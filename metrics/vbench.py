@@ -86,13 +86,28 @@ class SubjectConsistency(_VBenchConsistency):
         )
 
 
+def is_torchscript_archive(path: Path) -> bool:
+    """True for a TorchScript zip (OpenAI's CLIP `.pt` files, e.g. VBench's clip_model/ViT-B-32.pt)."""
+    import zipfile
+
+    p = Path(path)
+    if not p.is_file() or not zipfile.is_zipfile(p):
+        return False
+    with zipfile.ZipFile(p) as z:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+
+
 def load_open_clip_visual(path: Path, device: str = "cpu", arch: str = "ViT-B-32-quickgelu") -> Any:
-    """An open_clip model from a local folder (open_clip_config.json) or a checkpoint file + arch."""
+    """An open_clip model from a local folder (open_clip_config.json), an OpenAI CLIP checkpoint
+    (TorchScript `.pt` as OpenAI ships it, or arch "openai" for its state dict; open_clip's OpenAI
+    loader infers the architecture from the tensors), or any other checkpoint file + arch."""
     import open_clip
 
     p = Path(path)
     if p.is_dir():
         model = open_clip.create_model(f"local-dir:{p}", device=device)
+    elif arch == "openai" or is_torchscript_archive(p):
+        model = open_clip.load_openai_model(str(p), precision="fp32", device=device)
     else:
         model = open_clip.create_model(arch, pretrained=str(p), device=device)
     return model.eval()

@@ -31,6 +31,9 @@ METRICS = ("clip_text", "clip_consistency", "dino_consistency", "clip_image", "d
            "generation_time")
 # ViCLIP (tiny: head_dim 16; stride 1 keeps the 8 frames), LPIPS / bg_mse outside the mask, motion control
 METRICS += ("viclip@stride=1,head_dim=16", "lpips", "lpips@net=vgg", "bg_mse", "box_miou", "centroid_distance")
+#: VBench dimensions (issue 12); background_consistency reuses the tiny 64 px CLIP folder
+VBENCH_METRICS = ("subject_consistency", "background_consistency@size=64", "motion_smoothness", "dynamic_degree",
+                  "dynamic_degree@flow=gt", "aesthetic_quality")
 
 
 def build_tiny_weights(root: Path) -> None:
@@ -56,6 +59,7 @@ def build_tiny_weights(root: Path) -> None:
     torch.save(tiny_state_dict(), root / "dover.pth")
     env["DOVER"] = root / "dover.pth"
     env.update(_tiny_viclip_lpips_detector(root))
+    env.update(build_vbench_weights(root / "vbench", clip))
     for name, path in env.items():
         os.environ[f"VIDEDITBENCH_WEIGHT_{name}"] = str(path)
 
@@ -72,6 +76,30 @@ def _tiny_viclip_lpips_detector(root: Path) -> dict[str, Path]:
         env[name] = root / f"{net}.pth"
     env["GROUNDING_DINO_BASE"] = build_tiny_grounding_dino(root / "grounding-dino")
     return env
+def build_vbench_weights(root: Path, clip: Path) -> dict[str, Path]:
+    """Random weights in the official formats of the VBench dimensions' checkpoints."""
+    import open_clip
+    import ptlflow
+    import torch
+    import tiny_models as tm
+    from vbench_golden_models import _save_openai_torchscript
+
+    from metrics.amt.model import AMTS
+
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save({"state_dict": tm.spread_weights(AMTS(), 0).state_dict()}, root / "amt-s.pth")
+    raft = tm.spread_weights(ptlflow.get_model("raft"), 0)
+    torch.save({"module." + k: v for k, v in raft.state_dict().items()}, root / "raft-things.pth")
+    small = open_clip.CLIP(embed_dim=32, quick_gelu=True,
+                           vision_cfg={"image_size": 224, "layers": 2, "width": 64, "patch_size": 14, "head_width": 64},
+                           text_cfg={"context_length": 77, "vocab_size": tm.CLIP_VOCAB_SIZE, "width": 64, "heads": 1,
+                                     "layers": 1})
+    _save_openai_torchscript(tm.spread_weights(small, 0).state_dict(), root / "ViT-L-14.pt")
+    torch.save({"weight": torch.randn(1, 32) / 32**0.5, "bias": torch.tensor([0.5])}, root / "sa_linear.pth")
+    return {"AMT_S": root / "amt-s.pth", "RAFT_THINGS": root / "raft-things.pth",
+            "CLIP_VIT_L_14_OPENAI": root / "ViT-L-14.pt", "LAION_AESTHETIC_V1_L14": root / "sa_linear.pth",
+            "DINO_VITB16": tm.build_tiny_dino_vit(root / "dino"), "CLIP_VIT_BASE_PATCH32": clip}
 
 
 def main() -> None:
@@ -107,7 +135,7 @@ def main() -> None:
         print(f"{'metric':28s} {'ms/sample':>10s} {'ms/frame':>9s} {'no-cache ms/sample':>19s} {'cache speed-up':>15s}")
         from bench.cli import _split  # keeps name@k=v,k2=v2 together
 
-        for spec in _split([args.metrics]) or METRICS:
+        for spec in _split([args.metrics]) or METRICS + VBENCH_METRICS:
             name, opts = parse_metric_spec(spec)
             metric = REG.get(name)(device="cpu", batch_size=16, **opts)
             has = [it for it in items if not metric.applicable(runner._has(it.sample, {"generate_s": 1.0} if

@@ -49,6 +49,9 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same clear message
         raise VidEditBenchError(f"cannot read flow checkpoint {path}: {e}") from e
+    if isinstance(ckpt, dict) and ckpt and all(hasattr(v, "shape") for v in ckpt.values()):
+        # a bare state dict, e.g. the original RAFT's raft-things.pth (saved from DataParallel: 'module.' keys)
+        return {"model": {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt.items()}}
     if not isinstance(ckpt, dict) or not ({"state_dict", "model"} & set(ckpt)):
         keys = sorted(ckpt)[:5] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise VidEditBenchError(
@@ -58,8 +61,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow"):
+def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow",
+                       iters: int | None = None):
     """Build ptlflow's `model_name` with the weights at `path`, in eval mode on `device`.
+
+    `iters` overrides the refinement iterations of RAFT-style models (a loader option, so instances
+    with different iteration counts are cached separately). A bare state dict (keys optionally
+    prefixed 'module.', as the original raft-things.pth) loads like `{'model': ...}`.
 
     `input_norm="gmflow"` makes the model take inputs that are already ImageNet-normalised (see
     `GMFlowEstimator`); it is a loader option so differently-fed instances are cached separately.
@@ -92,10 +100,12 @@ def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflo
             raise VidEditBenchError(f"ptlflow '{model_name}' has {key}={got!r}, expected {want!r}; check the ptlflow version")
     for key, value in CALL_ARGS.get(model_name, {}).items():
         setattr(model, key, value)
-    if input_norm == "gmflow":
+    if iters is not None:
+        model.iters = int(iters)
+    if input_norm in ("gmflow", "raft"):  # the caller feeds the original repository's normalisation
         _take_normalised_inputs(model)
     elif input_norm != "ptlflow":
-        raise VidEditBenchError(f"unknown input_norm '{input_norm}'; valid: gmflow, ptlflow")
+        raise VidEditBenchError(f"unknown input_norm '{input_norm}'; valid: gmflow, raft, ptlflow")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
