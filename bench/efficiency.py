@@ -96,6 +96,20 @@ def _cuda(device: str):
     return torch.cuda if torch.cuda.is_available() else None
 
 
+def _return_free_heap_to_os() -> None:
+    """glibc keeps freed heap pages resident and hands them to the next allocation, which then adds
+    nothing to the RSS: an edit allocating 200 MB right after another freed 200 MB would read ~0 MB.
+    malloc_trim(0) gives the free pages back first, so the edit's own allocations show up."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): best effort
+        pass
+
+
 def measure(fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, Measurement]:
     """Run fn() and return (its result, Measurement). Exceptions propagate unchanged."""
     cuda = _cuda(device)
@@ -110,6 +124,7 @@ def measure(fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, Measuremen
     import gc
 
     gc.collect()  # garbage of earlier edits must not be counted as (negative) headroom
+    _return_free_heap_to_os()
     hwm = _reset_rss_high_water_mark()
     sampler = _RSSSampler()
     baseline = sampler.peak
