@@ -47,8 +47,7 @@ def to_stored(run_dir: Path, path: str | os.PathLike | None) -> str | None:
     """The form kept in the store: relative to the run folder. A path outside the run is refused."""
     if path is None or str(path) == "":
         return None
-    p = Path(path)
-    full = p if p.is_absolute() else run_dir / p
+    full = Path(path).resolve()  # a relative path given to the store is relative to the working directory
     if not _inside(full, run_dir):
         raise VidEditBenchError(f"refusing to store path {str(path)!r}: it is outside the run folder {run_dir}")
     return full.resolve().relative_to(run_dir.resolve()).as_posix()

@@ -162,7 +162,7 @@ class ResultStore:
             path = path / self.FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.run_dir = path.parent
+        self.run_dir = path.parent.resolve()
         existed = path.is_file() and path.stat().st_size > 0
         try:
             self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None)
