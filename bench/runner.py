@@ -241,7 +241,9 @@ def _seed_everything(seed: int) -> None:
 
 
 class Runner:
-    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None):
+    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                 worker: bool = False):
+        """`worker`: a Ray actor's runner (loads samples, builds items; never opens the store)."""
         from bench.device import resolve_device
         from bench.suites import load_suite
 
@@ -253,7 +255,7 @@ class Runner:
         samples = shard_filter(list(self.suite.samples), config.shard)
         self.samples = samples[: config.limit] if config.limit else samples
         self.run_dir = config.run_dir
-        self.store = ResultStore(self.run_dir)
+        self.store = None if worker else ResultStore(self.run_dir)
         self.cache = FeatureCache(enabled=config.source_cache)
         self.summary = RunSummary(self.run_dir)
         self._loaded: dict[str, LoadedSample] = {}
@@ -412,9 +414,10 @@ class Runner:
         return name, GuardedMetric(cls(device=self.device, batch_size=self.config.batch_size, **options),
                                    self.config.timeout_s)
 
-    def prepare_metric(self, spec: str, edits: list[dict] | None = None):
+    def prepare_metric(self, spec: str, edits: list[dict] | None = None, check_ready: bool = True):
         """Plan one metric spec: (metric, kind, units) with kind 'sample' or 'set', or None when
-        nothing is to execute (decided rows are written here)."""
+        nothing is to execute (decided rows are written here). `check_ready=False`: the executor's
+        workers check weights and set up (the driver never loads the model)."""
         from bench.plan import plan_scores, plan_set_scores
         from bench.units import unavailable_rows
 
@@ -439,7 +442,7 @@ class Runner:
             self.summary.scores_skipped_existing += done
             if not todo:
                 return None
-            if not self._metric_ready(metric, [(u.row0, u.set_key, u.set_uid) for u in todo]):
+            if check_ready and not self._metric_ready(metric, [(u.row0, u.set_key, u.set_uid) for u in todo]):
                 return None
             return metric, "set", todo
         units, not_applicable, done = plan_scores(metric, edits, self._by_uid, existing, self.config.retry_errors)
@@ -448,7 +451,7 @@ class Runner:
             self.store.put_scores(self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=reason))
         if not units:
             return None
-        if not self._metric_ready(metric, [(u.row, u.row["edit_key"], u.sample_uid) for u in units]):
+        if check_ready and not self._metric_ready(metric, [(u.row, u.row["edit_key"], u.sample_uid) for u in units]):
             return None
         return metric, "sample", units
 
