@@ -578,19 +578,28 @@ def leaderboard(
 def merge(
     dest: Path = typer.Argument(..., help="Run folder to merge into (created if absent)."),
     sources: list[Path] = typer.Argument(..., help="Run folders of shards to merge."),
+    no_export: bool = typer.Option(False, "--no-export", help="Do not rebuild the leaderboard and report."),
 ) -> None:
-    """Merge the stores of several shards (e.g. from --shard i/n on different nodes) into one run."""
-    from bench.store import ResultStore
+    """Merge the stores of several shards (e.g. from --shard i/n on different nodes) into one run.
+
+    Refuses runs whose config changes numbers (frame count, size, seed, options), copies the frames
+    (the merged run is self-contained), recomputes set-level metrics (FID) over the merged edits and
+    rebuilds the leaderboard; on failure nothing is created."""
+    from bench.merge import merge_runs
 
     try:
-        with ResultStore(dest) as store:
-            for src in sources:
-                if not (src / "results.sqlite").is_file():
-                    _fail(f"{src} has no results.sqlite")
-                added = store.merge_from(src)
-                console.print(f"merged {_esc(str(src))}: +{added['edits']} edits, +{added['scores']} scores", highlight=False)
+        added = merge_runs(dest, sources, log=lambda m: console.print(_esc(m), highlight=False))
     except VidEditBenchError as e:
         _fail(str(e))
+    for src, n in added:
+        console.print(f"merged {_esc(str(src))}: +{n['edits']} edits, +{n['scores']} scores", highlight=False)
+    if not no_export:
+        try:
+            exported = _export(dest)
+        except VidEditBenchError as e:
+            _fail(str(e))
+        for kind, p in exported.items():
+            console.print(f"{_esc(kind)}: {_esc(str(p))}", highlight=False)
 
 
 @list_app.command("methods")

@@ -354,8 +354,9 @@ class ResultStore:
                 self.put_edit_row(r)
             cols = ",".join(SCORE_COLUMNS)
             mine_s = dict(self.conn.execute("SELECT score_key, created FROM scores"))
+            at = SCORE_COLUMNS.index("created")
             rows = [row for row in src.conn.execute(f"SELECT {cols} FROM scores")
-                    if row[0] not in mine_s or row[-1] > mine_s[row[0]]]
+                    if row[0] not in mine_s or row[at] > mine_s[row[0]]]
             with self._tx():
                 self.conn.executemany(f"INSERT OR REPLACE INTO scores ({cols}) VALUES ({','.join('?' for _ in SCORE_COLUMNS)})", rows)
                 mine_inv = {(a, b) for a, b in self.conn.execute("SELECT started, config FROM invocations")}
