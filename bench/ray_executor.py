@@ -355,7 +355,8 @@ class RayExecutor:
             u = a["group"].popleft()
             inflight[submit(a["handle"], u)] = (a, u)
 
-        try:
+        def pump() -> None:
+            nonlocal last_line
             setup_deaths = 0
             while len(actors) < n:
                 for a in spawn_many(n - len(actors)):
@@ -431,13 +432,19 @@ class RayExecutor:
                     last_line = now
                     r.log(stats.line(len(inflight)))
             r.log(stats.line(0))
-        finally:
+
+        try:
+            pump()
+        except BaseException:  # Ctrl-C, SIGTERM, a driver bug: actors go at once (their units are redone on resume)
             for a in actors:
-                try:
-                    ray.get(a["handle"].close.remote(), timeout=30)
-                except Exception:  # noqa: BLE001
-                    pass
                 ray.kill(a["handle"])
+            raise
+        for a in actors:  # idle now: teardown, then the actor (and its GPU) is released
+            try:
+                ray.get(a["handle"].close.remote(), timeout=60)
+            except Exception:  # noqa: BLE001
+                pass
+            ray.kill(a["handle"])
 
     def _write_failed(self, row) -> None:
         if isinstance(row, list):
