@@ -183,3 +183,43 @@ def test_an_exception_inside_a_method_is_an_error_row_without_retry(local_ray, t
     assert all("adapter bug: no frames for you" in r["message"] and "retr" not in r["message"] for r in rows)
     assert len(calls.read_text().splitlines()) == 3  # one attempt per unit, in one worker process
     assert len(set(calls.read_text().splitlines())) == 1
+
+
+def test_ctrl_c_stops_a_ray_run_cleanly_and_the_same_command_resumes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys\n"
+            "from bench.catalog import METHODS\n"
+            "METHODS.register('ray-slow-shift', 'ray_fixtures:SlowShift')\n"
+            "from bench.cli import app\n"
+            "sys.argv = ['videditbench'] + sys.argv[1:]\n"
+            "app()\n")
+    args = [sys.executable, "-c", code, "run", "--suite", "mini", "--methods", "ray-slow-shift", "--metrics",
+            "temporal_flickering", "--method-opt", "ray-slow-shift.delay=1.0", "--device", "cpu", "--num-frames", "4",
+            "--size", "32", "--limit", "4", "--results-dir", str(tmp_path), "--name", "cc", "--no-export",
+            "--executor", "ray", "--workers", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    db = tmp_path / "cc" / "results.sqlite"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.is_file():
+            with ResultStore(tmp_path / "cc") as st:
+                if st.counts()["edits"] >= 1:
+                    break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and "run the same command again to resume" in out and "Traceback" not in out
+    with ResultStore(tmp_path / "cc") as st:
+        first = {r["sample_uid"] for r in st.iter_edits()}
+    assert 1 <= len(first) < 4
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with ResultStore(tmp_path / "cc") as st:
+        rows = list(st.iter_edits())
+    assert Counter(r["sample_uid"] for r in rows) == Counter({u: 1 for u in {r["sample_uid"] for r in rows}})
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
