@@ -130,6 +130,7 @@ def _leaderboard_csv(tmp_path, name) -> str:
     return (tmp_path / name / "leaderboard" / "leaderboard.csv").read_text()
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_local_quality_table(local_ray, tmp_path):
     res = _cli_run(tmp_path, "ray", "--executor", "ray", "--workers", "2")
     assert res.exit_code == 0, res.output
@@ -187,6 +188,7 @@ def test_an_exception_inside_a_method_is_an_error_row_without_retry(local_ray, t
     assert len(set(calls.read_text().splitlines())) == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_ray_run_cleanly_and_the_same_command_resumes(tmp_path):
     import subprocess
     import sys
