@@ -324,10 +324,13 @@ class RayExecutor:
             try:
                 pid, key, failed = ray.get(setup_ref)
             except Exception as e:  # noqa: BLE001
+                ray.kill(handle)
                 if _died(e):
-                    ray.kill(handle)
                     return {"dead": True, "error": f"worker died during setup ({type(e).__name__})"}
-                raise
+                from bench.runner import describe_exception
+
+                cause = getattr(e, "cause", None) or e  # RayTaskError carries the worker's exception
+                return {"dead": True, "failed": ("error", f"worker could not set up: {describe_exception(cause)}", "setup")}
             if key != expect_key:  # the worker resolved another config: never write under the wrong key
                 ray.kill(handle)
                 raise RuntimeError(f"{label}: worker key {key} differs from the driver's {expect_key}")
