@@ -236,12 +236,20 @@ def set_targets(edits: list[dict]) -> list[tuple[dict, list[dict]]]:
 
 
 def plan_set_scores(metric, edits: list[dict], by_uid: dict[str, Sample], existing: dict[str, str],
-                    retry_errors: bool) -> tuple[list[SetUnit], int]:
-    """The set units of a set-level metric (after the edits exist), and how many are already done."""
+                    retry_errors: bool, extra_edits: list[dict] | None = None) -> tuple[list[SetUnit], int]:
+    """The set units of a set-level metric (after the edits exist), and how many are already done:
+    the sets of `edits`, then those of `extra_edits` (a superset: the store's edits of other shards)."""
     from bench.pairing import set_uid
 
+    targets, seen = [], set()
+    for group in (edits, extra_edits if extra_edits is not None and len(extra_edits) > len(edits) else []):
+        for r0, rows in set_targets(group):
+            ident = (r0["method_key"], frozenset(r["sample_uid"] for r in rows))
+            if ident not in seen:
+                seen.add(ident)
+                targets.append((r0, rows))
     todo, done = [], 0
-    for r0, rows in set_targets(edits):
+    for r0, rows in targets:
         k = set_key(r0["method_key"], [r["sample_key"] for r in rows])
         if score_done(existing, metric, k, retry_errors):
             done += 1

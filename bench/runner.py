@@ -262,6 +262,7 @@ class Runner:
         self._source_dirs: dict[str, str] = {}
         self._sample_keys: dict[str, str] = {}
         self._by_uid = {s.uid: s for s in self.samples}
+        self._suite_by_uid = {s.uid: s for s in self.suite.samples}  # set metrics also see other shards' edits
         METHODS.validate(config.methods)
         METRICS.validate([parse_metric_spec(m)[0] for m in config.metrics])
 
@@ -336,7 +337,19 @@ class Runner:
         return needs_edit(row, self.config.retry_errors)
 
     def _sample(self, uid: str) -> Sample:
-        return self._by_uid[uid]
+        return self._by_uid.get(uid) or self._suite_by_uid[uid]
+
+    def _set_edits(self, edits: list[dict]) -> list[dict]:
+        """The invocation's ok edits plus the store's ok edits of the same methods on other samples of
+        this suite made with the same preprocessing (same sample key): an earlier shard or `--limit`
+        run into this store. Set-level metrics get the sets over all of them too, so the full-set value
+        exists once the last shard has run (each invocation's own sets are still scored)."""
+        have = {r["edit_key"] for r in edits}
+        labels = {self._method_label(m) for m in self.config.methods}
+        more = [r for r in self.store.iter_edits("ok")
+                if r["edit_key"] not in have and r["method"] in labels and r["sample_uid"] in self._suite_by_uid
+                and r["sample_key"] == self.sample_key(self._suite_by_uid[r["sample_uid"]])]
+        return edits + more
 
     def _run_method(self, name: str) -> None:
         """Plan the method's units, set it up once, execute every unit, persist each record."""
@@ -438,7 +451,8 @@ class Runner:
             bind(self.store, self.log)
         existing = self.store.existing_score_keys()
         if metric.level == "set":
-            todo, done = plan_set_scores(metric, edits, self._by_uid, existing, self.config.retry_errors)
+            todo, done = plan_set_scores(metric, edits, self._suite_by_uid, existing, self.config.retry_errors,
+                                         extra_edits=self._set_edits(edits))
             self.summary.scores_skipped_existing += done
             if not todo:
                 return None
@@ -474,11 +488,11 @@ class Runner:
                 if kind == "set":
                     # stored under the set's own uid: values on other sample sets (a --limit re-run, a
                     # shard) stay beside it and the leaderboard picks the one for the set it compares
-                    items = (lambda rows=u.rows: (self._eval_item(r, self._by_uid[r["sample_uid"]]) for r in rows)) \
+                    items = (lambda rows=u.rows: (self._eval_item(r, self._sample(r["sample_uid"])) for r in rows)) \
                         if u.rows else None
                     self.put_score_records(*execute_set(metric, u.row0, u.set_key, u.set_uid, items))
                 else:
-                    item = lambda r=u.row: self._eval_item(r, self._by_uid[r["sample_uid"]])  # noqa: E731
+                    item = lambda r=u.row: self._eval_item(r, self._sample(r["sample_uid"]))  # noqa: E731
                     self.put_score_records(*execute_score(metric, u.row, item, self.log))
         finally:
             teardown(metric)

@@ -132,3 +132,19 @@ def test_merge_refuses_a_different_seed_into_an_existing_run(tmp_path):
     assert res.exit_code == 2 and "seed" in res.output
     with ResultStore(s0) as st:
         assert st.counts() == before
+
+
+def test_shards_run_into_one_store_give_the_full_set_value_and_the_single_run_table(tmp_path):
+    suite = _suite(tmp_path)
+    _run(tmp_path, suite, "same", "--shard", "0/2")
+    first = _set_values(tmp_path / "runs" / "same")
+    same = _run(tmp_path, suite, "same", "--shard", "1/2")
+    single = _run(tmp_path, suite, "single")
+    values = _set_values(same)
+    assert all(set(first[m]) <= set(values[m]) for m in first)  # the first shard's value stays
+    with ResultStore(same) as st:
+        edits = list(st.iter_edits("ok"))
+    for method in {r["method"] for r in edits}:
+        frames = [read_video(r["output_dir"])[0].astype(np.float64).ravel() for r in edits if r["method"] == method]
+        assert any(abs(v - float(np.concatenate(frames).mean())) < 1e-9 for v in values[method])
+    assert _lb(same) == _lb(single)
