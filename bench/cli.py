@@ -255,14 +255,23 @@ def _run_suite(run_dir: Path):
         return None
 
 
-def _run(config, do_edits: bool = True, export: bool = True) -> None:
+def _run(config, do_edits: bool = True, export: bool = True, executor: dict | None = None) -> None:
     from bench.guard import RunInterrupted
-    from bench.runner import run_benchmark
 
     progress, on_progress, on_log = _progress_and_log()
     try:
         with progress:
-            summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
+            if executor and executor.get("executor") == "ray":
+                try:
+                    from bench.ray_executor import run_on_ray
+                except ImportError:
+                    _fail('--executor ray needs Ray; install it with: pip install -e ".[ray]"')
+                summary = run_on_ray(config, progress=on_progress, log=on_log, do_edits=do_edits,
+                                     **{k: v for k, v in executor.items() if k != "executor"})
+            else:
+                from bench.runner import run_benchmark
+
+                summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
     except KeyboardInterrupt as e:
         signame = e.args[0] if isinstance(e, RunInterrupted) else "SIGINT"
         code = 128 + (e.signum if isinstance(e, RunInterrupted) else 2)
@@ -321,13 +330,28 @@ def run(
     no_export: bool = typer.Option(False, "--no-export", help="Do not write the leaderboard and report at the end."),
     force: bool = typer.Option(False, "--force", help="With --no-resume: delete the existing run store without asking."),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds per edit (Python adapters) and per metric computation before it becomes an error row."),
+    executor: str = typer.Option("local", "--executor", help="local (one process) or ray (model-holding actors on a Ray cluster; pip install -e '.[ray]')."),
+    address: Optional[str] = typer.Option(None, "--address", help="With --executor ray: auto or ray://host:port of a running cluster (default: start a local Ray on 127.0.0.1)."),
+    gpus_per_edit: float = typer.Option(1.0, "--gpus-per-edit", help="With --executor ray on CUDA: GPUs each actor reserves."),
+    max_retries: int = typer.Option(2, "--max-retries", help="With --executor ray: re-runs of a unit whose worker died."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="With --executor ray: actors per method/metric (default: as many as the cluster fits)."),
 ) -> None:
     """Run methods on a suite, score the edits, and write the leaderboard and report."""
     _offline(offline)
+    if executor not in ("local", "ray"):
+        _fail(f"bad --executor '{executor}'; expected local or ray")
+    if max_retries < 0 or max_retries > 100:
+        _fail(f"bad --max-retries {max_retries}; expected 0..100")
+    if not (0 < gpus_per_edit <= 64):
+        _fail(f"bad --gpus-per-edit {gpus_per_edit:g}; expected a number in (0, 64]")
+    if workers is not None and not (1 <= workers <= 4096):
+        _fail(f"bad --workers {workers}; expected 1..4096")
+    ex = {"executor": "ray", "address": address, "gpus_per_edit": gpus_per_edit, "max_retries": max_retries,
+          "workers": workers} if executor == "ray" else None
     _run(_build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
                        method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache,
                        force=force, timeout=timeout),
-         export=not no_export)
+         export=not no_export, executor=ex)
 
 
 def _check_numbers(seed, limit, batch_size, warmup, num_frames, size, timeout) -> None:
@@ -554,19 +578,28 @@ def leaderboard(
 def merge(
     dest: Path = typer.Argument(..., help="Run folder to merge into (created if absent)."),
     sources: list[Path] = typer.Argument(..., help="Run folders of shards to merge."),
+    no_export: bool = typer.Option(False, "--no-export", help="Do not rebuild the leaderboard and report."),
 ) -> None:
-    """Merge the stores of several shards (e.g. from --shard i/n on different nodes) into one run."""
-    from bench.store import ResultStore
+    """Merge the stores of several shards (e.g. from --shard i/n on different nodes) into one run.
+
+    Refuses runs whose config changes numbers (frame count, size, seed, options), copies the frames
+    (the merged run is self-contained), recomputes set-level metrics (FID) over the merged edits and
+    rebuilds the leaderboard; on failure nothing is created."""
+    from bench.merge import merge_runs
 
     try:
-        with ResultStore(dest) as store:
-            for src in sources:
-                if not (src / "results.sqlite").is_file():
-                    _fail(f"{src} has no results.sqlite")
-                added = store.merge_from(src)
-                console.print(f"merged {_esc(str(src))}: +{added['edits']} edits, +{added['scores']} scores", highlight=False)
+        added = merge_runs(dest, sources, log=lambda m: console.print(_esc(m), highlight=False))
     except VidEditBenchError as e:
         _fail(str(e))
+    for src, n in added:
+        console.print(f"merged {_esc(str(src))}: +{n['edits']} edits, +{n['scores']} scores", highlight=False)
+    if not no_export:
+        try:
+            exported = _export(dest)
+        except VidEditBenchError as e:
+            _fail(str(e))
+        for kind, p in exported.items():
+            console.print(f"{_esc(kind)}: {_esc(str(p))}", highlight=False)
 
 
 @list_app.command("methods")

@@ -9,7 +9,6 @@ run goes on.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import platform
 import subprocess
@@ -24,11 +23,11 @@ import numpy as np
 
 from bench.cache import FeatureCache
 from bench.catalog import METHODS, METRICS
-from bench.errors import MethodOutputError, NotApplicable, VidEditBenchError, WeightsMissing
-from bench.guard import DEFAULT_TIMEOUT_S, GuardedMethod, GuardedMetric, check_value
-from bench.hashing import hash_obj
+from bench.errors import MethodOutputError, VidEditBenchError
+from bench.guard import DEFAULT_TIMEOUT_S, GuardedMetric
 from bench.runpaths import safe_component
 from bench.pairing import is_set_uid
+from bench.plan import edit_key, score_key  # noqa: F401  (re-exported: the run's content keys)
 from bench.store import EditRow, ResultStore, ScoreRow
 from bench.types import Efficiency, EvalItem, LoadedSample, Sample, Video
 
@@ -143,18 +142,9 @@ def parse_metric_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def shard_filter(samples: list[Sample], shard: tuple[int, int] | None) -> list[Sample]:
-    if not shard:
-        return samples
-    i, n = shard
-    return [s for s in samples if int(hash_obj(s.uid, 8), 16) % n == i]
+    from bench.plan import balanced_shard
 
-
-def edit_key(sample_key: str, method_key: str) -> str:
-    return hash_obj({"sample": sample_key, "method": method_key})
-
-
-def score_key(edit_or_set_key: str, output: str, variant_id: str) -> str:
-    return hash_obj({"edit": edit_or_set_key, "metric": output, "variant": variant_id})
+    return balanced_shard(samples, shard)
 
 
 def missing_weights_message(names: list[str]) -> str | None:
@@ -251,7 +241,9 @@ def _seed_everything(seed: int) -> None:
 
 
 class Runner:
-    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None):
+    def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+                 worker: bool = False):
+        """`worker`: a Ray actor's runner (loads samples, builds items; never opens the store)."""
         from bench.device import resolve_device
         from bench.suites import load_suite
 
@@ -263,12 +255,14 @@ class Runner:
         samples = shard_filter(list(self.suite.samples), config.shard)
         self.samples = samples[: config.limit] if config.limit else samples
         self.run_dir = config.run_dir
-        self.store = ResultStore(self.run_dir)
+        self.store = None if worker else ResultStore(self.run_dir)
         self.cache = FeatureCache(enabled=config.source_cache)
         self.summary = RunSummary(self.run_dir)
         self._loaded: dict[str, LoadedSample] = {}
         self._source_dirs: dict[str, str] = {}
         self._sample_keys: dict[str, str] = {}
+        self._by_uid = {s.uid: s for s in self.samples}
+        self._suite_by_uid = {s.uid: s for s in self.suite.samples}  # set metrics also see other shards' edits
         METHODS.validate(config.methods)
         METRICS.validate([parse_metric_spec(m)[0] for m in config.metrics])
 
@@ -333,147 +327,64 @@ class Runner:
         return self.config.method_labels.get(name, name)
 
     def _edit_row(self, sample: Sample, label: str, mkey: str, mconfig: dict, status: str, **kw: Any) -> EditRow:
-        return EditRow(
-            edit_key=edit_key(self.sample_key(sample), mkey), method=label, method_key=mkey,
-            method_config=json.dumps(mconfig, sort_keys=True, default=str), sample_uid=sample.uid,
-            sample_key=self.sample_key(sample), suite=sample.suite, video_id=sample.video_id, edit_id=sample.edit_id,
-            edit_type=sample.edit_type, category=sample.category, task=sample.task, prompt=sample.target_prompt,
-            status=status, **kw,
-        )
+        from bench.units import make_edit_row
+
+        return make_edit_row(sample, self.sample_key(sample), label, mkey, mconfig, status, **kw)
 
     def _needs_edit(self, row: dict | None) -> bool:
-        if row is None:
-            return True
-        if row["status"] == "ok":
-            return not (row["output_dir"] and Path(row["output_dir"]).is_dir())
-        if row["status"] == "error":
-            return self.config.retry_errors
-        if row["status"] == "skipped":
-            return True  # weights may have appeared since; re-checking is cheap
-        return False
+        from bench.plan import needs_edit
+
+        return needs_edit(row, self.config.retry_errors)
+
+    def _sample(self, uid: str) -> Sample:
+        return self._by_uid.get(uid) or self._suite_by_uid[uid]
+
+    def _set_edits(self, edits: list[dict]) -> list[dict]:
+        """The invocation's ok edits plus the store's ok edits of the same methods on other samples of
+        this suite made with the same preprocessing (same sample key): an earlier shard or `--limit`
+        run into this store. Set-level metrics get the sets over all of them too, so the full-set value
+        exists once the last shard has run (each invocation's own sets are still scored)."""
+        have = {r["edit_key"] for r in edits}
+        labels = {self._method_label(m) for m in self.config.methods}
+        more = [r for r in self.store.iter_edits("ok")
+                if r["edit_key"] not in have and r["method"] in labels and r["sample_uid"] in self._suite_by_uid
+                and r["sample_key"] == self.sample_key(self._suite_by_uid[r["sample_uid"]])]
+        return edits + more
 
     def _run_method(self, name: str) -> None:
-        label = self._method_label(name)
-        options = dict(self.config.method_options.get(name, {}))
-        fallback_config = {"name": label, "seed": self.config.seed, **options}
-        try:
-            cls = METHODS.get(name)
-            method = GuardedMethod(cls(device=self.device, seed=self.config.seed, **options), self.config.timeout_s, label)
-            mconfig = {**method.config(), "label": label}
-        except Exception as e:  # noqa: BLE001  (import errors, bad options)
-            mkey = hash_obj(fallback_config)
-            msg = f"method '{name}' could not be created: {describe_exception(e)}"
-            self.log(msg)
-            for s in self.samples:
-                if self._needs_edit(self.store.get_edit(edit_key(self.sample_key(s), mkey))):
-                    self.store.put_edit(self._edit_row(s, label, mkey, fallback_config, "error", message=msg))
-            return
-        mkey = hash_obj(mconfig)
-        if getattr(method, "reference", False):  # stored for the leaderboard, not part of the key
-            mconfig = {**mconfig, "reference": True}
-        todo: list[Sample] = []
-        for s in self.samples:
-            row = self.store.get_edit(edit_key(self.sample_key(s), mkey))
-            if not self._needs_edit(row):
-                self.summary.edits_skipped_existing += 1
-                continue
-            reason = method.applicable(
-                s.task, bool(s.target_prompt), bool(s.reference), bool(s.mask)
-            )
-            if reason:
-                self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "not_applicable", message=reason))
-                continue
-            todo.append(s)
-        if not todo:
-            return
-        msg = missing_weights_message(method.required_weights())
-        if msg:
-            self.log(f"{label}: skipped — {msg}")
-            for s in todo:
-                self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "skipped", message=msg))
-            return
-        try:
-            method.setup()
-        except Exception as e:  # noqa: BLE001
-            status = "skipped" if isinstance(e, (WeightsMissing, ImportError)) else "error"
-            msg = describe_exception(e)
-            self.log(f"{label}: setup failed — {msg}")
-            for s in todo:
-                self.store.put_edit(self._edit_row(s, label, mkey, mconfig, status, message=msg))
-            return
-        by_video: dict[str, list[Sample]] = defaultdict(list)
-        for s in todo:
-            by_video[s.source].append(s)
-        done = 0
-        try:
-            for _, group in by_video.items():
-                prepared, prep_time, prep_error = None, None, None
-                for s in group:
-                    done += 1
-                    self.progress(f"edit {label}", done, len(todo))
-                    try:
-                        loaded = self.load(s)
-                    except Exception as e:  # noqa: BLE001
-                        self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "error", message=describe_exception(e)))
-                        continue
-                    if prep_time is None and prep_error is None:
-                        try:
-                            _seed_everything(self.config.seed)
-                            from bench.efficiency import measure
+        """Plan the method's units, set it up once, execute every unit, persist each record."""
+        from bench.plan import plan_method
+        from bench.units import MethodWorker, ready_check
 
-                            prepared, m = measure(lambda: method.prepare(loaded.video), self.device)
-                            prep_time = m.seconds
-                        except Exception as e:  # noqa: BLE001
-                            prep_error = f"prepare failed: {describe_exception(e)}"
-                    if prep_error:
-                        self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "error", message=prep_error))
-                        continue
-                    self._edit_one(method, s, loaded, label, mkey, mconfig, prepared, prep_time, first=done == 1)
+        plan = plan_method(self, name)
+        if plan.create_error:
+            self.log(plan.create_error)
+        for row in plan.decided:
+            self.store.put_edit(row)
+        self.summary.edits_skipped_existing += plan.skipped_existing
+        if plan.create_error or not plan.units:
+            return
+        failed = ready_check(plan.method)
+        if failed:
+            status, msg, phase = failed
+            self.log(f"{plan.label}: {'skipped' if phase == 'weights' else 'setup failed'} — {msg}")
+            for u in plan.units:
+                self.store.put_edit(self._edit_row(self._sample(u.sample_uid), plan.label, u.method_key,
+                                                   u.method_config, status, message=msg))
+            return
+        worker = MethodWorker(plan.method, plan.label, self.device, self.config.seed, self.config.warmup, self.run_dir)
+        try:
+            for i, u in enumerate(plan.units, 1):
+                self.progress(f"edit {plan.label}", i, len(plan.units))
+                self.put_edit_record(worker.run(u, self._sample(u.sample_uid), self.load, self._source_dir, self.log), u)
         finally:
-            try:
-                method.teardown()
-            except Exception:  # noqa: BLE001
-                pass
+            worker.close()
 
-    def _edit_one(self, method, s: Sample, loaded: LoadedSample, label: str, mkey: str, mconfig: dict,
-                  prepared: Any, prep_time: float | None, first: bool) -> None:
-        from bench.efficiency import measure, warmup_edits
-        from bench.video_io import write_frames
-
-        extra = {"sample": s} if getattr(method, "receives_sample", False) else {}
-
-        def call():
-            return method.edit(
-                loaded.video, prompt=s.target_prompt, reference=loaded.reference, mask=loaded.mask,
-                prepared=prepared, source_prompt=s.source_prompt, **extra,
-            )
-
-        ekey = edit_key(self.sample_key(s), mkey)
-        try:
-            warmup = warmup_edits(self.device, self.config.warmup)
-            if first and warmup:
-                for _ in range(warmup):
-                    _seed_everything(self.config.seed)
-                    call()
-            _seed_everything(self.config.seed)
-            out, m = measure(call, self.device)
-            frames = validate_output(out, loaded.video, label)
-            out_dir = self.run_dir / "edits" / safe_component(label) / mkey[:10] / (
-                f"{safe_component(s.video_id)}-{safe_component(s.edit_id)}-{self.sample_key(s)[:10]}")
-            write_frames(out_dir, frames)
-            timed = getattr(method, "measures_efficiency", True)
-            row = self._edit_row(
-                s, label, mkey, mconfig, "ok", output_dir=str(out_dir), source_dir=self._source_dir(loaded),
-                preprocess_s=prep_time if timed else None, generate_s=m.seconds if timed else None,
-                peak_memory_mb=m.peak_memory_mb if timed else None, memory_device=m.memory_device,
-            )
+    def put_edit_record(self, row: EditRow, unit=None) -> None:
+        """The one place an executed edit reaches the store (local loop and Ray driver)."""
+        assert unit is None or row.edit_key == unit.edit_key
+        if row.status == "ok":
             self.summary.edits_done += 1
-        except Exception as e:  # noqa: BLE001
-            msg = describe_exception(e)
-            self.log(f"{label} on {s.uid}: {msg}")
-            row = self._edit_row(s, label, mkey, mconfig, "error", message=msg)
-            _free_memory()
-        assert row.edit_key == ekey
         self.store.put_edit(row)
 
     # --- metrics --------------------------------------------------------------------------------------
@@ -483,7 +394,6 @@ class Runner:
         labels = {self._method_label(m) for m in self.config.methods}
         rows = [r for r in self.store.iter_edits("ok") if r["sample_uid"] in uids and r["method"] in labels]
         return rows
-
     def _eval_item(self, row: dict, sample: Sample) -> EvalItem:
         from bench.video_io import read_video
 
@@ -498,131 +408,103 @@ class Runner:
 
     @staticmethod
     def _has(sample: Sample, row: dict) -> set[str]:
-        has = {"source"}
-        if sample.target_prompt:
-            has.add("text")
-        if sample.reference:
-            has.add("reference")
-        if sample.mask:
-            has.add("mask")
-        if "boxes" in dict(sample.meta):
-            has.add("boxes")
-        if sample.source.startswith("synthetic:") or dict(sample.meta).get("has_flow_gt"):
-            has.add("flow_gt")
-        if row.get("generate_s") is not None:
-            has.add("efficiency")
-        return has
+        from bench.plan import sample_has
+
+        return sample_has(sample, row)
 
     def _score_rows(self, metric, row_like: dict, ekey: str, sample_uid: str, status: str,
                     values: dict[str, float] | None = None, message: str | None = None,
                     details: dict | None = None) -> list[ScoreRow]:
-        vid, vlabel = metric.variant_id(), metric.variant_label()
-        details_json = json.dumps(details, sort_keys=True, default=str) if details else None
-        rows = []
-        for out in metric.outputs():
-            value = None if values is None else values.get(out.name)
-            st, msg = status, message
-            if status == "ok":  # a missing, non-numeric, non-finite or out-of-range value is an error row
-                value, why = check_value(value, out.value_range[0], out.value_range[1], out.name)
-                if why:
-                    st, msg = "error", why
-            rows.append(ScoreRow(
-                score_key=score_key(ekey, out.name, vid), edit_key=None if is_set_uid(sample_uid) else ekey,
-                method=row_like["method"], method_key=row_like["method_key"], sample_uid=sample_uid, metric=out.name,
-                metric_family=metric.name, variant_id=vid, variant_label=vlabel, value=value, status=st,
-                message=msg, higher_is_better=out.higher_is_better, value_min=out.value_range[0],
-                value_max=out.value_range[1], level=metric.level, details=details_json,
-            ))
-        return rows
+        from bench.units import score_rows
 
-    def _score_done(self, existing: dict[str, str], metric, ekey: str) -> bool:
-        st = existing.get(score_key(ekey, metric.name, metric.variant_id()))
-        if st is None or st == "skipped":
-            return False
-        return not (st == "error" and self.config.retry_errors)
+        return score_rows(metric, row_like, ekey, sample_uid, status, values=values, message=message, details=details)
 
-    def _run_metric(self, spec: str) -> None:
+    def build_metric(self, spec: str):
+        """(name, guarded metric) of a metric spec with the run's options."""
         name, spec_options = parse_metric_spec(spec)
         options = {**self.config.metric_options.get(name, {}), **spec_options}
-        edits = self._selected_edits()
+        cls = METRICS.get(name)
+        return name, GuardedMetric(cls(device=self.device, batch_size=self.config.batch_size, **options),
+                                   self.config.timeout_s)
+
+    def prepare_metric(self, spec: str, edits: list[dict] | None = None, check_ready: bool = True):
+        """Plan one metric spec: (metric, kind, units) with kind 'sample' or 'set', or None when
+        nothing is to execute (decided rows are written here). `check_ready=False`: the executor's
+        workers check weights and set up (the driver never loads the model)."""
+        from bench.plan import plan_scores, plan_set_scores
+        from bench.units import unavailable_rows
+
+        edits = self._selected_edits() if edits is None else edits
         if not edits:
-            return
-        by_uid = {s.uid: s for s in self.samples}
+            return None
         try:
-            cls = METRICS.get(name)
-            metric = GuardedMetric(cls(device=self.device, batch_size=self.config.batch_size, **options), self.config.timeout_s)
+            name, metric = self.build_metric(spec)
         except Exception as e:  # noqa: BLE001
+            name = parse_metric_spec(spec)[0]
             msg = f"metric '{name}' could not be created: {describe_exception(e)}"
             self.log(msg)
             self.summary.problems.append(("metric", name, "error", msg))
-            status = "skipped" if isinstance(e, ImportError) else "error"
-            rows = []
-            for r in edits:
-                rows.append(ScoreRow(
-                    score_key=score_key(r["edit_key"], name, "unavailable"), edit_key=r["edit_key"], method=r["method"],
-                    method_key=r["method_key"], sample_uid=r["sample_uid"], metric=name, metric_family=name,
-                    variant_id="unavailable", variant_label="unavailable", value=None, status=status, message=msg,
-                    higher_is_better=True, value_min=None, value_max=None, level="sample",
-                ))
-            self.store.put_scores(rows)
-            return
+            self.store.put_scores(unavailable_rows(name, edits, "skipped" if isinstance(e, ImportError) else "error", msg))
+            return None
         bind = getattr(metric, "bind_run", None)  # metrics that keep state in the store (judge answer cache)
         if callable(bind):
             bind(self.store, self.log)
         existing = self.store.existing_score_keys()
         if metric.level == "set":
-            self._run_set_metric(metric, edits, by_uid, existing)
+            todo, done = plan_set_scores(metric, edits, self._suite_by_uid, existing, self.config.retry_errors,
+                                         extra_edits=self._set_edits(edits))
+            self.summary.scores_skipped_existing += done
+            if not todo:
+                return None
+            if check_ready and not self._metric_ready(metric, [(u.row0, u.set_key, u.set_uid) for u in todo]):
+                return None
+            return metric, "set", todo
+        units, not_applicable, done = plan_scores(metric, edits, self._by_uid, existing, self.config.retry_errors)
+        self.summary.scores_skipped_existing += done
+        for r, reason in not_applicable:
+            self.store.put_scores(self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=reason))
+        if not units:
+            return None
+        if check_ready and not self._metric_ready(metric, [(u.row, u.row["edit_key"], u.sample_uid) for u in units]):
+            return None
+        return metric, "sample", units
+
+    def put_score_records(self, rows: list[ScoreRow], ok: bool) -> None:
+        """The one place executed scores reach the store (local loop and Ray driver)."""
+        if ok:
+            self.summary.scores_done += 1
+        self.store.put_scores(rows)
+
+    def _run_metric(self, spec: str, edits: list[dict] | None = None) -> None:
+        from bench.units import execute_score, execute_set, teardown
+
+        planned = self.prepare_metric(spec, edits)
+        if planned is None:
             return
-        pending = []
-        for r in edits:
-            if self._score_done(existing, metric, r["edit_key"]):
-                self.summary.scores_skipped_existing += 1
-                continue
-            s = by_uid[r["sample_uid"]]
-            reason = metric.applicable(self._has(s, r))
-            if reason:
-                self.store.put_scores(self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=reason))
-                continue
-            pending.append((r, s))
-        if not pending:
-            return
-        if not self._metric_ready(metric, [(r, r["edit_key"], r["sample_uid"]) for r, _ in pending]):
-            return
-        pending.sort(key=lambda rs: (rs[1].source, rs[0]["method"]))  # source-major: cached source features hit
+        metric, kind, units = planned
         try:
-            for i, (r, s) in enumerate(pending, 1):
-                self.progress(f"score {name}", i, len(pending))
-                try:
-                    values = metric.compute(self._eval_item(r, s))
-                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "ok", values=values,
-                                            details=getattr(values, "details", None), message=metric.row_note())
-                    self.summary.scores_done += 1
-                except NotApplicable as e:
-                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "not_applicable", message=str(e))
-                except Exception as e:  # noqa: BLE001
-                    msg = describe_exception(e)
-                    self.log(f"{name} on {r['method']} {r['sample_uid']}: {msg}")
-                    rows = self._score_rows(metric, r, r["edit_key"], r["sample_uid"], "error", message=msg,
-                                            details=getattr(e, "details", None))
-                self.store.put_scores(rows)
+            for i, u in enumerate(units, 1):
+                self.progress(f"score {metric.name}", i, len(units))
+                if kind == "set":
+                    # stored under the set's own uid: values on other sample sets (a --limit re-run, a
+                    # shard) stay beside it and the leaderboard picks the one for the set it compares
+                    items = (lambda rows=u.rows: (self._eval_item(r, self._sample(r["sample_uid"])) for r in rows)) \
+                        if u.rows else None
+                    self.put_score_records(*execute_set(metric, u.row0, u.set_key, u.set_uid, items))
+                else:
+                    item = lambda r=u.row: self._eval_item(r, self._sample(r["sample_uid"]))  # noqa: E731
+                    self.put_score_records(*execute_score(metric, u.row, item, self.log))
         finally:
-            try:
-                metric.teardown()
-            except Exception:  # noqa: BLE001
-                pass
+            teardown(metric)
 
     def _metric_ready(self, metric, targets: list[tuple[dict, str, str]]) -> bool:
         """Check weights and run setup(); on failure write skipped/error rows for every target."""
-        status = "skipped"
-        msg = missing_weights_message(metric.required_weights())
-        if msg is None:
-            try:
-                metric.setup()
-            except Exception as e:  # noqa: BLE001
-                status = "skipped" if isinstance(e, (WeightsMissing, ImportError)) else "error"
-                msg = describe_exception(e)
-        if msg is None:
+        from bench.units import ready_check
+
+        failed = ready_check(metric)
+        if failed is None:
             return True
+        status, msg, _ = failed
         self.log(f"{metric.name}: {status} — {msg}")
         rows = []
         for r, ekey, uid in targets:
@@ -631,73 +513,9 @@ class Runner:
         return False
 
     def _set_targets(self, edits: list[dict]) -> list[tuple[dict, list[dict]]]:
-        """(first row, rows) of every sample set a set-level metric is computed on, per method: all
-        its ok edits, those of each task, and each task's paired set (samples every compared,
-        non-reference method finished; `bench.pairing`), so the leaderboard finds the value for the
-        exact set it compares and a partial re-run never replaces the full-set value."""
-        from bench.pairing import is_reference_config, paired_set
+        from bench.plan import set_targets
 
-        refs = {r["method"] for r in edits if is_reference_config(r.get("method_config"))}
-        by_method: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for r in edits:
-            by_method[(r["method"], r["method_key"])].append(r)
-        tasks = sorted({r["task"] or "" for r in edits})
-        paired: dict[str, set[str]] = {}
-        for t in tasks:
-            finished: dict[str, set[str]] = defaultdict(set)
-            for r in edits:
-                if (r["task"] or "") == t:
-                    finished[r["method"]].add(r["sample_uid"])
-            paired[t] = paired_set(finished, refs)
-        out, seen = [], set()
-        for (method, mkey), rows in sorted(by_method.items()):
-            sets = [rows]
-            for t in tasks:
-                in_task = [r for r in rows if (r["task"] or "") == t]
-                sets += [in_task, [r for r in in_task if r["sample_uid"] in paired[t]]]
-            for rs in sets:
-                ident = (mkey, frozenset(r["sample_uid"] for r in rs))
-                if rs and ident not in seen:
-                    seen.add(ident)
-                    out.append((rs[0], sorted(rs, key=lambda r: r["sample_uid"])))
-        return out
-
-    def _run_set_metric(self, metric, edits: list[dict], by_uid: dict[str, Sample], existing: dict[str, str]) -> None:
-        from bench.pairing import set_uid
-
-        todo = []
-        for r0, rows in self._set_targets(edits):
-            set_key = hash_obj({"method": r0["method_key"], "samples": sorted(r["sample_key"] for r in rows)})
-            if self._score_done(existing, metric, set_key):
-                self.summary.scores_skipped_existing += 1
-                continue
-            applicable = [r for r in rows if not metric.applicable(self._has(by_uid[r["sample_uid"]], r))]
-            todo.append((r0, set_key, set_uid(r["sample_uid"] for r in rows), applicable))
-        if not todo:
-            return
-        if not self._metric_ready(metric, [(r, k, uid) for r, k, uid, _ in todo]):
-            return
-        try:
-            for i, (r0, set_key, uid, rows) in enumerate(todo, 1):
-                self.progress(f"score {metric.name}", i, len(todo))
-                # stored under the set's own uid: values on other sample sets (a --limit re-run, a
-                # shard) stay beside it and the leaderboard picks the one for the set it compares
-                if not rows:
-                    out = self._score_rows(metric, r0, set_key, uid, "not_applicable", message="no applicable samples")
-                else:
-                    try:
-                        items = (self._eval_item(r, by_uid[r["sample_uid"]]) for r in rows)
-                        values = metric.compute_set(items)
-                        out = self._score_rows(metric, r0, set_key, uid, "ok", values=values)
-                        self.summary.scores_done += 1
-                    except Exception as e:  # noqa: BLE001
-                        out = self._score_rows(metric, r0, set_key, uid, "error", message=describe_exception(e))
-                self.store.put_scores(out)
-        finally:
-            try:
-                metric.teardown()
-            except Exception:  # noqa: BLE001
-                pass
+        return set_targets(edits)
 
     # --- summary ---------------------------------------------------------------------------------------
     def _tally(self) -> None:
@@ -710,9 +528,8 @@ class Runner:
                 if r["status"] in ("error", "skipped"):
                     self.summary.problems.append(("edit", f"{r['method']} {r['sample_uid']}", r["status"], r["message"] or ""))
         scores: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        q = "SELECT metric, method, sample_uid, status, message FROM scores"
         seen_msgs: set[tuple[str, str, str]] = set()
-        for metric, method, uid, status, message in self.store.conn.execute(q):
+        for metric, method, uid, status, message in self.store.score_statuses():
             if method not in labels or (not is_set_uid(uid) and uid not in uids):
                 continue
             scores[metric][status] += 1

@@ -274,6 +274,10 @@ class ResultStore:
         row = self.conn.execute("SELECT status FROM scores WHERE score_key = ?", (score_key,)).fetchone()
         return row[0] if row else None
 
+    def score_statuses(self) -> Iterator[tuple[str, str, str, str, str | None]]:
+        """(metric, method, sample_uid, status, message) of every score row (run summaries)."""
+        yield from self.conn.execute("SELECT metric, method, sample_uid, status, message FROM scores")
+
     def existing_score_keys(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT score_key, status FROM scores"))
 
