@@ -397,7 +397,7 @@ def _generated(edits: pd.DataFrame, scores: pd.DataFrame | None) -> str:
     stamps = [pd.to_numeric(f["created"], errors="coerce").max() for f in (edits, scores)
               if f is not None and "created" in f and len(f)]
     stamps = [t for t in stamps if pd.notna(t)]
-    when = time.localtime(max(stamps)) if stamps else None
+    when = time.localtime(float(max(stamps)) if stamps else None)
     return ("results as of " if stamps else "generated ") + time.strftime("%Y-%m-%d %H:%M:%S", when)
 
 
