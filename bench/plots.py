@@ -294,36 +294,46 @@ def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[
 
 def _code_key(lb: "Leaderboard") -> str:
     """What every plot depends on besides its data: this module's code, matplotlib, the methods (colours)."""
-    import matplotlib
+    from importlib.metadata import version
 
     from bench.incremental import digest
 
-    return digest(Path(__file__).read_bytes(), matplotlib.__version__, lb.methods, lb.references)
+    # the version from the package metadata: an unchanged plot does not even import matplotlib
+    return digest(Path(__file__).read_bytes(), version("matplotlib"), lb.methods, lb.references)
 
 
 def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[tuple[str, Path, Any, Any]]:
     """(key, path, inputs, make): `inputs()` returns everything the plot is drawn from (its content
     key), `make()` draws it."""
+    from bench.incremental import digest
     from bench.leaderboard import breakdown_wide, per_group_aggregate
 
-    colors = method_colors(lb.methods)
     jobs: list[tuple[str, Path, Any, Any]] = []
-    # the board-wide plots depend on (nearly) every table; a bar chart only on its own column
-    board = lambda: (lb.cells, lb.columns, lb.by_edit_type, lb.efficiency, lb.aggregate,  # noqa: E731
-                     sorted(lb.settings.get("aggregate_exclude", ())))
+    memo: dict[str, Any] = {}
+
+    def colors() -> dict[str, Any]:  # follow from lb.methods (in the code key); made on first drawing only
+        if "colors" not in memo:
+            memo["colors"] = method_colors(lb.methods)
+        return memo["colors"]
+
+    def board() -> str:  # the board-wide plots depend on (nearly) every table; a bar chart only on its own column
+        if "board" not in memo:
+            memo["board"] = digest(lb.cells, lb.columns, lb.by_edit_type, lb.efficiency, lb.aggregate,
+                                   sorted(lb.settings.get("aggregate_exclude", ())))
+        return memo["board"]
 
     def radar_agg() -> Path | None:
         agg = per_group_aggregate(lb, "edit_type")
         if agg.empty:
             return None
-        return radar_by_group(agg, out / "radar_edit_type.png", "Aggregate score by edit type (1 = best)", colors,
+        return radar_by_group(agg, out / "radar_edit_type.png", "Aggregate score by edit type (1 = best)", colors(),
                               unit_range=True)
 
     def radar_col(header: str) -> Path | None:
         w = breakdown_wide(lb, "edit_type", header)
         if w.empty:
             return None
-        return radar_by_group(w, out / f"radar_edit_type_{slug(header)}.png", f"{header} by edit type", colors,
+        return radar_by_group(w, out / f"radar_edit_type_{slug(header)}.png", f"{header} by edit type", colors(),
                               unit_range=False)
 
     def bar_inputs(h: str) -> tuple:
@@ -337,7 +347,7 @@ def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[t
                  lambda: radar_per_method(lb, out / "radar_methods.png")))
     for h in lb.columns["header"]:
         path = out / f"bar_{slug(h.rsplit(' ', 1)[0])}.png"
-        jobs.append((f"bar:{h}", path, lambda h=h: bar_inputs(h), lambda h=h, path=path: bar_chart(lb, h, path, colors)))
+        jobs.append((f"bar:{h}", path, lambda h=h: bar_inputs(h), lambda h=h, path=path: bar_chart(lb, h, path, colors())))
     jobs.append(("scatter", out / "quality_vs_runtime.png", board,
-                 lambda: quality_runtime_scatter(lb, out / "quality_vs_runtime.png", colors)))
+                 lambda: quality_runtime_scatter(lb, out / "quality_vs_runtime.png", colors())))
     return jobs
