@@ -20,16 +20,24 @@ import numpy as np
 
 T = TypeVar("T")
 
-#: default budget for decoded frames held between metrics (per cache); VIDEDITBENCH_DECODE_CACHE_MB overrides
+#: default budget for decoded frames held between metrics (per cache; at most 1/8 of the RAM);
+#: VIDEDITBENCH_DECODE_CACHE_MB overrides it
 DEFAULT_MAX_MB = 2048.0
 
 
 def default_max_bytes() -> int:
     mb = os.environ.get("VIDEDITBENCH_DECODE_CACHE_MB")
     try:
-        return int(float(mb) * 2**20) if mb not in (None, "") else int(DEFAULT_MAX_MB * 2**20)
+        if mb not in (None, ""):
+            return max(0, int(float(mb) * 2**20))
     except ValueError:
-        return int(DEFAULT_MAX_MB * 2**20)
+        pass
+    budget = int(DEFAULT_MAX_MB * 2**20)
+    try:
+        budget = min(budget, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 8)
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        pass
+    return budget
 
 
 def nbytes(obj: Any) -> int:

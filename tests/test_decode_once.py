@@ -134,3 +134,10 @@ def test_byte_lru_evicts_least_recently_used_and_skips_oversized():
 @pytest.mark.parametrize("obj,expected", [((np.zeros(3), {"k": np.zeros(2, np.uint8)}), 26), ("text", 0)])
 def test_nbytes_counts_nested_arrays(obj, expected):
     assert nbytes(obj) == expected
+
+
+def test_budget_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("VIDEDITBENCH_DECODE_CACHE_MB", "3")
+    assert ByteLRU().max_bytes == 3 * 2**20
+    monkeypatch.setenv("VIDEDITBENCH_DECODE_CACHE_MB", "not a number")
+    assert 0 < ByteLRU().max_bytes <= 2048 * 2**20
