@@ -284,7 +284,8 @@ class Runner:
         # decoded edits and loaded samples (source frames, mask, reference, flow), bounded by bytes
         self._frames: ByteLRU[np.ndarray] = ByteLRU(None if config.decode_once else 0)
         self._loaded: ByteLRU[LoadedSample] = ByteLRU()
-        self._metric_pass = 0
+        self._metric_pass = 0  # metric passes over the edits so far (their direction alternates)
+        self._method_setups = 0  # methods set up so far (only those have models to release)
         self._source_dirs: dict[str, str] = {}
         self._sample_keys: dict[str, str] = {}
         METHODS.validate(config.methods)
@@ -295,15 +296,20 @@ class Runner:
         t0 = time.perf_counter()
         self.store.add_invocation(self._config_record(), code_version(), environment_info(self.device))
         if do_edits:
-            from bench.models import release
+            from bench.models import cached_models, release
 
             for name in self.config.methods:
+                setups = self._method_setups
                 self._run_method(name)
-                release()  # this method's models leave the cache (and the GPU) before the next one
+                # this method's models leave the cache (and the GPU) before the next one; a method with
+                # nothing to do loaded nothing, and release() costs a gc.collect() (~0.2 s with torch loaded)
+                if self._method_setups != setups or cached_models():
+                    release()
         if do_metrics:
-            from bench.models import release
+            from bench.models import cached_models, release
 
-            release()
+            if cached_models():
+                release()
             for name in self.config.metrics:
                 self._run_metric(name)
                 # no gc.collect() here (it cost ~0.1 s per metric on a heap holding torch): a metric's
@@ -410,6 +416,7 @@ class Runner:
                 self.store.put_edit(self._edit_row(s, label, mkey, mconfig, "skipped", message=msg))
             return
         try:
+            self._method_setups += 1
             method.setup()
         except Exception as e:  # noqa: BLE001
             status = "skipped" if isinstance(e, (WeightsMissing, ImportError)) else "error"
