@@ -33,20 +33,31 @@ def _stamps(root: Path) -> dict[str, tuple[int, int]]:
 def _export_copy(run_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     import shutil
 
-    run = tmp_path / "run"
+    run = tmp_path / run_dir.name
     shutil.copytree(run_dir, run)
     out = run / "leaderboard"
     _export(run, out)
     return run, out
 
 
-def test_reexport_of_a_finished_run_touches_no_file(finished_run, tmp_path):
+def test_rerun_and_reexport_of_a_finished_run_touch_no_file(finished_run, tmp_path):
+    import dataclasses
+
     run, out = _export_copy(finished_run, tmp_path)
     before = _stamps(out)
     plots = [k for k in before if k.endswith(".png") and "plots" in k]
     gifs = [k for k in before if k.endswith(".gif")]
     tables = [k for k in before if k.endswith((".csv", ".md", ".json", ".html"))]
     assert len(plots) >= 4 and len(gifs) >= 20 and len(tables) >= 8 and any("mask.gif" in g for g in gifs)
+    _export(run, out)
+    assert _stamps(out) == before
+    # `videditbench run` of the finished store: nothing to compute (one more invocation row), same files
+    with ResultStore(run) as store:
+        cfg = dataclasses.replace(RunConfig(**{k: v for k, v in store.invocations()[-1]["config"].items()
+                                              if k in {f.name for f in dataclasses.fields(RunConfig)}}),
+                                  results_dir=str(tmp_path))
+    summary = run_benchmark(cfg)
+    assert summary.edits_done == 0 and summary.scores_done == 0 and summary.edits_skipped_existing > 0
     _export(run, out)
     assert _stamps(out) == before
 
