@@ -286,6 +286,7 @@ class Runner:
         self._loaded: ByteLRU[LoadedSample] = ByteLRU()
         self._metric_pass = 0  # metric passes over the edits so far (their direction alternates)
         self._method_setups = 0  # methods set up so far (only those have models to release)
+        self._edits_memo: list[dict] | None = None
         self._source_dirs: dict[str, str] = {}
         self._sample_keys: dict[str, str] = {}
         METHODS.validate(config.methods)
@@ -310,6 +311,7 @@ class Runner:
 
             if cached_models():
                 release()
+            self._edits_memo = None
             for name in self.config.metrics:
                 self._run_metric(name)
                 # no gc.collect() here (it cost ~0.1 s per metric on a heap holding torch): a metric's
@@ -502,11 +504,13 @@ class Runner:
 
     # --- metrics --------------------------------------------------------------------------------------
     def _selected_edits(self) -> list[dict]:
-        """The ok edits of this invocation's methods and samples."""
-        uids = {s.uid for s in self.samples}
-        labels = {self._method_label(m) for m in self.config.methods}
-        rows = [r for r in self.store.iter_edits("ok") if r["sample_uid"] in uids and r["method"] in labels]
-        return rows
+        """The ok edits of this invocation's methods and samples (read once per metrics phase: scoring
+        writes no edits)."""
+        if self._edits_memo is None:
+            uids = {s.uid for s in self.samples}
+            labels = {self._method_label(m) for m in self.config.methods}
+            self._edits_memo = [r for r in self.store.iter_edits("ok") if r["sample_uid"] in uids and r["method"] in labels]
+        return list(self._edits_memo)
 
     def _eval_item(self, row: dict, sample: Sample) -> EvalItem:
         from bench.video_io import read_video
