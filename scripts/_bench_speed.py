@@ -119,6 +119,8 @@ def incremental_export_ab(cfg, repeats: int = 3) -> None:
     for _ in range(repeats):
         for on in (False, True):
             with _incremental(on):
+                if on:  # the old path's pass rewrote every file without content keys; the first new export restores them
+                    _export(cfg.run_dir)
                 res.setdefault(("export", on), []).append(_timed(lambda: _export(cfg.run_dir)))
                 res.setdefault(("rerun", on), []).append(_timed(rerun))
     print(f"\nincremental export: {len(files)} files (tables, plots, previews); first export "
