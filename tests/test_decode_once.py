@@ -79,6 +79,23 @@ def test_each_edit_is_decoded_once_and_the_numbers_are_unchanged(tmp_path, monke
     assert all(a[k] == b[k] for k in a)  # bit-identical, not merely close
 
 
+def test_a_budget_smaller_than_the_run_still_saves_decodes_and_keeps_the_numbers(tmp_path, monkeypatch):
+    for name in ("small", "unbounded"):
+        run_benchmark(_cfg(tmp_path, name), do_metrics=False)
+    one_edit = 4 * 32 * 32 * 3
+    monkeypatch.setenv("VIDEDITBENCH_DECODE_CACHE_MB", str(10 * one_edit / 2**20))  # 10 of the 28 edits fit
+    reads = _count_reads(monkeypatch)
+    run_benchmark(_cfg(tmp_path, "small"))
+    dirs = _edit_dirs(tmp_path / "small")
+    small = sum(reads[d] for d in dirs)
+    per_metric = sum(_families_per_edit(tmp_path / "small").values())  # what decoding per metric costs
+    # every pass after the first finds the previous pass's last 10 edits in memory (alternating directions)
+    assert len(dirs) < small < per_metric
+    monkeypatch.delenv("VIDEDITBENCH_DECODE_CACHE_MB")
+    run_benchmark(_cfg(tmp_path, "unbounded"))
+    assert _values(tmp_path / "small") == _values(tmp_path / "unbounded")
+
+
 def test_decode_once_env_switch_restores_the_old_path(monkeypatch):
     monkeypatch.setenv("VIDEDITBENCH_DECODE_ONCE", "0")
     assert RunConfig().decode_once is False
