@@ -6,7 +6,8 @@ than the whole decoded set would miss every time; the runner therefore walks the
 alternating directions (forward for one metric, backward for the next), and the LRU then serves the
 `max_bytes` most recently decoded videos of the previous pass without decoding them again.
 When everything fits (the usual case: 12 edits of 8 frames at 256² are 19 MB), every video is
-decoded exactly once per run.
+decoded at most once per run; an edit made in the same run is not decoded at all (the runner puts
+the frames it has just written into the cache).
 """
 
 from __future__ import annotations

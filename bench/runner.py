@@ -487,6 +487,9 @@ class Runner:
             out_dir = self.run_dir / "edits" / safe_component(label) / mkey[:10] / (
                 f"{safe_component(s.video_id)}-{safe_component(s.edit_id)}-{self.sample_key(s)[:10]}")
             write_frames(out_dir, frames)
+            # the frames just written (PNG is lossless) serve the metrics without decoding them again;
+            # keyed like the store's resolved output_dir
+            self._frames.get(str(out_dir.resolve()), lambda: np.ascontiguousarray(frames).copy())
             timed = getattr(method, "measures_efficiency", True)
             row = self._edit_row(
                 s, label, mkey, mconfig, "ok", output_dir=str(out_dir), source_dir=self._source_dir(loaded),

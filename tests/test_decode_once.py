@@ -1,5 +1,6 @@
-"""Decode once: every edited video is read once per run for all metrics (bench.frame_cache), the
-numbers equal the old decode-per-metric path, and the cache stays inside its byte budget."""
+"""Decode once: every edited video is read at most once per run for all metrics (bench.frame_cache;
+not at all when the run just wrote it), the numbers equal the old decode-per-metric path, and the
+cache stays inside its byte budget."""
 
 from __future__ import annotations
 
@@ -94,6 +95,18 @@ def test_a_budget_smaller_than_the_run_still_saves_decodes_and_keeps_the_numbers
     monkeypatch.delenv("VIDEDITBENCH_DECODE_CACHE_MB")
     run_benchmark(_cfg(tmp_path, "unbounded"))
     assert _values(tmp_path / "small") == _values(tmp_path / "unbounded")
+
+
+def test_a_fresh_run_scores_the_frames_it_just_wrote_without_decoding_them(tmp_path, monkeypatch):
+    reads = _count_reads(monkeypatch)
+    run_benchmark(_cfg(tmp_path, "fresh"))
+    dirs = _edit_dirs(tmp_path / "fresh")
+    assert len(dirs) == 28 and not any(reads[d] for d in dirs)
+    monkeypatch.undo()
+    # and the numbers are those of scoring the stored (decoded) frames
+    run_benchmark(_cfg(tmp_path, "stored"), do_metrics=False)
+    run_benchmark(_cfg(tmp_path, "stored"))
+    assert _values(tmp_path / "fresh") == _values(tmp_path / "stored")
 
 
 def test_decode_once_env_switch_restores_the_old_path(monkeypatch):
