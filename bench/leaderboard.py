@@ -1211,10 +1211,10 @@ def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True)
     paths: dict[str, Path] = {}
 
     def write(key: str, name: str, text: str) -> None:
+        from bench.incremental import write_if_changed
+
         p = out / name
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
+        write_if_changed(p, text)  # unchanged bytes: the file (and its mtime) stays as it is
         paths[key] = p
 
     def per_task(get) -> pd.DataFrame:

@@ -41,10 +41,17 @@ def method_colors(methods: Iterable[str]) -> dict[str, Any]:
     return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
 
 
+#: the content key of the plot being drawn (set by write_plots), stored in the PNG's text chunk
+_INPUT_KEY: dict[str, str] = {}
+
+
 def _save(fig: Any, path: Path) -> Path:
+    from bench.incremental import KEY_FIELD
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    key = _INPUT_KEY.get(str(path))
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png", metadata={KEY_FIELD: key} if key else None)
     _plt().close(fig)
     tmp.replace(path)
     return path
@@ -259,9 +266,18 @@ def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[
         return paths
     from bench.leaderboard import best_cells
 
+    from bench.incremental import digest, up_to_date
+
     lb._best = best_cells(lb)  # type: ignore[attr-defined]
-    for key, make in _plot_jobs(lb, out, list(radar_columns)):
+    common = _code_key(lb)
+    for key, path, inputs, make in _plot_jobs(lb, out, list(radar_columns)):
         try:
+            # a plot whose inputs (and drawing code) are unchanged is not drawn again
+            input_key = digest(common, key, inputs())
+            if up_to_date(path, input_key):
+                paths[key] = path
+                continue
+            _INPUT_KEY[str(path)] = input_key
             p = make()
         except Exception as e:  # noqa: BLE001
             import warnings
@@ -269,35 +285,69 @@ def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[
             warnings.warn(f"plot {key} skipped: {type(e).__name__}: {e}", RuntimeWarning, stacklevel=2)
             _plt().close("all")
             continue
+        finally:
+            _INPUT_KEY.pop(str(path), None)
         if p is not None:
             paths[key] = p
     return paths
 
 
-def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[tuple[str, Any]]:
+def _code_key(lb: "Leaderboard") -> str:
+    """What every plot depends on besides its data: this module's code, matplotlib, the methods (colours)."""
+    from importlib.metadata import version
+
+    from bench.incremental import digest
+
+    # the version from the package metadata: an unchanged plot does not even import matplotlib
+    return digest(Path(__file__).read_bytes(), version("matplotlib"), lb.methods, lb.references)
+
+
+def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[tuple[str, Path, Any, Any]]:
+    """(key, path, inputs, make): `inputs()` returns everything the plot is drawn from (its content
+    key), `make()` draws it."""
+    from bench.incremental import digest
     from bench.leaderboard import breakdown_wide, per_group_aggregate
 
-    colors = method_colors(lb.methods)
-    jobs: list[tuple[str, Any]] = []
+    jobs: list[tuple[str, Path, Any, Any]] = []
+    memo: dict[str, Any] = {}
+
+    def colors() -> dict[str, Any]:  # follow from lb.methods (in the code key); made on first drawing only
+        if "colors" not in memo:
+            memo["colors"] = method_colors(lb.methods)
+        return memo["colors"]
+
+    def board() -> str:  # the board-wide plots depend on (nearly) every table; a bar chart only on its own column
+        if "board" not in memo:
+            memo["board"] = digest(lb.cells, lb.columns, lb.by_edit_type, lb.efficiency, lb.aggregate,
+                                   sorted(lb.settings.get("aggregate_exclude", ())))
+        return memo["board"]
 
     def radar_agg() -> Path | None:
         agg = per_group_aggregate(lb, "edit_type")
         if agg.empty:
             return None
-        return radar_by_group(agg, out / "radar_edit_type.png", "Aggregate score by edit type (1 = best)", colors,
+        return radar_by_group(agg, out / "radar_edit_type.png", "Aggregate score by edit type (1 = best)", colors(),
                               unit_range=True)
 
     def radar_col(header: str) -> Path | None:
         w = breakdown_wide(lb, "edit_type", header)
         if w.empty:
             return None
-        return radar_by_group(w, out / f"radar_edit_type_{slug(header)}.png", f"{header} by edit type", colors,
+        return radar_by_group(w, out / f"radar_edit_type_{slug(header)}.png", f"{header} by edit type", colors(),
                               unit_range=False)
 
-    jobs.append(("radar_edit_type", radar_agg))
-    jobs += [(f"radar:{h}", lambda h=h: radar_col(h)) for h in radar_columns]
-    jobs.append(("radar_methods", lambda: radar_per_method(lb, out / "radar_methods.png")))
-    jobs += [(f"bar:{h}", lambda h=h: bar_chart(lb, h, out / f"bar_{slug(h.rsplit(' ', 1)[0])}.png", colors))
-             for h in lb.columns["header"]]
-    jobs.append(("scatter", lambda: quality_runtime_scatter(lb, out / "quality_vs_runtime.png", colors)))
+    def bar_inputs(h: str) -> tuple:
+        best = sorted(m for m, hh in getattr(lb, "_best", set()) if hh == h)
+        return lb.cells[lb.cells["header"] == h], lb.columns[lb.columns["header"] == h], best
+
+    jobs.append(("radar_edit_type", out / "radar_edit_type.png", board, radar_agg))
+    jobs += [(f"radar:{h}", out / f"radar_edit_type_{slug(h)}.png", lambda h=h: breakdown_wide(lb, "edit_type", h),
+              lambda h=h: radar_col(h)) for h in radar_columns]
+    jobs.append(("radar_methods", out / "radar_methods.png", board,
+                 lambda: radar_per_method(lb, out / "radar_methods.png")))
+    for h in lb.columns["header"]:
+        path = out / f"bar_{slug(h.rsplit(' ', 1)[0])}.png"
+        jobs.append((f"bar:{h}", path, lambda h=h: bar_inputs(h), lambda h=h, path=path: bar_chart(lb, h, path, colors())))
+    jobs.append(("scatter", out / "quality_vs_runtime.png", board,
+                 lambda: quality_runtime_scatter(lb, out / "quality_vs_runtime.png", colors())))
     return jobs

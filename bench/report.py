@@ -96,7 +96,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <body>
 <header>
   <h1>{{ title }}</h1>
-  <div class="meta">{{ summary }} · generated {{ generated }}</div>
+  <div class="meta">{{ summary }} · {{ generated }}</div>
 </header>
 <nav>
   <a href="#leaderboard">Leaderboard</a><a href="#plots">Plots</a><a href="#efficiency">Efficiency</a>
@@ -392,8 +392,19 @@ def _safe(text: str) -> str:
     return f"{readable}-{hash_obj(str(text), 8)}"
 
 
+def _generated(edits: pd.DataFrame, scores: pd.DataFrame | None) -> str:
+    """When the newest result was stored (not the wall clock: an unchanged store gives the same page)."""
+    stamps = [pd.to_numeric(f["created"], errors="coerce").max() for f in (edits, scores)
+              if f is not None and "created" in f and len(f)]
+    stamps = [t for t in stamps if pd.notna(t)]
+    when = time.localtime(float(max(stamps)) if stamps else None)
+    return ("results as of " if stamps else "generated ") + time.strftime("%Y-%m-%d %H:%M:%S", when)
+
+
 def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tuple[Path | None, str]:
-    """(gif path, '') or (None, reason). Re-uses a GIF newer than its frame folder."""
+    """(gif path, '') or (None, reason). A GIF whose key (the frames' file bytes and the preview
+    size, in its comment) matches is re-used: each edit's preview is encoded once."""
+    from bench import incremental
     from bench.video_io import read_video, write_gif
 
     if not frames_dir:
@@ -402,13 +413,19 @@ def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tupl
     if not src.exists():
         return None, f"frames not found: {src}"
     try:
-        if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
-            return dest, ""
+        if not incremental.enabled():  # the old path: re-use a GIF newer than its frame folder
+            if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
+                return dest, ""
+            key = None
+        else:
+            key = incremental.digest(incremental.files_digest(src), max_frames, side)
+            if incremental.up_to_date(dest, key):
+                return dest, ""
         frames, fps = read_video(src)
         if len(frames) > max_frames:
             idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
             frames = frames[idx]
-        return write_gif(dest, frames, fps=fps, max_side=side), ""
+        return write_gif(dest, frames, fps=fps, max_side=side, comment=key), ""
     except Exception as e:  # noqa: BLE001  (a broken preview must not break the report)
         return None, f"preview failed: {e}"
 
@@ -450,13 +467,35 @@ def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int
     return out
 
 
+def _guidance_key(suite: Any, sample: Any, max_frames: int, side: int) -> str:
+    """Content key of a sample's guidance previews without loading it: the sample, the suite's
+    preprocessing, the preview size, and the size/mtime of the files it reads."""
+    from bench import incremental
+
+    files = []
+    for f in (sample.source, sample.reference, sample.mask):
+        p = Path(str(f)) if f else None
+        st = p.stat() if p is not None and p.exists() else None
+        files.append((str(f), st.st_size, st.st_mtime_ns) if st else str(f))
+    return incremental.digest(repr(sample), repr(getattr(suite, "preprocess", None)), files, max_frames, side)
+
+
 def _guidance_clips(suite: Any, uid: str, sample_dir: Path, out: Path, max_frames: int, side: int) -> list[dict]:
-    """The reference image and the mask (tinted over the source) of an image-guided sample."""
+    """The reference image and the mask (tinted over the source) of an image-guided sample; both
+    carry the sample's content key, so an unchanged sample is neither loaded nor encoded again."""
+    from bench import incremental
     from bench.video_io import write_gif
 
     sample = next((x for x in getattr(suite, "samples", ()) if x.uid == uid), None) if suite is not None else None
     if sample is None:
         return []
+    ref, mask_gif = sample_dir / "reference.png", sample_dir / "mask.gif"
+    ref_clip = {"label": "reference image", "cls": "source", "src": _rel(ref, out), "status": "", "message": ""}
+    mask_clip = {"label": "mask (red)", "cls": "source", "src": _rel(mask_gif, out), "status": "", "message": ""}
+    key = _guidance_key(suite, sample, max_frames, side) if incremental.enabled() else None
+    want = [(ref, ref_clip)] * bool(sample.reference) + [(mask_gif, mask_clip)] * bool(sample.mask)
+    if key and want and all(incremental.up_to_date(p, key) for p, _ in want):
+        return [c for _, c in want]
     clips = []
     try:
         loaded = suite.load(sample)
@@ -464,22 +503,23 @@ def _guidance_clips(suite: Any, uid: str, sample_dir: Path, out: Path, max_frame
         return [{"label": "reference / mask", "cls": "source", "src": None, "status": "not loaded",
                  "message": str(e).splitlines()[0] if str(e) else type(e).__name__}]
     if loaded.reference is not None:
-        from PIL import Image
+        from PIL import Image, PngImagePlugin
 
-        ref = sample_dir / "reference.png"
         ref.parent.mkdir(parents=True, exist_ok=True)
         im = Image.fromarray(np.asarray(loaded.reference, np.uint8))
         im.thumbnail((side * 2, side * 2))
-        im.save(ref)
-        clips.append({"label": "reference image", "cls": "source", "src": _rel(ref, out), "status": "", "message": ""})
+        info = PngImagePlugin.PngInfo()
+        if key:
+            info.add_text(incremental.KEY_FIELD, key)
+        im.save(ref, pnginfo=info)
+        clips.append(ref_clip)
     if loaded.mask is not None:
         frames = loaded.video.frames.astype(np.float32)
         m = np.asarray(loaded.mask, bool)[..., None]
         tint = np.where(m, 0.45 * frames + 0.55 * np.array([255.0, 40.0, 40.0]), 0.6 * frames)
         idx = np.linspace(0, len(tint) - 1, min(max_frames, len(tint))).round().astype(int)
-        gif = write_gif(sample_dir / "mask.gif", tint[idx].clip(0, 255).astype(np.uint8),
-                        fps=loaded.video.fps, max_side=side)
-        clips.append({"label": "mask (red)", "cls": "source", "src": _rel(gif, out), "status": "", "message": ""})
+        write_gif(mask_gif, tint[idx].clip(0, 255).astype(np.uint8), fps=loaded.video.fps, max_side=side, comment=key)
+        clips.append(mask_clip)
     return clips
 
 
@@ -644,7 +684,7 @@ def write_report(
     page = env.from_string(TEMPLATE).render(
         title=title,
         summary=summary,
-        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        generated=_generated(edits, scores),
         empty=empty,
         n_status=len(_status_frame(lb)),
         ci_level=int(lb.settings.get("ci_level", 0.95) * 100),
@@ -666,8 +706,8 @@ def write_report(
         study=study_report_hook(run_dir, out),
         task_titles={t: v[0].upper() + v[1:] for t, v in TASK_TITLES.items()},
     )
+    from bench.incremental import write_if_changed
+
     path = out / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    write_if_changed(path, page)
     return path

@@ -64,6 +64,9 @@ class RunConfig:
     method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
     suite_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. num_frames, size
     source_cache: bool = True
+    # each edit decoded once per run for all metrics (bench.frame_cache); False (or VIDEDITBENCH_DECODE_ONCE=0)
+    # restores the old path, one decode per metric, for benchmarks
+    decode_once: bool = field(default_factory=lambda: os.environ.get("VIDEDITBENCH_DECODE_ONCE") != "0")
     timeout_s: float | None = DEFAULT_TIMEOUT_S  # per prepare/edit of a Python adapter and per metric compute
 
     @property
@@ -228,6 +231,16 @@ def _free_memory() -> None:
             torch.cuda.empty_cache()
 
 
+def _empty_cuda_cache() -> None:
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def _seed_everything(seed: int) -> None:
     import random
     import sys
@@ -258,7 +271,14 @@ class Runner:
         self.store = None if worker else ResultStore(self.run_dir)
         self.cache = FeatureCache(enabled=config.source_cache)
         self.summary = RunSummary(self.run_dir)
-        self._loaded: dict[str, LoadedSample] = {}
+        from bench.frame_cache import ByteLRU
+
+        # decoded edits and loaded samples (source frames, mask, reference, flow), bounded by bytes
+        self._frames: ByteLRU[np.ndarray] = ByteLRU(None if config.decode_once else 0)
+        self._loaded: ByteLRU[LoadedSample] = ByteLRU()
+        self._metric_pass = 0  # metric passes over the edits so far (their direction alternates)
+        self._method_setups = 0  # methods set up so far (only those have models to release)
+        self._edits_memo: list[dict] | None = None
         self._source_dirs: dict[str, str] = {}
         self._sample_keys: dict[str, str] = {}
         self._by_uid = {s.uid: s for s in self.samples}
@@ -271,18 +291,27 @@ class Runner:
         t0 = time.perf_counter()
         self.store.add_invocation(self._config_record(), code_version(), environment_info(self.device))
         if do_edits:
-            from bench.models import release
+            from bench.models import cached_models, release
 
             for name in self.config.methods:
+                setups = self._method_setups
                 self._run_method(name)
-                release()  # this method's models leave the cache (and the GPU) before the next one
+                # this method's models leave the cache (and the GPU) before the next one; a method with
+                # nothing to do loaded nothing, and release() costs a gc.collect() (~0.2 s with torch loaded)
+                if self._method_setups != setups or cached_models():
+                    release()
         if do_metrics:
-            from bench.models import release
+            from bench.models import cached_models, release
 
-            release()
+            if cached_models():
+                release()
+            self._edits_memo = None
             for name in self.config.metrics:
                 self._run_metric(name)
-                _free_memory()
+                # no gc.collect() here (it cost ~0.1 s per metric on a heap holding torch): a metric's
+                # teardown frees its tensors by reference counting; only CUDA's cached blocks need handing back
+                _empty_cuda_cache()
+            self._frames.clear()
         self.summary.cache_hits, self.summary.cache_misses = self.cache.hits, self.cache.misses
         self.summary.seconds = time.perf_counter() - t0
         self._tally()
@@ -304,11 +333,7 @@ class Runner:
         return self._sample_keys[sample.uid]
 
     def load(self, sample: Sample) -> LoadedSample:
-        if sample.uid not in self._loaded:
-            if len(self._loaded) > 64:
-                self._loaded.clear()
-            self._loaded[sample.uid] = self.suite.load(sample)
-        return self._loaded[sample.uid]
+        return self._loaded.get(sample.uid, lambda: self.suite.load(sample))
 
     def _source_dir(self, loaded: LoadedSample) -> str:
         """The preprocessed source frames, saved once per source video (for previews and re-scoring)."""
@@ -364,6 +389,7 @@ class Runner:
         self.summary.edits_skipped_existing += plan.skipped_existing
         if plan.create_error or not plan.units:
             return
+        self._method_setups += 1
         failed = ready_check(plan.method)
         if failed:
             status, msg, phase = failed
@@ -376,7 +402,13 @@ class Runner:
         try:
             for i, u in enumerate(plan.units, 1):
                 self.progress(f"edit {plan.label}", i, len(plan.units))
-                self.put_edit_record(worker.run(u, self._sample(u.sample_uid), self.load, self._source_dir, self.log), u)
+                row = worker.run(u, self._sample(u.sample_uid), self.load, self._source_dir, self.log)
+                if row.status == "ok" and worker.last_frames is not None:
+                    # the frames just written (PNG is lossless) serve the metrics without decoding them
+                    # again; keyed like the store's resolved output_dir
+                    frames, worker.last_frames = worker.last_frames, None
+                    self._frames.get(str(Path(row.output_dir).resolve()), lambda: frames)
+                self.put_edit_record(row, u)
         finally:
             worker.close()
 
@@ -389,16 +421,19 @@ class Runner:
 
     # --- metrics --------------------------------------------------------------------------------------
     def _selected_edits(self) -> list[dict]:
-        """The ok edits of this invocation's methods and samples."""
-        uids = {s.uid for s in self.samples}
-        labels = {self._method_label(m) for m in self.config.methods}
-        rows = [r for r in self.store.iter_edits("ok") if r["sample_uid"] in uids and r["method"] in labels]
-        return rows
+        """The ok edits of this invocation's methods and samples (read once per metrics phase: scoring
+        writes no edits)."""
+        if self._edits_memo is None:
+            uids = {s.uid for s in self.samples}
+            labels = {self._method_label(m) for m in self.config.methods}
+            self._edits_memo = [r for r in self.store.iter_edits("ok") if r["sample_uid"] in uids and r["method"] in labels]
+        return list(self._edits_memo)
+
     def _eval_item(self, row: dict, sample: Sample) -> EvalItem:
         from bench.video_io import read_video
 
         loaded = self.load(sample)
-        frames, _ = read_video(row["output_dir"])
+        frames = self._frames.get(row["output_dir"], lambda: read_video(row["output_dir"])[0])
         return EvalItem(
             sample=sample, source=loaded.video, edited=Video(frames, fps=loaded.video.fps), prompt=sample.target_prompt,
             reference=loaded.reference, mask=loaded.mask, flow_gt=loaded.flow_gt,
@@ -482,6 +517,10 @@ class Runner:
         if planned is None:
             return
         metric, kind, units = planned
+        if kind == "sample":
+            self._metric_pass += 1
+            if self._metric_pass % 2 == 0:  # alternate directions: the decoded-frame LRU serves the last pass's tail
+                units = list(reversed(units))
         try:
             for i, u in enumerate(units, 1):
                 self.progress(f"score {metric.name}", i, len(units))

@@ -8,6 +8,8 @@ the keys in them, are the same.
 
 from __future__ import annotations
 
+import numpy as np
+
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -66,6 +68,7 @@ class MethodWorker:
         self._prep_time: float | None = None
         self._prep_error: str | None = None
         self._done = 0
+        self.last_frames: Any = None  # the frames of the last ok edit (the local runner caches them)
 
     def _prepare(self, unit: EditUnit, loaded: LoadedSample) -> None:
         from bench.efficiency import measure
@@ -135,6 +138,7 @@ class MethodWorker:
         frames = validate_output(out, loaded.video, self.label)
         out_dir = edit_output_dir(self.run_dir, self.label, unit.method_key, sample, unit.sample_key)
         write_frames(out_dir, frames)
+        self.last_frames = np.ascontiguousarray(frames).copy()  # handed to the local runner's frame cache
         timed = getattr(method, "measures_efficiency", True)
         return row("ok", output_dir=str(out_dir), source_dir=source_dir(loaded),
                    preprocess_s=self._prep_time if timed else None, generate_s=m.seconds if timed else None,

@@ -151,8 +151,10 @@ def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> Path:
     return dest
 
 
-def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, max_side: int = 256) -> Path:
-    """An animated preview (lossy palette; for reports only, never for scoring)."""
+def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, max_side: int = 256,
+              comment: str | None = None) -> Path:
+    """An animated preview (lossy palette; for reports only, never for scoring); `comment` is stored
+    in the GIF (the report keeps the preview's content key there)."""
     from PIL import Image
 
     imgs = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
@@ -163,7 +165,8 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, max
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".tmp.gif")
-    imgs[0].save(tmp, save_all=True, append_images=imgs[1:], duration=int(1000 / max(fps, 1e-3)), loop=0)
+    extra = {"comment": comment.encode()} if comment else {}
+    imgs[0].save(tmp, save_all=True, append_images=imgs[1:], duration=int(1000 / max(fps, 1e-3)), loop=0, **extra)
     os.replace(tmp, p)
     return p
 

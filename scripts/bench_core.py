@@ -2,8 +2,10 @@
 """Benchmark (not a test): decode, preprocessing and result-store throughput on the mini suite.
 
 Prints medians of several repeats and ratios against a baseline measured in the same run:
-decord vs PyAV decode, cold vs cached sample loading, and store writes one-row-per-transaction vs
-batched. Usage: python scripts/bench_core.py [--repeats 5] [--size 256] [--num-frames 24]
+decord vs PyAV decode, cold vs cached sample loading, store writes one-row-per-transaction vs
+batched, and (scripts/_bench_speed.py) decode-once scoring and incremental export against the old
+paths they replace. Usage: python scripts/bench_core.py [--repeats 5] [--size 256] [--num-frames 24]
+[--ab-size 128 --ab-frames 8 --ab-repeats 3 | --no-ab]
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--num-frames", type=int, default=24)
+    ap.add_argument("--ab-size", type=int, default=128, help="frame size of the decode-once / export runs")
+    ap.add_argument("--ab-frames", type=int, default=8)
+    ap.add_argument("--ab-repeats", type=int, default=3)
+    ap.add_argument("--no-ab", action="store_true", help="skip the decode-once / incremental-export comparison")
     args = ap.parse_args()
 
     from bench.store import EditRow, ResultStore, ScoreRow
@@ -107,6 +113,28 @@ def main() -> None:
         print(f"  {n_rows} scores in one transaction  {t2 * 1e3:7.1f} ms ({t1 / t2:4.1f}x faster)")
         print(f"  200 edit rows (one transaction each) {t3 * 1e3:7.1f} ms")
         print(f"  read {n_rows} scores into pandas     {t4 * 1e3:7.1f} ms")
+
+    if not args.no_ab:
+        speed_ab(args.ab_size, args.ab_frames, args.ab_repeats)
+
+
+#: weight-free metrics that all read the edited frames
+AB_METRICS = ["temporal_flickering", "bg_psnr", "bg_ssim", "warp_error@flow=dis", "warp_error@flow=gt",
+              "motion_alignment@flow=dis", "generation_time"]
+
+
+def speed_ab(size: int, num_frames: int, repeats: int) -> None:
+    from _bench_speed import decode_once_ab, incremental_export_ab
+
+    from bench.runner import RunConfig
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = RunConfig(suite="mini", methods=["source", "color-transfer", "flow-propagate"], metrics=AB_METRICS,
+                        results_dir=d, run_name="ab", device="cpu",
+                        suite_overrides={"num_frames": num_frames, "size": size})
+        print(f"\nmini suite at {num_frames} frames x {size}px, methods {', '.join(cfg.methods)}:")
+        decode_once_ab(cfg, repeats)
+        incremental_export_ab(cfg, repeats)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ features for every edit (V2VBench's behaviour), measured in the same run.
 
 Tiny weights are built in a temp dir and reached through the same `VIDEDITBENCH_WEIGHT_<NAME>`
 overrides a user would set, so every metric loads through its real loader.
+It ends with the whole scoring phase through the runner, decode-once against the old
+decode-per-metric path (scripts/_bench_speed.py), on --ab-metrics.
 Usage: python scripts/bench_metrics.py [--size 128] [--num-frames 8] [--repeats 3] [--metrics a,b]
+[--ab-metrics a,b | --no-ab]
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ METRICS += ("viclip@stride=1,head_dim=16", "lpips", "lpips@net=vgg", "bg_mse", "
 #: VBench dimensions (issue 12); background_consistency reuses the tiny 64 px CLIP folder
 VBENCH_METRICS = ("subject_consistency", "background_consistency@size=64", "motion_smoothness", "dynamic_degree",
                   "dynamic_degree@flow=gt", "aesthetic_quality")
+
+
+#: the decode-once run: the small-model metrics of the V2VBench comparison plus weight-free ones
+AB_METRICS = ("clip_text", "clip_consistency", "dino_consistency", "aesthetic", "temporal_flickering", "bg_psnr",
+              "warp_error@flow=dis")
 
 
 def build_tiny_weights(root: Path) -> None:
@@ -108,6 +116,9 @@ def main() -> None:
     ap.add_argument("--num-frames", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--metrics", default="")
+    ap.add_argument("--ab-metrics", default=",".join(AB_METRICS),
+                    help="metrics of the decode-once before/after run (through the runner)")
+    ap.add_argument("--no-ab", action="store_true", help="skip the decode-once before/after run")
     args = ap.parse_args()
 
     from bench.cache import FeatureCache
@@ -175,6 +186,12 @@ def main() -> None:
         clear_model_cache()
         print(f"\n(total {n_frames} edited frames) speed-up = time with source features recomputed for every edit / "
               "time with the per-run source cache; metrics that never look at the source show ~1x.")
+        if not args.no_ab:
+            from _bench_speed import decode_once_ab
+
+            ab = RunConfig(suite="mini", methods=cfg.methods, metrics=_split([args.ab_metrics]), results_dir=d,
+                           run_name="ab", device="cpu", suite_overrides=dict(cfg.suite_overrides))
+            decode_once_ab(ab, args.repeats)
 
 
 if __name__ == "__main__":
