@@ -148,3 +148,29 @@ def test_bf16_runs_in_bf16_and_is_cached_apart_from_fp32(tiny):
         assert v16 != v32
         scale = 100.0 if cls is ClipTextAlignment else 1.0
         assert abs(v16 - v32) < 0.05 * scale  # bf16 rounding, not a different computation
+
+
+def test_motion_alignment_precision_variant_and_refusals(tmp_path):
+    import torch
+
+    from bench.types import Video
+    from metrics.flow.ptlflow_models import GMFlowEstimator, ptlflow_model_class
+    from metrics.motion import MotionAlignment
+
+    base = MotionAlignment()
+    assert "precision" not in base.variant()
+    assert MotionAlignment(precision="bf16").variant_id() != base.variant_id()
+    with pytest.raises(VidEditBenchError, match="needs a CUDA device"):
+        MotionAlignment(precision="fp16")
+    with pytest.raises(VidEditBenchError, match="network flows"):
+        MotionAlignment(flow="dis", precision="bf16")
+    # bf16 GMFlow really runs in bf16, and its flows are cached under another tag than fp32's
+    torch.manual_seed(0)
+    torch.save({"model": ptlflow_model_class("gmflow")().state_dict()}, tmp_path / "g.pth")
+    fp32 = GMFlowEstimator(weights=str(tmp_path / "g.pth"))
+    bf16 = GMFlowEstimator(weights=str(tmp_path / "g.pth"), precision="bf16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert fp32.cache_tag() != bf16.cache_tag()
+    frames = Video(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)).frames
+    f32, f16 = fp32.consecutive(frames), bf16.consecutive(frames)
+    assert f16.dtype == np.float32 and f16.shape == f32.shape and not np.array_equal(f16, f32)

@@ -124,7 +124,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow"):
+def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow",
+                       precision: str = "fp32"):
     """Build ptlflow's `model_name` with the weights at `path`, in eval mode on `device`.
 
     `input_norm="gmflow"` makes the model take inputs that are already ImageNet-normalised (see
@@ -159,10 +160,12 @@ def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflo
         _take_normalised_inputs(model)
     elif input_norm != "ptlflow":
         raise VidEditBenchError(f"unknown input_norm '{input_norm}'; valid: gmflow, ptlflow")
+    from metrics._precision import cast_model
+
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.to(torch.device(device))
+    return cast_model(model, precision).to(torch.device(device))
 
 
 def _restore_ptlflow_checkpoint(model: Any, ckpt: dict[str, Any]) -> None:
@@ -204,14 +207,19 @@ class PtlflowEstimator(FlowModel):
     #: smallest frame side the network handles (smaller frames are padded)
     min_size: ClassVar[int] = 32
 
-    def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None):
+    def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None, precision: str = "fp32"):
         from bench.models import create_model
 
         self.device = device
         self.batch_size = max(1, int(batch_size))
         self.weights = weights or self.default_weights
+        self.precision = precision
         self.model = create_model(self.weights, load_ptlflow_model, device,
-                                  model_name=self.model_name, input_norm=self.input_norm)
+                                  model_name=self.model_name, input_norm=self.input_norm, precision=precision)
+
+    def variant(self) -> dict[str, Any]:
+        v = super().variant()
+        return v if self.precision == "fp32" else {**v, "flow_precision": self.precision}
 
     def _inputs(self, frames) -> Any:
         """uint8 RGB (N,H,W,3) -> what ptlflow's `images` expects per frame: (N,3,H,W) float BGR."""
@@ -234,6 +242,7 @@ class PtlflowEstimator(FlowModel):
             for i in range(0, a.shape[0], self.batch_size):
                 images = torch.stack([self._inputs(a[i:i + self.batch_size]),
                                       self._inputs(b[i:i + self.batch_size])], dim=1).contiguous()  # (B, 2, 3, H, W)
+                images = images.to(next(self.model.parameters()).dtype)
                 flows = self.model({"images": images})["flows"][:, 0]  # (B, 2, H, W)
                 out.append(flows.permute(0, 2, 3, 1).float().cpu().numpy())
         return np.concatenate(out, 0).astype(np.float32, copy=False)
