@@ -174,3 +174,12 @@ def test_motion_alignment_precision_variant_and_refusals(tmp_path):
     frames = Video(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)).frames
     f32, f16 = fp32.consecutive(frames), bf16.consecutive(frames)
     assert f16.dtype == np.float32 and f16.shape == f32.shape and not np.array_equal(f16, f32)
+
+
+def test_bench_peers_without_peers_says_how_to_get_them(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_peers.py"), "--v2vbench", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "git clone https://github.com/wenhao728/awesome-diffusion-v2v" in out.stdout
+    assert "vbench==0.1.5" in out.stdout and "--vbench-python" in out.stdout
+    assert "ratio" not in out.stdout  # nothing was timed
