@@ -40,7 +40,7 @@ Shims applied at run time inside the peer processes (they change no arithmetic):
   OpenAI's `clip` package is stubbed when it is not installed (only `clip.load` uses it).
 
 Usage: python scripts/bench_peers.py [--v2vbench DIR] [--vbench-python PATH] [--edits 12]
-       [--num-frames 8] [--size 256] [--motion] [--repeats 3] [--threads 2]
+       [--num-frames 8] [--size 256] [--motion] [--repeats 3] [--warmup 1] [--threads 2]
 """
 
 from __future__ import annotations
@@ -191,14 +191,14 @@ def side_env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str
     return env
 
 
-def read_our_scores(results_dir: Path, metrics: list[str], key: str) -> dict[str, dict[str, float]]:
+def read_our_scores(results_dir: Path, metrics: list[str]) -> dict[str, dict[str, float]]:
     db = next(results_dir.rglob("results.sqlite"))
     con = sqlite3.connect(db)
-    rows = con.execute("SELECT s.metric, e.video_id, e.edit_id, e.output_dir, s.value FROM scores s "
+    rows = con.execute("SELECT s.metric, e.video_id, e.edit_id, s.value FROM scores s "
                        "JOIN edits e ON e.edit_key = s.edit_key WHERE s.value IS NOT NULL").fetchall()
     con.close()
     out: dict[str, dict[str, float]] = {m: {} for m in metrics}
-    for metric, video_id, edit_id, _output_dir, value in rows:
+    for metric, video_id, edit_id, value in rows:
         if metric in out:
             out[metric][f"{video_id}|{edit_id}"] = float(value)
     return out
@@ -328,16 +328,19 @@ def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, pee
             names: dict[str, str]) -> None:
     peer, ours = Timing(), Timing()
     env_ours = side_env(args.threads, {**our_weights_env(models), "PYTHONPATH": str(ROOT)})
-    for r in range(args.repeats):  # interleaved: machine noise hits both sides alike
+    for r in range(-args.warmup, args.repeats):  # interleaved: machine noise hits both sides alike
         wall, cpu, out = run_timed(peer_cmd, peer_env, peer_cwd)
-        peer.wall.append(wall), peer.cpu.append(cpu)
+        if r >= 0:  # warm-up rounds (cold file cache, .pyc compilation) are not counted
+            peer.wall.append(wall), peer.cpu.append(cpu)
         raw = json.loads(out.strip().splitlines()[-1])["scores"]
         peer.scores = {m: {inputs["key_of"].get(k, k): v for k, v in vals.items()} for m, vals in raw.items()}
-        res = work / f"results-{title[:8].strip()}-{r}"
+        res = work / f"results-{title[:8].strip()}-{r + args.warmup}"
         wall, cpu, _ = run_timed(ours_cmd(inputs["ours"], res, our_metrics, args, inputs["n"]), env_ours, ROOT)
-        ours.wall.append(wall), ours.cpu.append(cpu)
-        ours.scores = read_our_scores(res, our_metrics, "")
+        if r >= 0:
+            ours.wall.append(wall), ours.cpu.append(cpu)
+        ours.scores = read_our_scores(res, our_metrics)
     print_table(title, peer_name, peer, ours, agreement(peer.scores, ours.scores, names))
+    sys.stdout.flush()
 
 
 def main() -> None:
@@ -349,6 +352,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--motion", action="store_true", help="add motion_alignment (GMFlow) to the V2VBench set")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds of both sides first")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
@@ -364,7 +368,8 @@ def main() -> None:
 
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"{args.threads} threads per side; {args.edits} edits, {args.num_frames} frames at {args.size}px; "
-          f"medians of {args.repeats} interleaved runs; tiny random-weight models on both sides")
+          f"medians of {args.repeats} interleaved runs after {args.warmup} warm-up round(s); tiny random-weight "
+          f"models on both sides", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as d:
         work = Path(d)
         models = build_models(work / "models")
