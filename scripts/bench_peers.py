@@ -10,6 +10,8 @@ of --repeats), each side a separate process so start-up counts on both:
   (+ motion_alignment), on the first --edits edits of the mini suite (they share 3 source videos).
 * VBench 0.1.5 (its `subject_consistency`, `background_consistency`, `temporal_flickering`
   functions) against `videditbench eval` with the same three metrics, on the same edits as .mp4.
+* With a CUDA GPU (unless --no-gpu), the V2VBench set again on the GPU: V2VBench as shipped
+  (fp32, one frame at a time) against our `precision=fp16` variant.
 
 Both sides load the same random-weight models from the same folders (tiny CLIP, DINOv2, DINO-v1
 ViT, open_clip, GMFlow built here), so the numbers must agree: the max relative difference per
@@ -110,7 +112,7 @@ kwargs = {"clip_text_alignment": {"pretrained_model_name": cfg["clip"]},
           "clip_consistency": {"pretrained_model_name": cfg["clip"]},
           "dino_consistency": {"pretrained_model_name": cfg["dino"]},
           "motion_alignment": {"pretrained_checkpoint": cfg["gmflow"]}}
-wrapper = v2vbench.EvaluatorWrapper(device=torch.device("cpu"), metrics=cfg["metrics"])
+wrapper = v2vbench.EvaluatorWrapper(device=torch.device(cfg.get("device", "cpu")), metrics=cfg["metrics"])
 results = wrapper.evaluate(edit_video=Path(cfg["edits"]), reference_video=Path(cfg["sources"]),
                            index_file=Path(cfg["index"]), save_results=False, save_summary=False,
                            evaluator_kwargs=kwargs)
@@ -204,10 +206,12 @@ def read_our_scores(results_dir: Path, metrics: list[str]) -> dict[str, dict[str
     return out
 
 
-def ours_cmd(edits: Path, results: Path, metrics: list[str], args: argparse.Namespace, n: int) -> list[str]:
+def ours_cmd(edits: Path, results: Path, metrics: list[str], args: argparse.Namespace, n: int,
+             device: str = "cpu", precision: str = "fp32") -> list[str]:
+    opts = [] if precision == "fp32" else [x for m in metrics for x in ("--metric-opt", f"{m}.precision={precision}")]
     return [sys.executable, "-m", "bench.cli", "eval", str(edits), "--suite", "mini", "--metrics", ",".join(metrics),
-            "--num-frames", str(args.num_frames), "--size", str(args.size), "--device", "cpu",
-            "--limit", str(n), "--results-dir", str(results), "--name", "bench", "--offline"]
+            "--num-frames", str(args.num_frames), "--size", str(args.size), "--device", device,
+            "--limit", str(n), "--results-dir", str(results), "--name", "bench", "--offline", *opts]
 
 
 def agreement(peer: dict[str, dict[str, float]], ours: dict[str, dict[str, float]],
@@ -323,9 +327,18 @@ def build_inputs(root: Path, n: int, num_frames: int, size: int, mp4: bool) -> d
 
 
 # --------------------------------------------------------------------------------------------
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
 def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, peer_env: dict[str, str],
             our_metrics: list[str], inputs: dict, work: Path, args: argparse.Namespace, models: dict[str, Path],
-            names: dict[str, str]) -> None:
+            names: dict[str, str], device: str = "cpu", precision: str = "fp32") -> None:
     peer, ours = Timing(), Timing()
     env_ours = side_env(args.threads, {**our_weights_env(models), "PYTHONPATH": str(ROOT)})
     for r in range(-args.warmup, args.repeats):  # interleaved: machine noise hits both sides alike
@@ -334,8 +347,9 @@ def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, pee
             peer.wall.append(wall), peer.cpu.append(cpu)
         raw = json.loads(out.strip().splitlines()[-1])["scores"]
         peer.scores = {m: {inputs["key_of"].get(k, k): v for k, v in vals.items()} for m, vals in raw.items()}
-        res = work / f"results-{title[:8].strip()}-{r + args.warmup}"
-        wall, cpu, _ = run_timed(ours_cmd(inputs["ours"], res, our_metrics, args, inputs["n"]), env_ours, ROOT)
+        res = work / f"results-{title[:8].strip()}-{device}-{r + args.warmup}"
+        wall, cpu, _ = run_timed(ours_cmd(inputs["ours"], res, our_metrics, args, inputs["n"], device, precision),
+                                 env_ours, ROOT)
         if r >= 0:
             ours.wall.append(wall), ours.cpu.append(cpu)
         ours.scores = read_our_scores(res, our_metrics)
@@ -354,6 +368,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds of both sides first")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison even when a GPU is present")
     args = ap.parse_args()
 
     have_v2v = bool(args.v2vbench and (args.v2vbench / "v2vbench" / "base_evaluator.py").is_file())
@@ -380,11 +395,17 @@ def main() -> None:
             cfg = {"root": str(args.v2vbench.resolve()), "threads": args.threads, "metrics": peer_metrics,
                    "clip": str(models["clip"]), "dino": str(models["dino"]), "gmflow": str(models["gmflow"]),
                    "edits": str(inputs["v2v"]), "sources": str(inputs["sources"]), "index": str(inputs["index"])}
-            compare(f"V2VBench set ({', '.join(V2V_METRICS[m] for m in peer_metrics)}; {inputs['n']} edits of "
-                    f"{inputs['n_sources']} sources)", "V2VBench",
-                    [sys.executable, "-c", PEER_V2VBENCH, json.dumps(cfg)], args.v2vbench, side_env(args.threads),
-                    [V2V_METRICS[m] for m in peer_metrics], inputs, work, args, models,
+            title = (f"V2VBench set ({', '.join(V2V_METRICS[m] for m in peer_metrics)}; {inputs['n']} edits of "
+                     f"{inputs['n_sources']} sources)")
+            compare(title, "V2VBench", [sys.executable, "-c", PEER_V2VBENCH, json.dumps(cfg)], args.v2vbench,
+                    side_env(args.threads), [V2V_METRICS[m] for m in peer_metrics], inputs, work, args, models,
                     {m: V2V_METRICS[m] for m in peer_metrics})
+            if cuda_available() and not args.no_gpu:  # V2VBench fp32 frame by frame vs our fp16 variant
+                gpu_cfg = json.dumps({**cfg, "device": "cuda"})
+                compare(f"{title} on CUDA, ours with precision=fp16 (values differ by fp16 rounding)", "V2VBench",
+                        [sys.executable, "-c", PEER_V2VBENCH, gpu_cfg], args.v2vbench, side_env(args.threads),
+                        [V2V_METRICS[m] for m in peer_metrics], inputs, work, args, models,
+                        {m: V2V_METRICS[m] for m in peer_metrics}, device="cuda", precision="fp16")
         if have_vbench:
             inputs = build_inputs(work / "vbench_inputs", args.edits, args.num_frames, args.size, mp4=True)
             cfg = {"threads": args.threads, "metrics": list(VBENCH_METRICS), "videos": inputs["videos"],
