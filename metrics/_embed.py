@@ -283,15 +283,18 @@ def _quiet_transformers() -> None:
         pass
 
 
-def load_clip_model(path: Path, device: str = "cpu") -> Any:
-    """A transformers CLIPModel (text + vision towers and projections), eval mode, float32."""
-    from transformers import CLIPModel
+def load_clip_model(path: Path, device: str = "cpu", precision: str = "fp32") -> Any:
+    """A transformers CLIPModel (text + vision towers and projections), eval mode, float32 (or
+    cast to `precision` after loading)."""
+    from transformers.models.clip.modeling_clip import CLIPModel  # the model module, not the Auto machinery
+
+    from metrics._precision import cast_model
 
     _quiet_transformers()
     if not (Path(path) / "config.json").is_file():
         raise VidEditBenchError(f"{path}: not a transformers CLIP folder (no config.json)")
     model = CLIPModel.from_pretrained(str(path), local_files_only=True, **_float32_kwargs())
-    return model.to(device).eval()
+    return cast_model(model, precision).to(device).eval()
 
 
 def load_tokenizer(path: Path, device: str = "cpu") -> Any:
@@ -332,13 +335,36 @@ def _legacy_dinov2_interpolation(embeddings_module: Any) -> Callable[..., Any]:
     return interpolate_pos_encoding
 
 
-def load_dino_model(path: Path, device: str = "cpu", pos_interp: str = "size") -> Any:
-    """A DINO-family vision transformer (Dinov2Model, or ViTModel for DINO v1), eval mode, float32.
+def _dino_model_class(path: Path) -> Any:
+    """The model class of the folder's config `model_type`, imported from its own module
+    (AutoModel's class for any other type)."""
+    import json
+
+    try:
+        model_type = json.loads((Path(path) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError) as e:
+        raise VidEditBenchError(f"{path}/config.json: unreadable ({e}); point the weights option at a model folder") from e
+    if model_type == "dinov2":
+        from transformers.models.dinov2.modeling_dinov2 import Dinov2Model
+
+        return Dinov2Model
+    if model_type == "vit":
+        from transformers.models.vit.modeling_vit import ViTModel
+
+        return ViTModel
+    from transformers import AutoModel
+
+    return AutoModel
+
+
+def load_dino_model(path: Path, device: str = "cpu", pos_interp: str = "size", precision: str = "fp32") -> Any:
+    """A DINO-family vision transformer (Dinov2Model, or ViTModel for DINO v1), eval mode, float32
+    (or cast to `precision` after loading).
 
     pos_interp "legacy" swaps in the older transformers DINOv2 position interpolation (a variant).
     A file (not a folder) is read as an original DINO v1 checkpoint (`dino_vitbase16_pretrain.pth`).
     """
-    from transformers import AutoModel
+    from metrics._precision import cast_model
 
     _quiet_transformers()
     if Path(path).is_file():  # an original facebookresearch/dino .pth (what VBench loads)
@@ -349,7 +375,7 @@ def load_dino_model(path: Path, device: str = "cpu", pos_interp: str = "size") -
         return load_dino_hub_checkpoint(Path(path), device)
     if not (Path(path) / "config.json").is_file():
         raise VidEditBenchError(f"{path}: not a transformers model folder (no config.json)")
-    model = AutoModel.from_pretrained(str(path), local_files_only=True, **_float32_kwargs())
+    model = _dino_model_class(path).from_pretrained(str(path), local_files_only=True, **_float32_kwargs())
     if pos_interp == "legacy":
         emb = getattr(model, "embeddings", None)
         if emb is None or type(model).__name__ != "Dinov2Model":
@@ -357,7 +383,7 @@ def load_dino_model(path: Path, device: str = "cpu", pos_interp: str = "size") -
         emb.interpolate_pos_encoding = _legacy_dinov2_interpolation(emb)
     elif pos_interp != "size":
         raise VidEditBenchError(f"bad pos_interp '{pos_interp}'; valid choices: size, legacy")
-    return model.to(device).eval()
+    return cast_model(model, precision).to(device).eval()
 
 
 def dino_cls_features(model: Any, pixel_values: "torch.Tensor") -> "torch.Tensor":
@@ -403,20 +429,26 @@ class FrameEncoder:
     forward: Callable[["torch.Tensor"], "torch.Tensor"]
     device: str = "cpu"
     batch_size: int = 16
+    #: the model's precision (metrics._precision): inputs are cast to it, features come back float32
+    precision: str = "fp32"
 
     def encode(self, images: np.ndarray | Sequence[np.ndarray], cache: Any = None, key: str | None = None) -> "torch.Tensor":
         """Float32 CPU features (N, D) of uint8 (H, W, 3) images (a (T, H, W, 3) array or a list)."""
         k = key or content_key(images if isinstance(images, np.ndarray) else list(images))
-        return cached(cache, self.namespace, k, lambda: self._run(images))
+        namespace = self.namespace if self.precision == "fp32" else f"{self.namespace}|{self.precision}"
+        return cached(cache, namespace, k, lambda: self._run(images))
 
     def _run(self, images: np.ndarray | Sequence[np.ndarray]) -> "torch.Tensor":
         import torch
 
+        from metrics._precision import torch_dtype
+
+        dtype = torch_dtype(self.precision)
         outs = []
         n = len(images)
         with torch.inference_mode():
             for sl in iter_batches(n, self.batch_size):
                 chunk = images[sl] if isinstance(images, np.ndarray) else list(images)[sl]
-                pv = self.preprocess(list(chunk)).to(self.device)
+                pv = self.preprocess(list(chunk)).to(self.device, dtype=dtype)
                 outs.append(self.forward(pv).float().cpu())
         return torch.cat(outs, dim=0)

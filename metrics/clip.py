@@ -18,6 +18,7 @@ import numpy as np
 from bench.errors import NotApplicable
 from bench.metric import Metric
 from bench.types import EvalItem
+from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption, torch_dtype
 from metrics._embed import (
     BACKENDS,
     PAIRINGS,
@@ -45,13 +46,15 @@ class ClipBackbone:
     (model path, backend), so every CLIP metric of a run shares one vision forward per video.
     """
 
-    def __init__(self, weights: str, backend: str, device: str, batch_size: int, processor_weights: str | None = None):
+    def __init__(self, weights: str, backend: str, device: str, batch_size: int, processor_weights: str | None = None,
+                 precision: str = DEFAULT_PRECISION):
         from bench.models import create_model
 
         self.path = weights_path(weights)
         self.processor_path = weights_path(processor_weights) if processor_weights else self.path
         self.device = device
-        self.model = create_model(self.path, load_clip_model, device)
+        self.precision = precision
+        self.model = create_model(self.path, load_clip_model, device, precision=precision)
         self.processor = create_model(self.processor_path, load_image_processor, "cpu", backend=backend)
         self._tokenizer: Any = None
         self._text_cache: dict[str, Any] = {}
@@ -61,6 +64,7 @@ class ClipBackbone:
             forward=lambda pv: clip_vision_pooler(self.model, pv),
             device=device,
             batch_size=batch_size,
+            precision=precision,
         )
 
     @property
@@ -77,7 +81,7 @@ class ClipBackbone:
 
         pooled = self.pooled(images, cache)
         with torch.inference_mode():
-            return self.model.visual_projection(pooled.to(self.device)).float().cpu()
+            return self.model.visual_projection(pooled.to(self.device, dtype=torch_dtype(self.precision))).float().cpu()
 
     def text_embeds(self, prompt: str) -> Any:
         """Projected text embedding (1, D_proj) of one prompt, memoised per prompt."""
@@ -90,9 +94,9 @@ class ClipBackbone:
         return self._text_cache[prompt]
 
 
-class _ClipMetric(Metric):
-    defaults: ClassVar[dict[str, Any]] = {"weights": DEFAULT_CLIP, "backend": "pil"}
-    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"backend": BACKENDS}
+class _ClipMetric(PrecisionOption, Metric):
+    defaults: ClassVar[dict[str, Any]] = {"weights": DEFAULT_CLIP, "backend": "pil", "precision": DEFAULT_PRECISION}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"backend": BACKENDS, "precision": PRECISIONS}
 
     _clip: ClipBackbone | None = None
 
@@ -100,7 +104,8 @@ class _ClipMetric(Metric):
         return registry_weight_names(self.options["weights"])
 
     def setup(self) -> None:
-        self._clip = ClipBackbone(self.options["weights"], self.options["backend"], self.device, self.batch_size)
+        self._clip = ClipBackbone(self.options["weights"], self.options["backend"], self.device, self.batch_size,
+                                  precision=self.precision)
 
     @property
     def clip(self) -> ClipBackbone:

@@ -16,6 +16,7 @@ import numpy as np
 
 from bench.metric import Metric
 from bench.types import EvalItem
+from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption
 from metrics._embed import (
     BACKENDS,
     PAIRINGS,
@@ -37,12 +38,13 @@ DEFAULT_DINO = "dinov2-base"
 class DinoBackbone:
     """A loaded DINO vision transformer + its image processor; features cached per content."""
 
-    def __init__(self, weights: str, backend: str, device: str, batch_size: int, pos_interp: str = "size"):
+    def __init__(self, weights: str, backend: str, device: str, batch_size: int, pos_interp: str = "size",
+                 precision: str = DEFAULT_PRECISION):
         from bench.models import create_model
 
         self.path = weights_path(weights)
         self.device = device
-        self.model = create_model(self.path, load_dino_model, device, pos_interp=pos_interp)
+        self.model = create_model(self.path, load_dino_model, device, pos_interp=pos_interp, precision=precision)
         self.processor = create_model(self.path, load_image_processor, "cpu", backend=backend)
         self.encoder = FrameEncoder(
             namespace=f"dino-cls|{self.path}|{backend}|{pos_interp}",
@@ -50,15 +52,16 @@ class DinoBackbone:
             forward=lambda pv: dino_cls_features(self.model, pv),
             device=device,
             batch_size=batch_size,
+            precision=precision,
         )
 
     def features(self, images: np.ndarray | Sequence[np.ndarray], cache: Any = None) -> Any:
         return self.encoder.encode(images, cache)
 
 
-class _DinoMetric(Metric):
-    defaults: ClassVar[dict[str, Any]] = {"weights": DEFAULT_DINO, "backend": "pil"}
-    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"backend": BACKENDS}
+class _DinoMetric(PrecisionOption, Metric):
+    defaults: ClassVar[dict[str, Any]] = {"weights": DEFAULT_DINO, "backend": "pil", "precision": DEFAULT_PRECISION}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"backend": BACKENDS, "precision": PRECISIONS}
 
     _dino: DinoBackbone | None = None
 
@@ -68,7 +71,7 @@ class _DinoMetric(Metric):
     def setup(self) -> None:
         self._dino = DinoBackbone(
             self.options["weights"], self.options["backend"], self.device, self.batch_size,
-            pos_interp=self.options.get("pos_interp", "size"),
+            pos_interp=self.options.get("pos_interp", "size"), precision=self.precision,
         )
 
     @property

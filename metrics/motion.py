@@ -16,6 +16,7 @@ import numpy as np
 from bench.errors import NotApplicable, VidEditBenchError
 from bench.metric import Metric
 from bench.types import EvalItem
+from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption
 from metrics.flow import BACKENDS, FlowModel, create_flow_model, flow_weight_names
 from metrics.warp import source_forward_flows
 
@@ -35,19 +36,22 @@ def per_pair_epe(flow_edit: np.ndarray, flow_src: np.ndarray) -> list[float]:
     return [float(x) for x in np.sqrt((d ** 2).sum(-1)).reshape(d.shape[0], -1).mean(1)]
 
 
-class MotionAlignment(Metric):
+class MotionAlignment(PrecisionOption, Metric):
     name = "motion_alignment"
     description = "V2VBench motion alignment: -mean EPE between edited-video and source-video optical flow (px)"
     higher_is_better = True
     value_range = (float("-inf"), 0.0)
     unit = "px"
     needs = frozenset({"source"})
-    defaults = {"flow": "gmflow"}
-    choices = {"flow": tuple(BACKENDS)}
+    defaults = {"flow": "gmflow", "precision": DEFAULT_PRECISION}
+    choices = {"flow": tuple(BACKENDS), "precision": PRECISIONS}
 
     def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self._flow: FlowModel | None = None
+        if self.precision != DEFAULT_PRECISION and not flow_weight_names(self.options["flow"]):
+            raise VidEditBenchError(f"metric '{self.name}': precision={self.precision} applies to network flows "
+                                    f"(gmflow, raft), not flow={self.options['flow']}; drop the precision option")
 
     def required_weights(self) -> list[str]:
         return flow_weight_names(self.options["flow"])
@@ -59,7 +63,9 @@ class MotionAlignment(Metric):
 
     def setup(self) -> None:
         if self._flow is None:
-            self._flow = create_flow_model(self.options["flow"], device=self.device, batch_size=self.batch_size)
+            extra = {} if self.precision == DEFAULT_PRECISION else {"precision": self.precision}
+            self._flow = create_flow_model(self.options["flow"], device=self.device, batch_size=self.batch_size,
+                                           **extra)
 
     def compute(self, item: EvalItem) -> dict[str, float]:
         src, edited = item.source.frames, item.edited.frames

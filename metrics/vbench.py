@@ -22,6 +22,7 @@ import numpy as np
 
 from bench.metric import Metric
 from bench.types import EvalItem
+from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption, cast_model
 from metrics._embed import (
     PAIRINGS,
     FrameEncoder,
@@ -39,10 +40,10 @@ from metrics._embed import (
 IQA_INSTALL = "pip install 'videditbench[iqa]'"
 
 
-class _VBenchConsistency(Metric):
+class _VBenchConsistency(PrecisionOption, Metric):
     higher_is_better = True
     value_range = (0.0, 1.0)
-    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"pairing": PAIRINGS}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"pairing": PAIRINGS, "precision": PRECISIONS}
     transform: ClassVar[str] = ""
 
     _encoder: FrameEncoder | None = None
@@ -70,12 +71,13 @@ class _VBenchConsistency(Metric):
 class SubjectConsistency(_VBenchConsistency):
     name = "subject_consistency"
     description = "VBench subject consistency: DINO ViT-B/16 CLS features, mean of max(0,cos) to previous and first frame"
-    defaults: ClassVar[dict[str, Any]] = {"weights": "dino-vitb16", "pairing": "prev_first", "size": 224}
+    defaults: ClassVar[dict[str, Any]] = {"weights": "dino-vitb16", "pairing": "prev_first", "size": 224,
+                                          "precision": DEFAULT_PRECISION}
 
     def _make_encoder(self, path: Path) -> FrameEncoder:
         from bench.models import create_model
 
-        model = create_model(path, load_dino_model, self.device)
+        model = create_model(path, load_dino_model, self.device, precision=self.precision)
         size = int(self.options["size"])
         return FrameEncoder(
             namespace=f"vbench-dino|{path}|{size}",
@@ -83,6 +85,7 @@ class SubjectConsistency(_VBenchConsistency):
             forward=lambda pv: dino_cls_features(model, pv),
             device=self.device,
             batch_size=self.batch_size,
+            precision=self.precision,
         )
 
 
@@ -97,7 +100,8 @@ def is_torchscript_archive(path: Path) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
 
 
-def load_open_clip_visual(path: Path, device: str = "cpu", arch: str = "ViT-B-32-quickgelu") -> Any:
+def load_open_clip_visual(path: Path, device: str = "cpu", arch: str = "ViT-B-32-quickgelu",
+                          precision: str = DEFAULT_PRECISION) -> Any:
     """An open_clip model from a local folder (open_clip_config.json), an OpenAI CLIP checkpoint
     (TorchScript `.pt` as OpenAI ships it, or arch "openai" for its state dict; open_clip's OpenAI
     loader infers the architecture from the tensors), or any other checkpoint file + arch."""
@@ -110,7 +114,7 @@ def load_open_clip_visual(path: Path, device: str = "cpu", arch: str = "ViT-B-32
         model = open_clip.load_openai_model(str(p), precision="fp32", device=device)
     else:
         model = open_clip.create_model(arch, pretrained=str(p), device=device)
-    return model.eval()
+    return cast_model(model, precision).eval()
 
 
 class BackgroundConsistency(_VBenchConsistency):
@@ -121,6 +125,7 @@ class BackgroundConsistency(_VBenchConsistency):
         "pairing": "prev_first",
         "arch": "ViT-B-32-quickgelu",
         "size": 224,
+        "precision": DEFAULT_PRECISION,
     }
 
     def _make_encoder(self, path: Path) -> FrameEncoder:
@@ -128,14 +133,15 @@ class BackgroundConsistency(_VBenchConsistency):
 
         size = int(self.options["size"])
         if path.is_dir() and (path / "config.json").is_file() and not (path / "open_clip_config.json").is_file():
-            model = create_model(path, load_clip_model, self.device)
+            model = create_model(path, load_clip_model, self.device, precision=self.precision)
 
             def forward(pv: Any) -> Any:
                 return model.visual_projection(model.vision_model(pixel_values=pv).pooler_output)
 
             kind = "transformers"
         else:
-            model = create_model(path, load_open_clip_visual, self.device, arch=str(self.options["arch"]))
+            model = create_model(path, load_open_clip_visual, self.device, arch=str(self.options["arch"]),
+                                 precision=self.precision)
 
             def forward(pv: Any) -> Any:
                 return model.encode_image(pv)
@@ -147,6 +153,7 @@ class BackgroundConsistency(_VBenchConsistency):
             forward=forward,
             device=self.device,
             batch_size=self.batch_size,
+            precision=self.precision,
         )
 
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Benchmark (not a test): decode, preprocessing and result-store throughput on the mini suite.
+"""Benchmark (not a test): start-up latency, decode, preprocessing and result-store throughput.
 
 Prints medians of several repeats and ratios against a baseline measured in the same run:
 decord vs PyAV decode, cold vs cached sample loading, store writes one-row-per-transaction vs
-batched, and (scripts/_bench_speed.py) decode-once scoring and incremental export against the old
-paths they replace. Usage: python scripts/bench_core.py [--repeats 5] [--size 256] [--num-frames 24]
-[--ab-size 128 --ab-frames 8 --ab-repeats 3 | --no-ab]
+batched, (scripts/_bench_speed.py) decode-once scoring and incremental export against the old
+paths they replace, and start-up of fresh processes (`videditbench --help`, `import bench.runner`,
+the first clip_text / dino_consistency / motion_alignment score with tiny random models, and
+motion_alignment with the whole ptlflow package imported first, the old path) in wall and CPU seconds.
+Usage: python scripts/bench_core.py [--repeats 5] [--size 256] [--num-frames 24] [--startup-repeats 5]
+       [--only-startup | --no-startup] [--ab-size 128 --ab-frames 8 --ab-repeats 3 | --no-ab]
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def median_time(fn, repeats: int) -> float:
@@ -29,6 +33,70 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+FIRST_SCORE = """
+import numpy as np
+{pre}
+from bench.catalog import METRICS
+from bench.types import EvalItem, Sample, Video
+v = Video(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
+item = EvalItem(Sample("t", "v", "e", "s"), source=v, edited=v, prompt="a red car")
+print(METRICS.get("{metric}")(device="cpu", **{opts!r}).compute(item))
+"""
+
+
+def timed_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s = user + sys) of one fresh process."""
+    import os
+    import subprocess
+
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr.read().decode()[-1500:]}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def startup_latency(repeats: int) -> None:
+    """Start-up and first-score latency of fresh processes, interleaved, medians."""
+    import os
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import torch
+    import tiny_models as tm
+
+    from metrics.flow.ptlflow_models import ptlflow_model_class
+
+    with tempfile.TemporaryDirectory() as d:
+        clip, dino = tm.build_tiny_clip(Path(d) / "clip"), tm.build_tiny_dinov2(Path(d) / "dino")
+        torch.manual_seed(0)
+        torch.save({"model": ptlflow_model_class("gmflow")().state_dict()}, Path(d) / "gmflow.pth")
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
+        py = sys.executable
+        first = {"clip_text": ("", {"weights": str(clip)}), "dino_consistency": ("", {"weights": str(dino)})}
+        env["VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL"] = str(Path(d) / "gmflow.pth")
+        cases = {
+            "videditbench --help": [py, "-m", "bench.cli", "--help"],
+            "import bench.runner": [py, "-c", "import bench.runner"],
+            **{f"first {m} score": [py, "-c", FIRST_SCORE.format(pre=pre, metric=m, opts=o)]
+               for m, (pre, o) in first.items()},
+            "first motion_alignment score": [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={})],
+            "  same, ptlflow package imported first (old path)":
+                [py, "-c", FIRST_SCORE.format(pre="import ptlflow", metric="motion_alignment", opts={})],
+        }
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+        for _ in range(repeats):  # interleaved, so machine noise hits every case alike
+            for name, cmd in cases.items():
+                times[name].append(timed_process(cmd, env))
+    print(f"start-up (fresh processes, medians of {repeats}, OMP_NUM_THREADS=1):")
+    print(f"  {'':52s} {'wall s':>7s} {'CPU s':>7s}")
+    for name, ts in times.items():
+        print(f"  {name:52s} {statistics.median(t[0] for t in ts):7.2f} {statistics.median(t[1] for t in ts):7.2f}")
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
@@ -38,7 +106,14 @@ def main() -> None:
     ap.add_argument("--ab-frames", type=int, default=8)
     ap.add_argument("--ab-repeats", type=int, default=3)
     ap.add_argument("--no-ab", action="store_true", help="skip the decode-once / incremental-export comparison")
+    ap.add_argument("--startup-repeats", type=int, default=5)
+    ap.add_argument("--no-startup", action="store_true", help="skip the start-up latency section")
+    ap.add_argument("--only-startup", action="store_true", help="only the start-up latency section")
     args = ap.parse_args()
+    if not args.no_startup:
+        startup_latency(args.startup_repeats)
+    if args.only_startup:
+        return
 
     from bench.store import EditRow, ResultStore, ScoreRow
     from bench.suites import load_suite

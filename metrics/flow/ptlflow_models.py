@@ -4,10 +4,14 @@ Both load through `bench.models.create_model(weights, load_ptlflow_model, device
 a weights-registry name or a local checkpoint path. Two checkpoint formats are accepted:
 
 * ptlflow's Lightning format `{'state_dict': sd, 'hyper_parameters': ...}` (the registry's
-  `gmflow-sintel` / `raft-sintel` files) is handed to `ptlflow.get_model(name, ckpt_path=path)`;
+  `gmflow-sintel` / `raft-sintel` files) is restored as `ptlflow.get_model(name, ckpt_path=path)`
+  does (hyper-parameters it reads, then a strict `load_state_dict`);
 * the original repositories' format `{'model': sd}` (e.g. V2VBench's `gmflow_sintel-0c07dcb3.pth`)
-  is loaded with a strict `load_state_dict` into `ptlflow.get_model(name)`. For GMFlow the two
+  is loaded with a strict `load_state_dict` into the default-constructed model. For GMFlow the two
   state dicts have identical keys (RECIPE §2), so no key mapping is needed.
+
+Start-up: only the model's own ptlflow module is imported (not `ptlflow/__init__`, which pulls in
+jsonargparse and all ~45 model families); see `_import_narrow`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,68 @@ CALL_ARGS: dict[str, dict[str, Any]] = {
 }
 
 _IMPORT_LOCK = threading.Lock()
+#: the ptlflow module that registers each model name (imported alone: see `ptlflow_model_class`)
+MODEL_MODULES: dict[str, str] = {
+    "gmflow": "ptlflow.models.gmflow.gmflow",
+    "raft": "ptlflow.models.raft.raft",
+}
+_NARROW_PARENTS = ("ptlflow", "ptlflow.models")
+_NARROW_MODULES: dict[str, Any] = {}
+
+
+def _import_narrow(module: str) -> Any:
+    """Import one ptlflow model module without running `ptlflow/__init__.py` (jsonargparse,
+    requests, hub) or `ptlflow/models/__init__.py` (all ~45 model families).
+
+    The two parent packages are stood in for by bare package modules with the real `__path__`
+    while the submodule is imported; afterwards every `ptlflow.*` entry this import added to
+    `sys.modules` is removed again, so a later `import ptlflow` elsewhere runs the real package
+    from scratch (with its full registry). The model class itself still imports lightning:
+    ptlflow's BaseModel is a LightningModule.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    if module in _NARROW_MODULES:
+        return _NARROW_MODULES[module]
+    if "ptlflow.models" in sys.modules:
+        return importlib.import_module(module)  # the real package is already imported
+    before = set(sys.modules)
+    try:
+        for name in _NARROW_PARENTS:
+            if name in sys.modules:
+                continue
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.submodule_search_locations:
+                raise ImportError(f"no module named '{name}'")
+            stub = types.ModuleType(name)
+            stub.__path__ = list(spec.submodule_search_locations)
+            stub.__spec__ = spec
+            sys.modules[name] = stub
+        mod = importlib.import_module(module)
+    finally:
+        for name in set(sys.modules) - before:
+            if name == "ptlflow" or name.startswith("ptlflow."):
+                del sys.modules[name]
+    _NARROW_MODULES[module] = mod
+    return mod
+
+
+def ptlflow_model_class(model_name: str) -> Any:
+    """The class `ptlflow.get_model(model_name)` instantiates (the module attribute of that name,
+    which jsonargparse resolves), importing only the module that defines it."""
+    if model_name not in MODEL_MODULES:
+        raise VidEditBenchError(f"unknown ptlflow model '{model_name}'; valid: {', '.join(MODEL_MODULES)}")
+    with _IMPORT_LOCK:
+        module = _import_narrow(MODEL_MODULES[model_name])
+    return getattr(module, model_name)
+
+
+def _build_ptlflow_model(model_name: str) -> Any:
+    """`ptlflow.get_model(model_name)` without a checkpoint: the class with its default arguments."""
+    return ptlflow_model_class(model_name)()
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -62,7 +128,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow",
-                       iters: int | None = None):
+                       iters: int | None = None, precision: str = "fp32"):
     """Build ptlflow's `model_name` with the weights at `path`, in eval mode on `device`.
 
     `iters` overrides the refinement iterations of RAFT-style models (a loader option, so instances
@@ -80,14 +146,11 @@ def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflo
         if len(found) != 1:
             raise VidEditBenchError(f"{path}: expected exactly one .ckpt/.pth checkpoint in the folder, found {len(found)}")
         path = found[0]
-    with _IMPORT_LOCK:
-        import ptlflow
-
     ckpt = _read_checkpoint(path)
+    model = _build_ptlflow_model(model_name)
     if "state_dict" in ckpt:
-        model = ptlflow.get_model(model_name, ckpt_path=str(path))
+        _restore_ptlflow_checkpoint(model, ckpt)
     else:
-        model = ptlflow.get_model(model_name)
         missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
         if missing or unexpected:
             raise VidEditBenchError(
@@ -106,10 +169,25 @@ def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflo
         _take_normalised_inputs(model)
     elif input_norm != "ptlflow":
         raise VidEditBenchError(f"unknown input_norm '{input_norm}'; valid: gmflow, raft, ptlflow")
+    from metrics._precision import cast_model
+
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.to(torch.device(device))
+    return cast_model(model, precision).to(torch.device(device))
+
+
+def _restore_ptlflow_checkpoint(model: Any, ckpt: dict[str, Any]) -> None:
+    """What `ptlflow.restore_model` does with a Lightning checkpoint: the hyper-parameters it
+    reads (train_size, train_avg_length, extra_params), then a strict `load_state_dict`."""
+    hp = ckpt.get("hyper_parameters") or {}
+    if "train_size" in hp:
+        model.train_size = hp["train_size"]
+    if "train_avg_length" in hp:
+        model.train_avg_length = hp["train_avg_length"]
+    for name, value in (hp.get("extra_params") or {}).items():
+        model.add_extra_param(name, value)
+    model.load_state_dict(ckpt["state_dict"])
 
 
 def _take_normalised_inputs(model) -> None:
@@ -138,14 +216,19 @@ class PtlflowEstimator(FlowModel):
     #: smallest frame side the network handles (smaller frames are padded)
     min_size: ClassVar[int] = 32
 
-    def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None):
+    def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None, precision: str = "fp32"):
         from bench.models import create_model
 
         self.device = device
         self.batch_size = max(1, int(batch_size))
         self.weights = weights or self.default_weights
+        self.precision = precision
         self.model = create_model(self.weights, load_ptlflow_model, device,
-                                  model_name=self.model_name, input_norm=self.input_norm)
+                                  model_name=self.model_name, input_norm=self.input_norm, precision=precision)
+
+    def variant(self) -> dict[str, Any]:
+        v = super().variant()
+        return v if self.precision == "fp32" else {**v, "flow_precision": self.precision}
 
     def _inputs(self, frames) -> Any:
         """uint8 RGB (N,H,W,3) -> what ptlflow's `images` expects per frame: (N,3,H,W) float BGR."""
@@ -168,6 +251,7 @@ class PtlflowEstimator(FlowModel):
             for i in range(0, a.shape[0], self.batch_size):
                 images = torch.stack([self._inputs(a[i:i + self.batch_size]),
                                       self._inputs(b[i:i + self.batch_size])], dim=1).contiguous()  # (B, 2, 3, H, W)
+                images = images.to(next(self.model.parameters()).dtype)
                 flows = self.model({"images": images})["flows"][:, 0]  # (B, 2, H, W)
                 out.append(flows.permute(0, 2, 3, 1).float().cpu().numpy())
         return np.concatenate(out, 0).astype(np.float32, copy=False)
