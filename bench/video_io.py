@@ -55,6 +55,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
 
 
 def _read_with_decord(path: Path) -> tuple[np.ndarray, float]:
+    # OpenCV first: decord's wheel bundles its own zlib, and when it is loaded before OpenCV every later
+    # cv2.imread of a PNG fails ("libpng error: bad parameters to zlib") for the rest of the process.
+    import cv2  # noqa: F401
+
     import decord  # type: ignore
 
     vr = decord.VideoReader(str(path), ctx=decord.cpu(0))

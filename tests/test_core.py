@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -210,3 +211,25 @@ def test_weights_download_cli_refuses_offline_with_one_line():
     assert out.exit_code == 2 and "offline" in out.output and "Traceback" not in out.output
     out = CliRunner().invoke(app, ["weights", "download", "nope"])
     assert out.exit_code == 2 and "unknown weights 'nope'" in out.output
+
+
+def test_reading_a_video_with_decord_keeps_opencv_png_reading_working(tmp_path):
+    """decord's bundled zlib breaks cv2.imread of PNGs when decord is loaded first (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, sys\n"
+        "from PIL import Image\n"
+        "from bench.video_io import write_mp4, read_video\n"
+        f"p = {str(tmp_path)!r}\n"
+        "frames = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)\n"
+        "write_mp4(p + '/v.mp4', frames, fps=8)\n"
+        "Image.fromarray(frames[0]).save(p + '/f.png')\n"
+        "read_video(p + '/v.mp4', backend='decord')\n"
+        "import cv2\n"
+        "img = cv2.imread(p + '/f.png')\n"
+        "sys.exit(0 if img is not None and (img[..., ::-1] == frames[0]).all() else 1)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
