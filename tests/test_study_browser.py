@@ -5,13 +5,13 @@ skips only when they are genuinely absent, and it fails instead when CI=true."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import missing_requirement
 from study_fixtures import XSS_PROMPT, make_study_run
 
 pytest.importorskip("fastapi")
@@ -33,9 +33,7 @@ def _need_browser():
         missing.append("selenium (pip install -e '.[test]')")
     if missing:
         msg = f"real-browser study test needs {', '.join(missing)} (apt-get install -y chromium chromium-driver)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " — CI must install them (.ci/run)")
-        pytest.skip(msg)
+        missing_requirement(msg)
     return browser, driver
 
 

@@ -11,11 +11,9 @@ archive's state dict).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FOLDER = "vbench_viclip"
 #: packed model -> (file name written, format)
 FILES: dict[str, tuple[str, str]] = {
@@ -27,11 +25,6 @@ FILES: dict[str, tuple[str, str]] = {
     "raft_things_random": ("raft-things.pth", "module"),
     "musiq_spaq_random": ("musiq_spaq_ckpt-358bb6af.pth", "plain"),
 }
-
-
-def vbench_goldens_path() -> Path:
-    root = Path(os.environ.get("VIDEDITBENCH_GOLDENS", REPO_ROOT.parent / "shared" / "goldens"))
-    return root / FOLDER
 
 
 def _qweights(folder: Path) -> Any:
