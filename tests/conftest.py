@@ -34,8 +34,18 @@ def in_ci() -> bool:
 def missing_requirement(msg: str) -> None:
     """Skip locally, fail under CI: a test whose requirement CI provides must never pass by skipping there."""
     if in_ci():
-        pytest.fail(msg + " (CI=true: CI must provide it)")
-    pytest.skip(msg)
+        pytest.fail(msg + " (CI=true: CI must provide it)", pytrace=False)
+    pytest.skip(msg, allow_module_level=True)
+
+
+def import_or_skip(module: str, install: str = "pip install -e '.[test]'"):
+    """`pytest.importorskip` for what CI's `.[test]` installs: skips locally, fails under CI=true."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing_requirement(f"{module} is not installed ({install})")
 
 
 def require_goldens(subdir: str = "") -> Path:

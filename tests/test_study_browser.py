@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import missing_requirement
+from conftest import import_or_skip, missing_requirement
 from study_fixtures import XSS_PROMPT, make_study_run
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+import_or_skip("fastapi")
+import_or_skip("uvicorn")
 
 
 def _chromium() -> tuple[str | None, str | None]:
