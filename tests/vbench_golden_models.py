@@ -35,7 +35,7 @@ def _qweights(folder: Path) -> Any:
     return mod
 
 
-def _save_openai_torchscript(sd: dict, path: Path) -> None:
+def save_openai_torchscript(sd: dict, path: Path) -> None:
     import open_clip
     import torch
 
@@ -85,6 +85,6 @@ class GoldenModels:
         elif kind == "module":
             torch.save({"module." + k: v for k, v in sd.items()}, p)
         elif kind == "jit":
-            _save_openai_torchscript(sd, p)
+            save_openai_torchscript(sd, p)
         self._done[name] = p
         return p
