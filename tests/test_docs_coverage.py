@@ -47,3 +47,18 @@ def test_architecture_names_every_module():
     assert missing == [], f"add these to docs/architecture.md: {missing}"
     study = [p.stem for p in (REPO / "bench" / "study").glob("*.py") if p.name != "__init__.py"]
     assert [s for s in study if f"`{s}`" not in arch] == []
+
+
+def test_readme_method_table_names_each_methods_shipped_presets():
+    import yaml
+
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("\n## Methods\n")
+    rows = {re.findall(r"`([^`]+)`", line.split("|")[1])[0]: line.split("|")[4]
+            for line in readme[start:readme.index("\n## ", start + 1)].splitlines() if line.startswith("| `")}
+    files = sorted((REPO / "methods" / "presets").glob("*.yaml"))
+    assert files
+    for f in files:
+        data = yaml.safe_load(f.read_text())
+        presets = set((data.get("presets", data)).keys())
+        assert set(re.findall(r"`([^`]+)`", rows[f.stem])) == presets, f.stem
