@@ -175,27 +175,39 @@ def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, max
     return p
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, lossless: bool = True) -> Path:
-    """H.264 via PyAV; `lossless=True` uses libx264rgb with qp 0 (bit-exact RGB)."""
+def encode_video(path: str | os.PathLike, frames: np.ndarray, fps: float, *, codec: str, pix_fmt: str,
+                 options: dict[str, str] | None = None, container: str | None = None) -> Path:
+    """Encode (T,H,W,3) uint8 RGB frames with PyAV, atomically (a temp file renamed into place).
+
+    Chroma-subsampled formats (yuv420p) need even sides: the last row / column is replicated."""
     import av  # type: ignore
 
+    frames = np.ascontiguousarray(np.asarray(frames, dtype=np.uint8))
+    if pix_fmt.startswith("yuv420"):
+        _, h, w, _ = frames.shape
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.stem + ".tmp" + p.suffix)
-    t, h, w, _ = frames.shape
-    with av.open(str(tmp), mode="w") as out:
-        if lossless:
-            stream = out.add_stream("libx264rgb", rate=round(fps))
-            stream.pix_fmt = "rgb24"
-            stream.options = {"qp": "0", "preset": "veryfast"}
-        else:
-            stream = out.add_stream("libx264", rate=round(fps))
-            stream.pix_fmt = "yuv420p"
+    _, h, w, _ = frames.shape
+    with av.open(str(tmp), mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=max(1, int(round(fps))))
+        stream.pix_fmt = pix_fmt
         stream.width, stream.height = w, h
+        if options:
+            stream.options = dict(options)
         for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
     os.replace(tmp, p)
     return p
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, lossless: bool = True) -> Path:
+    """H.264 via PyAV; `lossless=True` uses libx264rgb with qp 0 (bit-exact RGB)."""
+    if lossless:
+        return encode_video(path, frames, fps, codec="libx264rgb", pix_fmt="rgb24",
+                            options={"qp": "0", "preset": "veryfast"})
+    return encode_video(path, frames, fps, codec="libx264", pix_fmt="yuv420p")

@@ -25,6 +25,7 @@ import numpy as np
 
 from bench.errors import MethodOutputError, VidEditBenchError
 from bench.method import Method
+from bench.suites.preprocess import evenly_spaced
 from bench.types import Sample, Video
 from bench.video_io import VIDEO_EXTS, list_frame_files, read_video
 
@@ -43,7 +44,7 @@ def fit_to_source(frames: np.ndarray, num_frames: int, size: tuple[int, int]) ->
             f"frames would fake temporal consistency): produce at least {num_frames} frames, or lower --num-frames"
         )
     if t != num_frames:
-        idx = np.rint(np.linspace(0, t - 1, num_frames)).astype(int) if num_frames > 1 else np.array([0])
+        idx = np.asarray(evenly_spaced(t, num_frames))
         frames = frames[idx]
     h, w = size
     if frames.shape[1:3] != (h, w):

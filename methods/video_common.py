@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bench.errors import VidEditBenchError
+from bench.suites.preprocess import evenly_spaced
 from bench.types import Video
 from methods.diffusion_common import (
     DiffusersMethod,
@@ -73,7 +74,7 @@ class FramePlan:
             raise ValueError(f"need at least one frame on both sides, got {t} -> {n}")
         if n >= t:  # pad with copies of the last frame, drop them afterwards
             return cls(t, n, tuple(list(range(t)) + [t - 1] * (n - t)), tuple(range(t)))
-        forward = np.round(np.linspace(0, t - 1, n)).astype(int)
+        forward = np.asarray(evenly_spaced(t, n))
         back = np.abs(np.arange(t)[:, None] - forward[None, :]).argmin(axis=1)
         return cls(t, n, tuple(int(i) for i in forward), tuple(int(i) for i in back))
 

@@ -30,13 +30,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def tiny_components(root: Path) -> dict[str, dict]:
     import tiny_diffusers as td
+    from tiny_control import build_tiny_controlnet, build_tiny_dpt
 
     sd = td.build_sd15_dir(root / "sd15")
     ip2p = td.build_ip2p_dir(root / "ip2p")
     pbe = td.build_paint_by_example_dir(root / "pbe")
     adapter = td.build_motion_adapter_dir(root / "motion")
-    cn = td.build_controlnet_dir(root / "controlnet")
-    dpt = td.build_dpt_dir(root / "dpt")
+    cn = build_tiny_controlnet(root / "controlnet")
+    dpt = build_tiny_dpt(root / "dpt")
     steps = {"num_inference_steps": 2, "resolution": None}
     return {
         "source": {},

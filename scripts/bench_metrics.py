@@ -90,7 +90,7 @@ def build_vbench_weights(root: Path, clip: Path) -> dict[str, Path]:
     import ptlflow
     import torch
     import tiny_models as tm
-    from vbench_golden_models import _save_openai_torchscript
+    from vbench_golden_models import save_openai_torchscript
 
     from metrics.amt.model import AMTS
 
@@ -103,7 +103,7 @@ def build_vbench_weights(root: Path, clip: Path) -> dict[str, Path]:
                            vision_cfg={"image_size": 224, "layers": 2, "width": 64, "patch_size": 14, "head_width": 64},
                            text_cfg={"context_length": 77, "vocab_size": tm.CLIP_VOCAB_SIZE, "width": 64, "heads": 1,
                                      "layers": 1})
-    _save_openai_torchscript(tm.spread_weights(small, 0).state_dict(), root / "ViT-L-14.pt")
+    save_openai_torchscript(tm.spread_weights(small, 0).state_dict(), root / "ViT-L-14.pt")
     torch.save({"weight": torch.randn(1, 32) / 32**0.5, "bias": torch.tensor([0.5])}, root / "sa_linear.pth")
     return {"AMT_S": root / "amt-s.pth", "RAFT_THINGS": root / "raft-things.pth",
             "CLIP_VIT_L_14_OPENAI": root / "ViT-L-14.pt", "LAION_AESTHETIC_V1_L14": root / "sa_linear.pth",

@@ -26,6 +26,50 @@ def goldens_path() -> Path:
     return Path(os.environ.get("VIDEDITBENCH_GOLDENS", REPO_ROOT.parent / "shared" / "goldens"))
 
 
+def in_ci() -> bool:
+    """`.ci/run` exports CI=true: there a missing fixture or system tool is a broken setup, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_requirement(msg: str) -> None:
+    """Skip locally, fail under CI: a test whose requirement CI provides must never pass by skipping there."""
+    if in_ci():
+        pytest.fail(msg + " (CI=true: CI must provide it)", pytrace=False)
+    pytest.skip(msg, allow_module_level=True)
+
+
+def import_or_skip(module: str, install: str = "pip install -e '.[test]'"):
+    """`pytest.importorskip` for what CI's `.[test]` installs: skips locally, fails under CI=true."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing_requirement(f"{module} is not installed ({install})")
+
+
+def require_goldens(subdir: str = "") -> Path:
+    """The shared goldens folder (or one of its sub-folders); skips locally, fails in CI when absent."""
+    path = goldens_path() / subdir if subdir else goldens_path()
+    if not (path / "expected.json").is_file():
+        where = "../shared/goldens" + (f"/{subdir}" if subdir else "")
+        missing_requirement(f"golden fixtures not found at {path} (expected {where} beside the repo, "
+                            "or VIDEDITBENCH_GOLDENS)")
+    return path
+
+
+def require_chromium() -> str:
+    """Path of Debian's Chromium; skips locally, fails in CI (.ci/run installs it) when absent."""
+    import shutil
+
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
+    if browser is None and Path("/usr/bin/chromium").is_file():
+        browser = "/usr/bin/chromium"
+    if browser is None:
+        missing_requirement("chromium not installed (apt-get install -y chromium)")
+    return str(browser)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory, monkeypatch):
     """Every test gets an empty project cache and HF cache, so nothing real is ever found or fetched."""
@@ -42,14 +86,7 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def goldens_dir() -> Path:
-    path = goldens_path()
-    if not (path / "expected.json").is_file():
-        msg = f"golden fixtures not found at {path} (expected ../shared/goldens beside the repo)"
-        if os.environ.get("CI"):
-            # In CI a missing goldens folder is a broken checkout, not a reason to pass.
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return require_goldens()
 
 
 @pytest.fixture(scope="session")

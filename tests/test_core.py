@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 import sys
@@ -54,17 +55,27 @@ def test_builtin_catalog_names_every_method_and_metric_of_the_spec():
 
 
 def test_help_and_list_do_not_import_torch():
+    """`--help`, every `list` and `weights list` stay torch-free and show every registered entry."""
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from bench.cli import app\n"
-        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output\n"
-        "r = CliRunner().invoke(app, ['list', 'methods']); assert r.exit_code == 0, r.output\n"
-        "r = CliRunner().invoke(app, ['list', 'metrics']); assert r.exit_code == 0, r.output\n"
+        "from bench.catalog import BUILTIN_METHODS as METHODS, BUILTIN_METRICS as METRICS\n"
+        "from bench.weights import all_specs\n"
+        "def out(*args):\n"
+        "    r = CliRunner().invoke(app, list(args), env={'COLUMNS': '400'}); assert r.exit_code == 0, r.output\n"
+        "    return r.output\n"
+        "out('--help')\n"
+        "text = out('list', 'methods'); missing = [n for n in METHODS if n not in text]; assert not missing, missing\n"
+        "text = out('list', 'metrics'); missing = [n for n in METRICS if n not in text]; assert not missing, missing\n"
+        "text = out('list', 'configs'); assert 'ive-benchmark' in text and 'v2vbench' in text, text\n"
+        "text = out('weights', 'list'); missing = [s.name for s in all_specs() if s.name not in text]\n"
+        "assert not missing, missing\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "print('OK')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "COLUMNS": "400"}  # Rich wraps long names in a narrow table
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr
 
 

@@ -10,13 +10,13 @@ Without the goldens folder these tests skip locally and FAIL in CI (CI=true).
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
 from bench.types import EvalItem, Sample, Video
-from vbench_golden_models import GoldenModels, vbench_goldens_path
+from conftest import require_goldens
+from vbench_golden_models import FOLDER, GoldenModels
 
 VIDEOS = ("src_a", "edit_a", "src_b", "edit_b")
 SAMPLE = Sample("goldens", "v", "e", "inputs")
@@ -24,13 +24,7 @@ SAMPLE = Sample("goldens", "v", "e", "inputs")
 
 @pytest.fixture(scope="session")
 def vbench_goldens():
-    path = vbench_goldens_path()
-    if not (path / "expected.json").is_file():
-        msg = f"VBench golden fixtures not found at {path} (expected ../shared/goldens/vbench_viclip beside the repo)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return require_goldens(FOLDER)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ SAMPLE = Sample("t", "v", "e", "src")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict:
-    from tests import tiny_models as tm
+    import tiny_models as tm
 
     root = tmp_path_factory.mktemp("tiny_models")
     return {
@@ -251,7 +251,7 @@ def test_aesthetic_rejects_wrong_checkpoints(tiny, tmp_path):
     import torch
 
     from metrics.aesthetic import LaionAesthetic
-    from tests.tiny_models import build_tiny_aesthetic_head
+    from tiny_models import build_tiny_aesthetic_head
 
     bad = tmp_path / "bad.pth"
     torch.save({"fc.weight": torch.zeros(1, 32)}, str(bad))

@@ -232,7 +232,7 @@ def build_tiny_owlv2(path: Path) -> Path:
     from transformers import (AutoTokenizer, Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor,
                               Owlv2Processor)
 
-    from tests.tiny_models import CLIP_VOCAB_SIZE, write_clip_tokenizer
+    from tiny_models import CLIP_VOCAB_SIZE, write_clip_tokenizer
 
     write_clip_tokenizer(path)
     processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(size={"height": 64, "width": 64}),

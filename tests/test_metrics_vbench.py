@@ -291,7 +291,7 @@ def tiny_openai_clip(tmp_path_factory):
     import torch
 
     from tiny_models import CLIP_VOCAB_SIZE, spread_weights
-    from vbench_golden_models import _save_openai_torchscript
+    from vbench_golden_models import save_openai_torchscript
 
     torch.manual_seed(0)
     model = open_clip.CLIP(embed_dim=32, quick_gelu=True,
@@ -299,7 +299,7 @@ def tiny_openai_clip(tmp_path_factory):
                            text_cfg={"context_length": 77, "vocab_size": CLIP_VOCAB_SIZE, "width": 64, "heads": 1, "layers": 1})
     spread_weights(model, 0)
     path = tmp_path_factory.mktemp("openai_clip") / "ViT-L-14.pt"
-    _save_openai_torchscript(model.state_dict(), path)
+    save_openai_torchscript(model.state_dict(), path)
     return path
 
 

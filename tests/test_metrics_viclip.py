@@ -6,7 +6,6 @@ loaded through the metric's real loader (strict keys), frame selection, and V2VB
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -119,15 +118,9 @@ def test_missing_official_weights_name_the_download_command():
 # ---- goldens: V2VBench's ViclipTextAlignment on the shared clips (RECIPE §4) --------------------
 @pytest.fixture(scope="module")
 def viclip_goldens() -> Path:
-    from tests.conftest import goldens_path
+    from conftest import require_goldens
 
-    path = goldens_path() / "vbench_viclip"
-    if not (path / "expected.json").is_file():
-        message = f"ViCLIP goldens not found at {path} (expected ../shared/goldens/vbench_viclip beside the repo)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)  # CI must run them: a missing folder is a failure, not a skip
-        pytest.skip(message)
-    return path
+    return require_goldens("vbench_viclip")
 
 
 def test_viclip_reproduces_v2vbench_golden_scores(viclip_goldens):

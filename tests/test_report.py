@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -182,10 +181,12 @@ def test_screenshot_script_reports_missing_chromium(tmp_path):
     assert proc.returncode == 2 and "apt-get install -y chromium" in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and not Path("/usr/bin/chromium").is_file(),
-                    reason="chromium not installed (apt-get install -y chromium)")
 def test_screenshot_renders_report(run, tmp_path):
     from PIL import Image
+
+    from conftest import require_chromium
+
+    require_chromium()
 
     _, _, report, _ = run
     png = tmp_path / "shot.png"

@@ -37,14 +37,12 @@ def test_report_per_task_sections_reference_rows_and_image_guidance(tmp_path):
 
 
 def test_report_fits_1400px_in_headless_chromium(tmp_path):
-    import shutil
     import sys
     from pathlib import Path
 
-    import pytest
+    from conftest import require_chromium
 
-    if shutil.which("chromium") is None and not Path("/usr/bin/chromium").is_file():
-        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    require_chromium()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from screenshot_report import measure_layout
 

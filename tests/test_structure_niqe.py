@@ -10,15 +10,10 @@ from bench.types import EvalItem, Sample, Video
 
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
-    import torch
-    from transformers import ViTConfig, ViTModel
+    """A tiny DINO-style ViT with 8-px patches (the ViT-B/8 layout), loaded like facebook/dino-vitb8."""
+    from tiny_models import build_tiny_dino_vit
 
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-vit-b8")
-    cfg = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=224,
-                    patch_size=8, qkv_bias=True)
-    ViTModel(cfg, add_pooling_layer=False).save_pretrained(folder)
-    return folder
+    return build_tiny_dino_vit(tmp_path_factory.mktemp("tiny-vit-b8"), image_size=224, patch_size=8)
 
 
 def _frames(t: int = 2, size: int = 224) -> np.ndarray:

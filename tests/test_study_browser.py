@@ -5,17 +5,17 @@ skips only when they are genuinely absent, and it fails instead when CI=true."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip, missing_requirement
 from study_fixtures import XSS_PROMPT, make_study_run
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+import_or_skip("fastapi")
+import_or_skip("uvicorn")
 
 
 def _chromium() -> tuple[str | None, str | None]:
@@ -33,9 +33,7 @@ def _need_browser():
         missing.append("selenium (pip install -e '.[test]')")
     if missing:
         msg = f"real-browser study test needs {', '.join(missing)} (apt-get install -y chromium chromium-driver)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " — CI must install them (.ci/run)")
-        pytest.skip(msg)
+        missing_requirement(msg)
     return browser, driver
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import import_or_skip
 from study_fixtures import METHODS, XSS_PROMPT, make_study_run
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+import_or_skip("fastapi")
+import_or_skip("uvicorn")
 
 from bench.study.builder import create_study  # noqa: E402
 from bench.study.design import BROKEN, SOURCE, StudyDesign  # noqa: E402

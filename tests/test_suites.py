@@ -586,3 +586,14 @@ def test_folder_loader_with_csv_and_mp4(tmp_path):
 def test_unknown_suite_lists_choices():
     with pytest.raises(UnknownNameError, match="mini"):
         load_suite("definitely-not-a-suite")
+
+
+def test_evenly_spaced_indices_known_answers():
+    from bench.suites.preprocess import evenly_spaced
+
+    assert evenly_spaced(24, 8) == [0, 3, 7, 10, 13, 16, 20, 23]
+    assert evenly_spaced(10, 4) == [0, 3, 6, 9]
+    assert evenly_spaced(5, 1) == [0] and evenly_spaced(3, 3) == [0, 1, 2]
+    assert evenly_spaced(3, 5) == [0, 0, 1, 2, 2]  # half to even: 0.5 -> 0, 1.5 -> 2
+    with pytest.raises(ValueError):
+        evenly_spaced(0, 3)

@@ -50,10 +50,7 @@ def build_tiny_controlnet(path: str | Path, seed: int = 0, zero_conv_std: float 
     """
     import torch
 
-    try:
-        from tests.tiny_diffusers import tiny_controlnet
-    except ImportError:  # tests/ itself on sys.path (pytest's rootdir-less import mode)
-        from tiny_diffusers import tiny_controlnet
+    from tiny_diffusers import tiny_controlnet  # tests/ is on sys.path (pytest's rootdir-less import mode)
 
     path = Path(path)
     controlnet = tiny_controlnet(seed)

@@ -14,18 +14,19 @@ Builders:
   build_ip2p_dir(path)              instruct-pix2pix layout (8-channel UNet, Euler ancestral)
   build_paint_by_example_dir(path)  Paint-by-Example layout (9-channel UNet, CLIP image encoder)
   build_motion_adapter_dir(path)    AnimateDiff MotionAdapter matching the tiny UNet
-  build_controlnet_dir(path)        ControlNetModel matching the tiny UNet (group B)
-  build_dpt_dir(path)               a tiny DPT depth estimator + image processor (group B)
+ControlNet and DPT depth builders: `tests/tiny_control.py`; the CLIP tokenizer files:
+`tests/tiny_models.write_clip_tokenizer`.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from tiny_models import write_clip_tokenizer
 
 # Tiny but structurally faithful sizes.
 TEXT_HIDDEN = 32  # CLIP text hidden size == UNet cross_attention_dim
@@ -50,60 +51,13 @@ def _set_seed(seed: int) -> None:
 # --------------------------------------------------------------------------------------------
 # tokenizer
 # --------------------------------------------------------------------------------------------
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP reversible byte -> printable-unicode table (fixed by the BPE format)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
-def write_clip_tokenizer_files(out_dir: str | os.PathLike) -> Path:
-    """Write `vocab.json` + `merges.txt` (+ tokenizer config) of the real CLIP BPE tokenizer.
-
-    The vocabulary order is CLIP's: 256 byte symbols, the same with `</w>`, the merges, then the
-    start/end tokens (49408 entries; 49406 = <|startoftext|>, 49407 = <|endoftext|>).
-    """
-    import open_clip
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bpe_path = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    lines = gzip.open(bpe_path).read().decode("utf-8").split("\n")
-    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
-    symbols = list(_bytes_to_unicode().values())
-    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    (out / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False))
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
-    (out / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "CLIPTokenizer",
-                "model_max_length": 77,
-                "bos_token": "<|startoftext|>",
-                "eos_token": "<|endoftext|>",
-                "unk_token": "<|endoftext|>",
-                "pad_token": "<|endoftext|>",
-                "do_lower_case": True,
-            }
-        )
-    )
-    return out
-
-
 def tiny_tokenizer():
     """The real CLIP tokenizer (transformers CLIPTokenizer), built once per process from open_clip's vocab."""
     global _TOKENIZER_DIR
     from transformers import CLIPTokenizer
 
     if _TOKENIZER_DIR is None or not (_TOKENIZER_DIR / "vocab.json").is_file():
-        _TOKENIZER_DIR = write_clip_tokenizer_files(tempfile.mkdtemp(prefix="clip-tokenizer-"))
+        _TOKENIZER_DIR = write_clip_tokenizer(tempfile.mkdtemp(prefix="clip-tokenizer-"))
     return CLIPTokenizer(
         str(_TOKENIZER_DIR / "vocab.json"),
         str(_TOKENIZER_DIR / "merges.txt"),
@@ -324,34 +278,4 @@ def build_paint_by_example_dir(path: str | os.PathLike, seed: int = 0) -> Path:
 def build_motion_adapter_dir(path: str | os.PathLike, seed: int = 0) -> Path:
     adapter = tiny_motion_adapter(seed)
     adapter.save_pretrained(str(path), safe_serialization=True)
-    return Path(path)
-
-
-def build_controlnet_dir(path: str | os.PathLike, seed: int = 0) -> Path:
-    net = tiny_controlnet(seed)
-    net.save_pretrained(str(path), safe_serialization=True)
-    return Path(path)
-
-
-def build_dpt_dir(path: str | os.PathLike, seed: int = 0) -> Path:
-    """A tiny (non-hybrid) DPT depth estimator + DPTImageProcessor, loadable with DPTForDepthEstimation."""
-    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
-
-    _set_seed(seed)
-    cfg = DPTConfig(
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-        backbone_out_indices=[0, 1, 2, 3],
-        neck_hidden_sizes=[8, 8, 16, 16],
-        fusion_hidden_size=16,
-        head_in_index=-1,
-        is_hybrid=False,
-    )
-    model = DPTForDepthEstimation(cfg).eval()
-    model.save_pretrained(str(path), safe_serialization=True)
-    DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(str(path))
     return Path(path)

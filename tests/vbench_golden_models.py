@@ -11,11 +11,9 @@ archive's state dict).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FOLDER = "vbench_viclip"
 #: packed model -> (file name written, format)
 FILES: dict[str, tuple[str, str]] = {
@@ -29,11 +27,6 @@ FILES: dict[str, tuple[str, str]] = {
 }
 
 
-def vbench_goldens_path() -> Path:
-    root = Path(os.environ.get("VIDEDITBENCH_GOLDENS", REPO_ROOT.parent / "shared" / "goldens"))
-    return root / FOLDER
-
-
 def _qweights(folder: Path) -> Any:
     spec = importlib.util.spec_from_file_location("vbench_golden_qweights", folder / "scripts" / "qweights.py")
     assert spec is not None and spec.loader is not None
@@ -42,7 +35,7 @@ def _qweights(folder: Path) -> Any:
     return mod
 
 
-def _save_openai_torchscript(sd: dict, path: Path) -> None:
+def save_openai_torchscript(sd: dict, path: Path) -> None:
     import open_clip
     import torch
 
@@ -92,6 +85,6 @@ class GoldenModels:
         elif kind == "module":
             torch.save({"module." + k: v for k, v in sd.items()}, p)
         elif kind == "jit":
-            _save_openai_torchscript(sd, p)
+            save_openai_torchscript(sd, p)
         self._done[name] = p
         return p

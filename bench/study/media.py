@@ -17,33 +17,12 @@ import numpy as np
 FPS = 8.0
 
 
-def _even(frames: np.ndarray) -> np.ndarray:
-    """yuv420p needs even sides: pad the last row / column by edge replication."""
-    t, h, w, _ = frames.shape
-    return np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-
-
 def encode_webm(frames: np.ndarray, path: str | os.PathLike, fps: float = FPS) -> Path:
     """Write frames (T,H,W,3) uint8 as VP9 WebM, atomically (temp file renamed into place)."""
-    import av  # type: ignore
+    from bench.video_io import encode_video
 
-    frames = _even(np.ascontiguousarray(np.asarray(frames, dtype=np.uint8)))
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.stem + ".tmp" + p.suffix)
-    _, h, w, _ = frames.shape
-    with av.open(str(tmp), mode="w", format="webm") as out:
-        stream = out.add_stream("libvpx-vp9", rate=int(round(fps)))
-        stream.pix_fmt = "yuv420p"
-        stream.width, stream.height = w, h
-        stream.options = {"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    os.replace(tmp, p)
-    return p
+    return encode_video(path, frames, fps, codec="libvpx-vp9", pix_fmt="yuv420p", container="webm",
+                        options={"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"})
 
 
 def broken_copy(frames: np.ndarray, seed: int = 0) -> np.ndarray:

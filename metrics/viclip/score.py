@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.errors import NotApplicable
 from bench.metric import Metric
+from bench.suites.preprocess import evenly_spaced
 from bench.types import EvalItem
 from metrics._embed import CLIP_MEAN, CLIP_STD, registry_weight_names
 
@@ -39,7 +40,7 @@ def select_frames(num: int, want: int, sampling: str, stride: int) -> list[int]:
         return idx
     if num < want:
         raise NotApplicable(f"viclip takes {want} frames; the video has only {num}")
-    return [int(round(x)) for x in np.linspace(0, num - 1, want)]
+    return evenly_spaced(num, want)
 
 
 def clip_image_tensor(frames: np.ndarray, size: int) -> Any:
