@@ -54,13 +54,19 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     Image.fromarray(np.asarray(image)).save(path)
 
 
-def _read_with_decord(path: Path) -> tuple[np.ndarray, float]:
-    # OpenCV first: decord's wheel bundles its own zlib, and when it is loaded before OpenCV every later
-    # cv2.imread of a PNG fails ("libpng error: bad parameters to zlib") for the rest of the process.
+def import_decord():
+    """decord, loaded after OpenCV: decord's wheel bundles its own zlib, and when it is loaded before
+    OpenCV every later cv2.imread of a PNG fails ("libpng error: bad parameters to zlib") for the rest
+    of the process. Every use of decord goes through here."""
     import cv2  # noqa: F401
 
     import decord  # type: ignore
 
+    return decord
+
+
+def _read_with_decord(path: Path) -> tuple[np.ndarray, float]:
+    decord = import_decord()
     vr = decord.VideoReader(str(path), ctx=decord.cpu(0))
     n = len(vr)
     if n == 0:

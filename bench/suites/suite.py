@@ -250,8 +250,9 @@ def read_sampled_frames(
     backend = "auto"
     if p.suffix.lower() != ".gif":
         try:
-            import decord  # type: ignore
+            from bench.video_io import import_decord
 
+            decord = import_decord()
             vr = decord.VideoReader(str(p), ctx=decord.cpu(0))
             n = len(vr)
             if n > 0:
