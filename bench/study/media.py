@@ -10,6 +10,7 @@ never for scoring.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,35 @@ def broken_copy(frames: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def encode_folder(frames_dir: str | os.PathLike, dest: str | os.PathLike, *, broken: bool = False) -> Path:
     """Encode a stored frame folder (or its broken copy) unless `dest` already exists."""
-    from bench.video_io import read_video
-
     dest = Path(dest)
     if dest.is_file() and dest.stat().st_size > 0:
         return dest
+    if "decord" in sys.modules:
+        # decord's wheel bundles its own FFmpeg/libvpx; once it has decoded a video in this process,
+        # PyAV's libvpx encoders fail to open (EINVAL). Encode in a clean worker process instead.
+        return Path(_clean_worker().submit(_encode_folder, str(frames_dir), str(dest), broken).result())
+    return _encode_folder(frames_dir, dest, broken)
+
+
+def _encode_folder(frames_dir: str | os.PathLike, dest: str | os.PathLike, broken: bool) -> Path:
+    from bench.video_io import read_video
+
     frames, _ = read_video(frames_dir)
     return encode_webm(broken_copy(frames) if broken else frames, dest)
+
+
+_WORKER = None
+
+
+def _clean_worker():
+    """One spawned process (not forked: a fork would inherit decord's libraries) for the encodes."""
+    global _WORKER
+    if _WORKER is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _WORKER = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _WORKER
 
 
 def copy_image(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
