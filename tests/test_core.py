@@ -269,3 +269,4 @@ def test_study_clips_encode_after_decord_decoded_a_real_video(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(Path(__file__).resolve().parents[1]), timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]

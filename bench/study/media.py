@@ -74,7 +74,10 @@ def _clean_worker():
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        import atexit
+
         _WORKER = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        atexit.register(_WORKER.shutdown)  # before interpreter teardown, which would log an ignored error
     return _WORKER
 
 
