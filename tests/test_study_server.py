@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -22,9 +23,19 @@ from bench.study.design import BROKEN, SOURCE, StudyDesign  # noqa: E402
 from bench.study.storage import StudyError, StudyStore  # noqa: E402
 
 
+# Loopback only, and never through a proxy from the environment (http_proxy would route 127.0.0.1 out).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _open(req, timeout: float = 10):
+    url = req.full_url if isinstance(req, urllib.request.Request) else req
+    assert urllib.parse.urlsplit(url).hostname == "127.0.0.1", f"test client may only reach 127.0.0.1, not {url}"
+    return _OPENER.open(req, timeout=timeout)
+
+
 def _get(url: str) -> tuple[int, bytes, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
+        with _open(url) as r:
             return r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read(), dict(e.headers)
@@ -41,7 +52,7 @@ def _post(url: str, body) -> tuple[int, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with _open(req) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")

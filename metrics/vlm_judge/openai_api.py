@@ -16,12 +16,22 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 import numpy as np
 
 from metrics.vlm_judge.backends import JudgeReply, JudgeRequest, JudgeTransportError
+
+
+def _opener_for(url: str) -> urllib.request.OpenerDirector:
+    """A local server (a vLLM on 127.0.0.1 / localhost / ::1) is reached directly, never through the
+    environment's http(s)_proxy; a remote API keeps the user's proxy settings."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()
 
 MAX_WAIT_S = 60.0
 
@@ -90,7 +100,7 @@ class OpenAIJudge:
             self._throttle()
             req = urllib.request.Request(self.url, data=body, headers=self._headers(), method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (user-chosen endpoint)
+                with _opener_for(self.url).open(req, timeout=self.timeout) as resp:  # noqa: S310 (user-chosen endpoint)
                     payload = resp.read()
             except urllib.error.HTTPError as e:
                 detail = e.read()[:200].decode("utf-8", "replace") if e.fp else ""
