@@ -160,6 +160,86 @@ print(json.dumps({"scores": scores}))
 '''
 
 
+# the model forwards alone, in one process on the same networks: our call pattern (frames batched
+# across samples, one CLIP vision pass shared by clip_text and clip_consistency, one flow pass per
+# source video) and the peer's (one frame per call, per metric, source flows per edit). Inputs are
+# decoded and preprocessed before any timing; only the forward calls are timed (process CPU time).
+PURE_FORWARDS = r"""
+import json, statistics, sys, time
+cfg = json.loads(sys.argv[1])
+sys.path.insert(0, cfg["root"])
+import numpy as np, torch
+torch.set_num_threads(cfg["threads"])
+from bench.video_io import read_video
+from metrics._embed import (clip_text_embeds, clip_vision_pooler, dino_cls_features, hf_pixels, load_clip_model,
+                            load_dino_model, load_image_processor, load_tokenizer, vbench_pixels)
+from pathlib import Path
+B, edits = cfg["batch_size"], cfg["edits"]
+videos = [read_video(e["path"])[0] for e in edits]
+sources = {e["source"]: read_video(e["source"])[0] for e in edits if e.get("source")}
+def batches(x):
+    return [x[i:i + B] for i in range(0, len(x), B)]
+def timed(fn):
+    t = time.process_time(); fn(); return time.process_time() - t
+patterns = {}
+with torch.inference_mode():
+    if cfg["set"] == "v2v":
+        clip, dino = load_clip_model(Path(cfg["clip"])), load_dino_model(Path(cfg["dino"]))
+        tok = load_tokenizer(Path(cfg["clip"]))
+        cpx = [hf_pixels(load_image_processor(Path(cfg["clip"])), list(v)) for v in videos]
+        dpx = [hf_pixels(load_image_processor(Path(cfg["dino"])), list(v)) for v in videos]
+        prompts = [e["prompt"] for e in edits]
+        flow = None
+        if cfg.get("motion"):
+            from metrics.flow import create_flow_model
+            flow, flow1 = create_flow_model("gmflow", batch_size=B), create_flow_model("gmflow", batch_size=1)
+        def ours():
+            for chunk in batches(torch.cat(cpx)):
+                clip.visual_projection(clip_vision_pooler(clip, chunk))
+            for p in sorted(set(prompts)):
+                clip_text_embeds(clip, tok, [p], "cpu")
+            for chunk in batches(torch.cat(dpx)):
+                dino_cls_features(dino, chunk)
+            if flow is not None:
+                for s in sources.values():
+                    flow.consecutive(s)
+                for v in videos:
+                    flow.consecutive(v)
+        def peer():
+            for k, e in enumerate(edits):
+                clip_text_embeds(clip, tok, [prompts[k]], "cpu")
+                for f in cpx[k].split(1):
+                    clip.visual_projection(clip_vision_pooler(clip, f))  # clip_text_alignment
+                for f in cpx[k].split(1):
+                    clip_vision_pooler(clip, f)  # clip_consistency (its own CLIPVisionModel)
+                for f in dpx[k].split(1):
+                    dino_cls_features(dino, f)
+                if flow is not None:
+                    flow1.consecutive(videos[k]), flow1.consecutive(sources[e["source"]])
+    else:
+        import open_clip
+        dino = load_dino_model(Path(cfg["dino_v1"]))
+        oc = open_clip.create_model("local-dir:" + cfg["open_clip"], device="cpu").eval()
+        dpx = [vbench_pixels(v, 224, "dino") for v in videos]
+        cpx = [vbench_pixels(v, 224, "clip") for v in videos]
+        def ours():
+            for chunk in batches(torch.cat(dpx)):
+                dino_cls_features(dino, chunk)
+            for chunk in batches(torch.cat(cpx)):
+                oc.encode_image(chunk)
+        def peer():
+            for k in range(len(edits)):
+                for f in dpx[k].split(1):
+                    dino_cls_features(dino, f)  # subject_consistency: one frame at a time
+                oc.encode_image(cpx[k])  # background_consistency: the whole clip at once
+    setup = time.process_time()  # start-up, imports, loads, decoding, preprocessing: a bare script's fixed cost
+    ours(), peer()  # warm-up (allocator, lazy init)
+    runs = {"ours": [], "peer": []}
+    for _ in range(cfg["repeats"]):
+        runs["ours"].append(timed(ours)), runs["peer"].append(timed(peer))
+print(json.dumps({k: statistics.median(v) for k, v in runs.items()} | {"runs": runs, "setup": setup}))
+"""
+
 # --------------------------------------------------------------------------------------------
 # running and timing a side
 # --------------------------------------------------------------------------------------------
@@ -211,7 +291,8 @@ def ours_cmd(edits: Path, results: Path, metrics: list[str], args: argparse.Name
     opts = [] if precision == "fp32" else [x for m in metrics for x in ("--metric-opt", f"{m}.precision={precision}")]
     return [sys.executable, "-m", "bench.cli", "eval", str(edits), "--suite", "mini", "--metrics", ",".join(metrics),
             "--num-frames", str(args.num_frames), "--size", str(args.size), "--device", device,
-            "--limit", str(n), "--results-dir", str(results), "--name", "bench", "--offline", *opts]
+            "--limit", str(n), "--results-dir", str(results), "--name", "bench", "--offline",
+            *(["--batch-size", str(args.batch_size)] if args.batch_size else []), *opts]
 
 
 def agreement(peer: dict[str, dict[str, float]], ours: dict[str, dict[str, float]],
@@ -227,7 +308,8 @@ def agreement(peer: dict[str, dict[str, float]], ours: dict[str, dict[str, float
     return rows
 
 
-def print_table(title: str, peer_name: str, peer: Timing, ours: Timing, agree: list[tuple[str, int, float]]) -> None:
+def print_table(title: str, peer_name: str, peer: Timing, ours: Timing, agree: list[tuple[str, int, float]],
+                forwards: dict | None = None) -> None:
     pw, pc = statistics.median(peer.wall), statistics.median(peer.cpu)
     ow, oc = statistics.median(ours.wall), statistics.median(ours.cpu)
     print(f"\n{title}")
@@ -238,20 +320,45 @@ def print_table(title: str, peer_name: str, peer: Timing, ours: Timing, agree: l
           ", ".join(f"{m} {d:.1e} ({k} edits)" for m, k, d in agree))
     print(f"runs: wall {[round(x, 1) for x in peer.wall]} vs {[round(x, 1) for x in ours.wall]}; "
           f"CPU {[round(x, 1) for x in peer.cpu]} vs {[round(x, 1) for x in ours.cpu]}")
+    if forwards:
+        fo, fp = forwards["ours"], forwards["peer"]
+        limit = fp / fo
+        print(f"model forwards alone (same networks, one process, CPU s, median of {len(forwards['runs']['ours'])}): "
+              f"our call pattern {fo:.2f}, {peer_name}'s {fp:.2f} -> forward-work ratio {limit:.2f}x")
+        bare = forwards["setup"] + fo
+        print(f"harness overhead over the forwards of its own call pattern (whole process CPU / forwards - 1): "
+              f"ours {oc / fo - 1:+.0%}, {peer_name} {pc / fp - 1:+.0%}; our CPU ratio is "
+              f"{(pc / oc) / limit:.0%} of the forward-work ratio")
+        print(f"a bare script doing our model work (interpreter, imports, model loads, decoding, preprocessing, "
+              f"forwards; no store, no export) takes {bare:.2f} CPU s: the harness adds {oc / bare - 1:+.0%}")
 
 
 # --------------------------------------------------------------------------------------------
 # inputs and models
 # --------------------------------------------------------------------------------------------
-def build_models(root: Path) -> dict[str, Path]:
+# Random-weight model shapes. "tiny": the test suite's 2-layer models (start-up and fixed costs
+# dominate). "small": real compute shapes at a fraction of the size, with CLIP the costlier network as
+# CLIP ViT-L/14 is beside DINOv2-base (model forwards dominate, as with real weights).
+MODEL_SHAPES: dict[str, dict[str, dict]] = {
+    "tiny": {"clip": {}, "dino": {}, "dino_v1": {"image_size": 224, "patch_size": 16},
+             "open_clip": {"image_size": 224, "patch_size": 32}},
+    "small": {"clip": {"image_size": 224, "patch_size": 16, "vision_width": 384, "vision_layers": 6},
+              "dino": {"image_size": 224, "patch_size": 14, "pos_grid": 518, "width": 256, "layers": 4},
+              "dino_v1": {"image_size": 224, "patch_size": 16, "width": 384, "layers": 6},
+              "open_clip": {"image_size": 224, "patch_size": 32, "width": 384, "layers": 6}},
+}
+
+
+def build_models(root: Path, shape: str = "tiny") -> dict[str, Path]:
     import torch
     import tiny_models as tm
 
     from metrics.flow.ptlflow_models import ptlflow_model_class
 
-    out = {"clip": tm.build_tiny_clip(root / "clip"), "dino": tm.build_tiny_dinov2(root / "dinov2"),
-           "dino_v1": tm.build_tiny_dino_vit(root / "dino_v1", image_size=224, patch_size=16),
-           "open_clip": tm.build_tiny_open_clip(root / "open_clip", image_size=224, patch_size=32)}
+    kw = MODEL_SHAPES[shape]
+    out = {"clip": tm.build_tiny_clip(root / "clip", **kw["clip"]), "dino": tm.build_tiny_dinov2(root / "dinov2", **kw["dino"]),
+           "dino_v1": tm.build_tiny_dino_vit(root / "dino_v1", **kw["dino_v1"]),
+           "open_clip": tm.build_tiny_open_clip(root / "open_clip", **kw["open_clip"])}
     torch.manual_seed(0)
     gm = ptlflow_model_class("gmflow")()
     torch.save({"model": gm.state_dict()}, root / "gmflow-random.pth")  # the original repo's format, read by both
@@ -292,6 +399,7 @@ def build_inputs(root: Path, n: int, num_frames: int, size: int, mp4: bool) -> d
     src_dir, ours_dir, v2v_dir = root / "sources", root / "ours", root / "v2v"
     index: dict[str, list[str]] = {}
     videos: list[str] = []
+    edits: list[dict[str, str]] = []  # what the forward-only timing reads: edit, its source, its prompt
     key_of: dict[str, str] = {}
     for k, s in enumerate(samples):
         frames = suite.load(s).video.frames
@@ -312,6 +420,7 @@ def build_inputs(root: Path, n: int, num_frames: int, size: int, mp4: bool) -> d
             w.release()
             videos.append(str(path))
             key_of[str(path)] = f"{s.video_id}|{s.edit_id}"
+            edits.append({"path": str(path), "source": str(vsrc), "prompt": index[s.video_id][-1]})
         else:
             d = ours_dir / s.video_id / s.edit_id
             d.mkdir(parents=True)
@@ -320,9 +429,10 @@ def build_inputs(root: Path, n: int, num_frames: int, size: int, mp4: bool) -> d
             (v2v_dir / s.video_id).mkdir(parents=True, exist_ok=True)
             (v2v_dir / s.video_id / str(idx)).symlink_to(d, target_is_directory=True)
             key_of[f"{s.video_id}|{idx}"] = f"{s.video_id}|{s.edit_id}"
+            edits.append({"path": str(d), "source": str(vsrc), "prompt": index[s.video_id][-1]})
     data = {"data": [{"video_id": v, "edit": [{"prompt": p} for p in prompts]} for v, prompts in index.items()]}
     (root / "index.yaml").write_text(yaml.safe_dump(data))
-    return {"sources": src_dir, "ours": ours_dir, "v2v": v2v_dir, "index": root / "index.yaml", "videos": videos,
+    return {"sources": src_dir, "ours": ours_dir, "v2v": v2v_dir, "index": root / "index.yaml", "videos": videos, "edits": edits,
             "key_of": key_of, "n": len(samples), "n_sources": len(index)}
 
 
@@ -338,7 +448,7 @@ def cuda_available() -> bool:
 
 def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, peer_env: dict[str, str],
             our_metrics: list[str], inputs: dict, work: Path, args: argparse.Namespace, models: dict[str, Path],
-            names: dict[str, str], device: str = "cpu", precision: str = "fp32") -> None:
+            names: dict[str, str], device: str = "cpu", precision: str = "fp32", pure: dict | None = None) -> None:
     peer, ours = Timing(), Timing()
     env_ours = side_env(args.threads, {**our_weights_env(models), "PYTHONPATH": str(ROOT)})
     for r in range(-args.warmup, args.repeats):  # interleaved: machine noise hits both sides alike
@@ -353,7 +463,13 @@ def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, pee
         if r >= 0:
             ours.wall.append(wall), ours.cpu.append(cpu)
         ours.scores = read_our_scores(res, our_metrics)
-    print_table(title, peer_name, peer, ours, agreement(peer.scores, ours.scores, names))
+    forwards = None
+    if pure is not None:
+        cfg = {"root": str(ROOT), "threads": args.threads, "batch_size": args.batch_size or 16,
+               "repeats": args.repeats, "edits": inputs["edits"], **pure}
+        forwards = json.loads(run_timed([sys.executable, "-c", PURE_FORWARDS, json.dumps(cfg)], env_ours, ROOT)[2]
+                              .strip().splitlines()[-1])
+    print_table(title, peer_name, peer, ours, agreement(peer.scores, ours.scores, names), forwards)
     sys.stdout.flush()
 
 
@@ -369,6 +485,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds of both sides first")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison even when a GPU is present")
+    ap.add_argument("--models", choices=sorted(MODEL_SHAPES), default="tiny",
+                    help="random-weight model shapes: tiny (fixed costs dominate) or small (forwards dominate)")
+    ap.add_argument("--batch-size", type=int, default=None, help="our --batch-size (default: ours per device)")
+    ap.add_argument("--only", choices=["v2vbench", "vbench"], help="run one of the two comparisons")
     args = ap.parse_args()
 
     have_v2v = bool(args.v2vbench and (args.v2vbench / "v2vbench" / "base_evaluator.py").is_file())
@@ -383,12 +503,12 @@ def main() -> None:
 
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
           f"{args.threads} threads per side; {args.edits} edits, {args.num_frames} frames at {args.size}px; "
-          f"medians of {args.repeats} interleaved runs after {args.warmup} warm-up round(s); tiny random-weight "
-          f"models on both sides", flush=True)
+          f"medians of {args.repeats} interleaved runs after {args.warmup} warm-up round(s); {args.models} "
+          f"random-weight models on both sides", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as d:
         work = Path(d)
-        models = build_models(work / "models")
-        if have_v2v:
+        models = build_models(work / "models", args.models)
+        if have_v2v and args.only != "vbench":
             inputs = build_inputs(work / "v2v_inputs", args.edits, args.num_frames, args.size, mp4=False)
             peer_metrics = ["clip_text_alignment", "clip_consistency", "dino_consistency"] + (
                 ["motion_alignment"] if args.motion else [])
@@ -399,20 +519,23 @@ def main() -> None:
                      f"{inputs['n_sources']} sources)")
             compare(title, "V2VBench", [sys.executable, "-c", PEER_V2VBENCH, json.dumps(cfg)], args.v2vbench,
                     side_env(args.threads), [V2V_METRICS[m] for m in peer_metrics], inputs, work, args, models,
-                    {m: V2V_METRICS[m] for m in peer_metrics})
+                    {m: V2V_METRICS[m] for m in peer_metrics},
+                    pure={"set": "v2v", "clip": str(models["clip"]), "dino": str(models["dino"]),
+                          "motion": args.motion})
             if cuda_available() and not args.no_gpu:  # V2VBench fp32 frame by frame vs our fp16 variant
                 gpu_cfg = json.dumps({**cfg, "device": "cuda"})
                 compare(f"{title} on CUDA, ours with precision=fp16 (values differ by fp16 rounding)", "V2VBench",
                         [sys.executable, "-c", PEER_V2VBENCH, gpu_cfg], args.v2vbench, side_env(args.threads),
                         [V2V_METRICS[m] for m in peer_metrics], inputs, work, args, models,
                         {m: V2V_METRICS[m] for m in peer_metrics}, device="cuda", precision="fp16")
-        if have_vbench:
+        if have_vbench and args.only != "v2vbench":
             inputs = build_inputs(work / "vbench_inputs", args.edits, args.num_frames, args.size, mp4=True)
             cfg = {"threads": args.threads, "metrics": list(VBENCH_METRICS), "videos": inputs["videos"],
                    "dino_v1": str(models["dino_v1"]), "open_clip": str(models["open_clip"])}
             compare(f"VBench set ({', '.join(VBENCH_METRICS)}; {inputs['n']} edits as .mp4)", "VBench 0.1.5",
                     [str(args.vbench_python), "-c", PEER_VBENCH, json.dumps(cfg)], work, side_env(args.threads),
-                    list(VBENCH_METRICS), inputs, work, args, models, {m: m for m in VBENCH_METRICS})
+                    list(VBENCH_METRICS), inputs, work, args, models, {m: m for m in VBENCH_METRICS},
+                    pure={"set": "vbench", "dino_v1": str(models["dino_v1"]), "open_clip": str(models["open_clip"])})
 
 
 if __name__ == "__main__":

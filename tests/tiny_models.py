@@ -87,8 +87,13 @@ def build_tiny_clip(
     projection_dim: int = 32,
     seed: int = 0,
     resize: int | None = None,
+    vision_width: int = 64,
+    vision_layers: int = 2,
 ) -> Path:
-    """A transformers CLIPModel (text 32-d, vision 64-d, 2 layers each), tokenizer and processor.
+    """A transformers CLIPModel (text 32-d, vision 64-d, 2 layers each by default), tokenizer and processor.
+
+    `vision_width` / `vision_layers` give a vision tower with a real model's compute shape (speed
+    benchmarks, where forwards must dominate); tests keep the tiny default.
 
     The processor has the real CLIP values (bicubic, mean/std) at this image size: resize the
     shortest edge to `resize` (default image_size), centre crop image_size.
@@ -104,7 +109,8 @@ def build_tiny_clip(
         text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                          max_position_embeddings=77, vocab_size=CLIP_VOCAB_SIZE, eos_token_id=49407,
                          bos_token_id=49406, pad_token_id=49407, hidden_act="quick_gelu"),
-        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+        vision_config=dict(hidden_size=vision_width, intermediate_size=4 * vision_width if vision_width != 64 else 128,
+                           num_hidden_layers=vision_layers, num_attention_heads=max(2, vision_width // 64),
                            image_size=image_size, patch_size=patch_size, hidden_act="quick_gelu"),
         projection_dim=projection_dim,
         logit_scale_init_value=math.log(100.0),
@@ -124,7 +130,7 @@ def build_tiny_clip(
 
 
 def build_tiny_dinov2(folder: str | Path, *, image_size: int = 64, patch_size: int = 8, pos_grid: int = 64,
-                      seed: int = 0) -> Path:
+                      seed: int = 0, width: int = 32, layers: int = 2) -> Path:
     """A transformers Dinov2Model (hidden 32, 2 layers) + BitImageProcessor (resize to 8/7 of the crop
     size, as dinov2-base's 256/224, bicubic; centre crop `image_size`; ImageNet mean/std).
 
@@ -136,7 +142,7 @@ def build_tiny_dinov2(folder: str | Path, *, image_size: int = 64, patch_size: i
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=4,
+    config = Dinov2Config(hidden_size=width, num_hidden_layers=layers, num_attention_heads=max(2, width // 64), mlp_ratio=4,
                           patch_size=patch_size, image_size=pos_grid, layerscale_value=1.0)
     model = Dinov2Model(config).eval()
     spread_weights(model, seed)
@@ -149,14 +155,16 @@ def build_tiny_dinov2(folder: str | Path, *, image_size: int = 64, patch_size: i
     return folder
 
 
-def build_tiny_dino_vit(folder: str | Path, *, image_size: int = 224, patch_size: int = 16, seed: int = 0) -> Path:
+def build_tiny_dino_vit(folder: str | Path, *, image_size: int = 224, patch_size: int = 16, seed: int = 0,
+                        width: int = 32, layers: int = 2) -> Path:
     """A DINO v1-style transformers ViTModel (as facebook/dino-vitb16, no pooler), hidden 32, 2 layers."""
     import torch
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    config = ViTConfig(hidden_size=width, num_hidden_layers=layers, num_attention_heads=max(2, width // 64),
+                       intermediate_size=2 * width if width == 32 else 4 * width,
                        image_size=image_size, patch_size=patch_size)
     model = ViTModel(config, add_pooling_layer=False).eval()
     spread_weights(model, seed)
@@ -166,7 +174,8 @@ def build_tiny_dino_vit(folder: str | Path, *, image_size: int = 224, patch_size
     return folder
 
 
-def build_tiny_open_clip(folder: str | Path, *, image_size: int = 224, patch_size: int = 32, seed: int = 0) -> Path:
+def build_tiny_open_clip(folder: str | Path, *, image_size: int = 224, patch_size: int = 32, seed: int = 0,
+                         width: int = 64, layers: int = 2) -> Path:
     """An open_clip model in the hub folder format (open_clip_config.json + open_clip_model.safetensors)."""
     import open_clip
     import torch
@@ -177,7 +186,8 @@ def build_tiny_open_clip(folder: str | Path, *, image_size: int = 224, patch_siz
     model_cfg = {
         "embed_dim": 32,
         "quick_gelu": True,
-        "vision_cfg": {"image_size": image_size, "layers": 2, "width": 64, "patch_size": patch_size, "head_width": 32},
+        "vision_cfg": {"image_size": image_size, "layers": layers, "width": width, "patch_size": patch_size,
+                       "head_width": 32 if width == 64 else 64},
         "text_cfg": {"context_length": 77, "vocab_size": CLIP_VOCAB_SIZE, "width": 32, "heads": 2, "layers": 2},
     }
     cfg = {"model_cfg": model_cfg, "preprocess_cfg": {"mean": CLIP_MEAN, "std": CLIP_STD}}
