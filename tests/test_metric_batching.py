@@ -38,7 +38,27 @@ def tiny(tmp_path_factory) -> dict:
         "vit": tm.build_tiny_dino_vit(root / "vit", image_size=64, patch_size=16),
         "open_clip": tm.build_tiny_open_clip(root / "open_clip", image_size=64, patch_size=16),
         "head": tm.build_tiny_aesthetic_head(root / "aes" / "sac+logos+ava1-l14-linearMSE.pth", in_dim=32),
+        **_tiny_openai_clip_and_v1_head(root),
     }
+
+
+def _tiny_openai_clip_and_v1_head(root: Path) -> dict:
+    """An OpenAI-format CLIP state dict (.pt, what open_clip's OpenAI loader reads; heads = width // 64)
+    and a LAION v1 linear head, for VBench's aesthetic_quality."""
+    import open_clip
+    import torch
+
+    import tiny_models as tm
+
+    cfg = {"embed_dim": 32, "quick_gelu": True,
+           "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": tm.CLIP_VOCAB_SIZE, "width": 64, "heads": 1, "layers": 2}}
+    torch.manual_seed(0)
+    (root / "openai").mkdir()
+    torch.save(open_clip.CLIP(**cfg).state_dict(), root / "openai" / "ViT-tiny.pt")
+    (root / "v1head").mkdir()
+    torch.save(torch.nn.Linear(32, 1).state_dict(), root / "v1head" / "sa_0_4_tiny_linear.pth")
+    return {"openai_clip": root / "openai", "v1_head": root / "v1head"}
 
 
 class ForwardCounter:
@@ -143,6 +163,7 @@ def test_prefetch_then_compute_equals_compute_alone(tiny, make):
     from metrics.dino import DinoConsistency, DinoImageSimilarity
     from metrics.pick_score import PickScore
     from metrics.vbench import BackgroundConsistency, SubjectConsistency
+    from metrics.vbench_quality import AestheticQuality
 
     clip, dino = str(tiny["clip"]), str(tiny["dinov2"])
     factories = {
@@ -158,12 +179,11 @@ def test_prefetch_then_compute_equals_compute_alone(tiny, make):
         "subject_consistency": (lambda: SubjectConsistency(weights=str(tiny["vit"]), size=64, batch_size=16), "ViTModel"),
         "background_consistency": (lambda: BackgroundConsistency(weights=str(tiny["open_clip"]), size=64, batch_size=16),
                                    "VisionTransformer"),
-        "aesthetic_quality": (None, "VisionTransformer"),
+        "aesthetic_quality": (lambda: AestheticQuality(weights=str(tiny["openai_clip"]), head_weights=str(tiny["v1_head"]),
+                                                       batch_size=16), "VisionTransformer"),
     }
     factory, modules = factories[make]
     modules = (modules,) if isinstance(modules, str) else modules
-    if make == "aesthetic_quality":
-        pytest.skip("aesthetic_quality loads an OpenAI-format .pt; covered through the same EncoderPrefetch as above")
     n = 5
     region = make == "clip_image_region"
     ref = make in ("clip_image", "clip_image_region", "dino_image")
