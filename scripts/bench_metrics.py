@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import warnings
+
+# open_clip's OpenAI loader (aesthetic_quality) calls torch.jit.load, deprecated in torch 2.9+: noise in the figures
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
