@@ -20,9 +20,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 # open_clip's OpenAI loader (aesthetic_quality) calls torch.jit.load, deprecated in torch 2.9+: noise in the figures
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
