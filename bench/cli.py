@@ -323,7 +323,7 @@ def run(
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML with methods, metrics, method_options, metric_options."),
     num_frames: Optional[int] = typer.Option(None, "--num-frames", help="Override the suite's frame count."),
     size: Optional[int] = typer.Option(None, "--size", help="Override the suite's square frame size."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Frames per model batch in metrics."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames per model batch in metrics (default: 16 on CPU and MPS, 64 on CUDA); per metric: --metric-opt NAME.batch_size=N."),
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed warm-up edits before each method's first timed edit (default: 1 on CUDA, 0 on CPU)."),
     no_source_cache: bool = typer.Option(False, "--no-source-cache", help="Recompute source features per edit (V2VBench behaviour)."),
     offline: bool = typer.Option(False, "--offline", help="Never try the network (sets HF_HUB_OFFLINE=1)."),
@@ -420,7 +420,7 @@ def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], me
             cls = METRICS.get(n)
         except Exception:  # noqa: BLE001
             continue
-        unknown = sorted(set(o) - set(cls.defaults))
+        unknown = sorted(set(o) - set(cls.defaults) - {"batch_size"})  # batch_size: any metric, not a variant option
         if unknown:
             _fail(f"metric '{n}' has no option(s) {unknown}; valid: {sorted(cls.defaults) or '(none)'}")
         for key, allowed in getattr(cls, "choices", {}).items():
@@ -552,7 +552,7 @@ def eval_(
         _fail(str(e))
     cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
                         True, True, [f"precomputed.dir={json.dumps(str(edits.resolve()))}", f"precomputed.resize={str(resize).lower()}"],
-                        metric_opt, None, num_frames, size, 16, 0, False, method_labels={"precomputed": label})
+                        metric_opt, None, num_frames, size, None, 0, False, method_labels={"precomputed": label})
     _run(cfg)
 
 

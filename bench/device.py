@@ -35,3 +35,22 @@ def resolve_device(name: str | None = None) -> str:
         if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
             raise VidEditBenchError(f"device '{name}' does not exist; {torch.cuda.device_count()} CUDA device(s) present")
     return name
+
+
+#: frames per model batch in metrics when --batch-size is not given: a GPU takes far larger batches
+#: than a CPU gains from (on CPU, batching past ~16 frames only costs memory)
+DEFAULT_BATCH_SIZES = {"cpu": 16, "cuda": 64, "mps": 16}
+
+
+def resolve_batch_size(batch_size: int | None, device: str) -> int:
+    """`batch_size` when given, else the default of the device's kind (cuda:N counts as cuda)."""
+    if batch_size is not None:
+        try:
+            n = int(batch_size)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1 or isinstance(batch_size, bool) or n != batch_size:
+            raise VidEditBenchError(f"bad batch size {batch_size!r}; expected a whole number >= 1")
+        return n
+    kind = str(device or "cpu").split(":", 1)[0].lower()
+    return DEFAULT_BATCH_SIZES.get(kind, DEFAULT_BATCH_SIZES["cpu"])

@@ -19,7 +19,7 @@ import signal
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -154,6 +154,23 @@ def read_only_item(item: EvalItem) -> EvalItem:
     )
 
 
+def _read_only_view(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        v = a.view()
+        v.flags.writeable = False
+        return v
+    return a
+
+
+def read_only_view_item(item: EvalItem) -> EvalItem:
+    """Like `read_only_item` without the copies: writes through these views fail, the cached arrays stay."""
+    return dataclasses.replace(
+        item, source=dataclasses.replace(item.source, frames=_read_only_view(item.source.frames)),
+        edited=dataclasses.replace(item.edited, frames=_read_only_view(item.edited.frames)),
+        reference=_read_only_view(item.reference), mask=_read_only_view(item.mask), flow_gt=_read_only_view(item.flow_gt),
+    )
+
+
 class GuardedMetric:
     """Wraps a Metric: read-only items, a time limit per compute, unknown output keys refused."""
 
@@ -176,6 +193,12 @@ class GuardedMetric:
 
     def compute(self, item: EvalItem) -> dict[str, Any]:
         return self._check(_guarded_call(lambda: self._inner.compute(read_only_item(item)), self._what, self._timeout))
+
+    def prefetch(self, items: Sequence[EvalItem]) -> None:
+        """The metric's cross-sample prefetch under the time limit, on read-only VIEWS of the items
+        (a chunk's copies would double its memory; prefetch only reads)."""
+        views = [read_only_view_item(i) for i in items]
+        _guarded_call(lambda: self._inner.prefetch(views), f"{self._what} (prefetch)", self._timeout)
 
     def compute_set(self, items: Iterable[EvalItem]) -> dict[str, Any]:
         gen = (read_only_item(i) for i in items)

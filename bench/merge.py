@@ -31,7 +31,10 @@ def numbers_config(cfg: dict[str, Any]) -> dict[str, Any]:
     out["suite"] = Path(str(out["suite"])).name  # a manifest mounted elsewhere on another node is the same suite
     out["suite_overrides"] = out["suite_overrides"] or {}
     out["method_options"] = out["method_options"] or {}
-    out["metric_options"] = out["metric_options"] or {}
+    # a metric's batch_size option changes how fast, not the number (bench.metric.Metric.__init__)
+    stripped = {name: {k: v for k, v in o.items() if k != "batch_size"} if isinstance(o, dict) else o
+                for name, o in (out["metric_options"] or {}).items()}
+    out["metric_options"] = {name: o for name, o in stripped.items() if o != {}}
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Sequence
 
 from bench.types import EvalItem
 
@@ -59,8 +59,14 @@ class Metric:
     #: choices for options that have a closed set of values (validated in __init__)
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
+        from bench.device import resolve_batch_size
         from bench.errors import VidEditBenchError
+
+        # batch_size may also come as an option (--metric-opt NAME.batch_size=N): it changes how fast,
+        # never the value, so it is not an option of the variant
+        if "batch_size" in options:
+            batch_size = options.pop("batch_size")
 
         unknown = set(options) - set(self.defaults)
         if unknown:
@@ -74,7 +80,7 @@ class Metric:
                     f"metric '{self.name}': bad {key} '{self.options.get(key)}'; valid choices: {', '.join(map(str, allowed))}"
                 )
         self.device = device
-        self.batch_size = int(batch_size)
+        self.batch_size = resolve_batch_size(batch_size, device)
 
     # --- metadata -----------------------------------------------------------------------------
     @classmethod
@@ -104,6 +110,16 @@ class Metric:
     # --- computation ----------------------------------------------------------------------------
     def setup(self) -> None:
         """Load models once per run (raise bench.errors.WeightsMissing when absent)."""
+
+    def prefetch(self, items: Sequence[EvalItem]) -> None:
+        """Optional: do the model work of `compute` for many items at once (full batches across
+        samples) and leave the results in the items' FeatureCache, so each `compute(item)` then only
+        reads them. The runner calls it once per chunk of items before their `compute`s; a failure
+        here loses nothing (each `compute` then does its own work). Values must not depend on it."""
+
+    def prefetches(self) -> bool:
+        """Whether this metric overrides `prefetch` (the runner only chunks items for those)."""
+        return type(self).prefetch is not Metric.prefetch
 
     def compute(self, item: EvalItem) -> dict[str, float]:
         """Per-sample value(s): {name: value, **extra_outputs}."""

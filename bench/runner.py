@@ -44,6 +44,11 @@ DEFAULT_METRICS = (
 
 Progress = Callable[[str, int, int], None]  # (phase label, done, total)
 
+#: cross-sample batching (RunConfig.cross_batch): a chunk of edits is at most this many items and
+#: this many full model batches of frames (bounds the decoded frames and features held at once)
+CHUNK_MAX_ITEMS = 64
+CHUNK_BATCHES = 4
+
 
 @dataclass
 class RunConfig:
@@ -57,7 +62,7 @@ class RunConfig:
     limit: int | None = None
     shard: tuple[int, int] | None = None  # (index, count), index in [0, count)
     retry_errors: bool = False
-    batch_size: int = 16
+    batch_size: int | None = None  # frames per model batch in metrics; None = per device (bench.device)
     warmup: int | None = None  # untimed warm-up edits; None = 1 on CUDA, 0 on CPU (bench.efficiency)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -68,6 +73,9 @@ class RunConfig:
     # restores the old path, one decode per metric, for benchmarks
     decode_once: bool = field(default_factory=lambda: os.environ.get("VIDEDITBENCH_DECODE_ONCE") != "0")
     timeout_s: float | None = DEFAULT_TIMEOUT_S  # per prepare/edit of a Python adapter and per metric compute
+    # model metrics batch frames across samples (Metric.prefetch, once per chunk of edits); False (or
+    # VIDEDITBENCH_CROSS_BATCH=0) restores one model batch per video, for benchmarks
+    cross_batch: bool = field(default_factory=lambda: os.environ.get("VIDEDITBENCH_CROSS_BATCH") != "0")
 
     @property
     def name(self) -> str:
@@ -257,7 +265,7 @@ class Runner:
     def __init__(self, config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None,
                  worker: bool = False):
         """`worker`: a Ray actor's runner (loads samples, builds items; never opens the store)."""
-        from bench.device import resolve_device
+        from bench.device import resolve_batch_size, resolve_device
         from bench.suites import load_suite
 
         self.config = config
@@ -265,6 +273,7 @@ class Runner:
         self.log = log or (lambda msg: None)
         self.suite = load_suite(config.suite, **config.suite_overrides)
         self.device = resolve_device(config.device)
+        self.batch_size = resolve_batch_size(config.batch_size, self.device)
         samples = shard_filter(list(self.suite.samples), config.shard)
         self.samples = samples[: config.limit] if config.limit else samples
         self.run_dir = config.run_dir
@@ -320,6 +329,7 @@ class Runner:
     def _config_record(self) -> dict[str, Any]:
         d = asdict(self.config)
         d["resolved_device"] = self.device
+        d["resolved_batch_size"] = self.batch_size
         d["num_samples"] = len(self.samples)
         return d
 
@@ -459,7 +469,8 @@ class Runner:
         name, spec_options = parse_metric_spec(spec)
         options = {**self.config.metric_options.get(name, {}), **spec_options}
         cls = METRICS.get(name)
-        return name, GuardedMetric(cls(device=self.device, batch_size=self.config.batch_size, **options),
+        # a batch_size among the options (--metric-opt NAME.batch_size=N) wins over the run's
+        return name, GuardedMetric(cls(device=self.device, **{"batch_size": self.batch_size, **options}),
                                    self.config.timeout_s)
 
     def prepare_metric(self, spec: str, edits: list[dict] | None = None, check_ready: bool = True):
@@ -522,6 +533,9 @@ class Runner:
             if self._metric_pass % 2 == 0:  # alternate directions: the decoded-frame LRU serves the last pass's tail
                 units = list(reversed(units))
         try:
+            if kind == "sample" and self.config.cross_batch and metric.prefetches():
+                self._score_in_chunks(metric, units)
+                return
             for i, u in enumerate(units, 1):
                 self.progress(f"score {metric.name}", i, len(units))
                 if kind == "set":
@@ -535,6 +549,55 @@ class Runner:
                     self.put_score_records(*execute_score(metric, u.row, item, self.log))
         finally:
             teardown(metric)
+
+    def _score_in_chunks(self, metric, units: list) -> None:
+        """Sample units in chunks: build the chunk's items, let the metric batch their model work
+        across samples (`prefetch`, results in the FeatureCache), then score each unit as usual.
+
+        A chunk ends at CHUNK_MAX_ITEMS items or CHUNK_BATCHES full model batches of frames; the cache
+        keeps room for all of its entries while it is scored. A prefetch that fails is logged once and
+        the metric goes on without it (each compute does its own work and reports its own error)."""
+        from bench.units import execute_score
+
+        budget = CHUNK_BATCHES * max(1, int(getattr(metric, "batch_size", 1) or 1))
+        state = {"prefetch": True}
+        chunk: list[tuple[Any, EvalItem | None]] = []
+        frames = 0
+        done = 0
+
+        def flush() -> None:
+            nonlocal done
+            items = [it for _, it in chunk if it is not None]
+            with self.cache.reserve(2 * len(chunk) + 2):  # edited + one more (e.g. a reference) per item
+                if state["prefetch"] and items:
+                    try:
+                        metric.prefetch(items)
+                    except Exception as e:  # noqa: BLE001
+                        state["prefetch"] = False
+                        self.log(f"{metric.name}: cross-sample batching failed ({describe_exception(e)}); "
+                                 "scoring one edit at a time")
+                        if _is_oom(e):
+                            _free_memory()
+                for u, it in chunk:
+                    done += 1
+                    self.progress(f"score {metric.name}", done, len(units))
+                    item = (lambda it=it: it) if it is not None else \
+                        (lambda r=u.row: self._eval_item(r, self._sample(r["sample_uid"])))
+                    self.put_score_records(*execute_score(metric, u.row, item, self.log))
+            chunk.clear()
+
+        for u in units:
+            try:
+                item = self._eval_item(u.row, self._sample(u.row["sample_uid"]))
+            except Exception:  # noqa: BLE001  (execute_score builds it again and writes the error row)
+                item = None
+            chunk.append((u, item))
+            frames += item.edited.num_frames if item is not None else 0
+            if len(chunk) >= CHUNK_MAX_ITEMS or frames >= budget:
+                flush()
+                frames = 0
+        if chunk:
+            flush()
 
     def _metric_ready(self, metric, targets: list[tuple[dict, str, str]]) -> bool:
         """Check weights and run setup(); on failure write skipped/error rows for every target."""

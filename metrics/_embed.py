@@ -432,11 +432,24 @@ class FrameEncoder:
     #: the model's precision (metrics._precision): inputs are cast to it, features come back float32
     precision: str = "fp32"
 
+    @property
+    def cache_namespace(self) -> str:
+        return self.namespace if self.precision == "fp32" else f"{self.namespace}|{self.precision}"
+
+    @staticmethod
+    def key_for(images: np.ndarray | Sequence[np.ndarray]) -> str:
+        return content_key(images if isinstance(images, np.ndarray) else list(images))
+
     def encode(self, images: np.ndarray | Sequence[np.ndarray], cache: Any = None, key: str | None = None) -> "torch.Tensor":
         """Float32 CPU features (N, D) of uint8 (H, W, 3) images (a (T, H, W, 3) array or a list)."""
-        k = key or content_key(images if isinstance(images, np.ndarray) else list(images))
-        namespace = self.namespace if self.precision == "fp32" else f"{self.namespace}|{self.precision}"
-        return cached(cache, namespace, k, lambda: self._run(images))
+        k = key or self.key_for(images)
+        return cached(cache, self.cache_namespace, k, lambda: self._run(images))
+
+    def _pixels(self, images: np.ndarray | Sequence[np.ndarray], dtype: Any) -> Iterator["torch.Tensor"]:
+        """Preprocessed pixels of `images` on the device, in the chunks `encode` preprocesses them in."""
+        seq = images if isinstance(images, np.ndarray) else list(images)
+        for sl in iter_batches(len(seq), self.batch_size):
+            yield self.preprocess(list(seq[sl])).to(self.device, dtype=dtype)
 
     def _run(self, images: np.ndarray | Sequence[np.ndarray]) -> "torch.Tensor":
         import torch
@@ -444,11 +457,101 @@ class FrameEncoder:
         from metrics._precision import torch_dtype
 
         dtype = torch_dtype(self.precision)
-        outs = []
-        n = len(images)
         with torch.inference_mode():
-            for sl in iter_batches(n, self.batch_size):
-                chunk = images[sl] if isinstance(images, np.ndarray) else list(images)[sl]
-                pv = self.preprocess(list(chunk)).to(self.device, dtype=dtype)
-                outs.append(self.forward(pv).float().cpu())
+            outs = [self.forward(pv).float().cpu() for pv in self._pixels(images, dtype)]
         return torch.cat(outs, dim=0)
+
+    def encode_many(self, videos: Sequence[np.ndarray | Sequence[np.ndarray]], cache: Any,
+                    keys: Sequence[str] | None = None) -> int:
+        """Encode the frames of many videos in full batches of `batch_size` ACROSS videos and put each
+        video's features into `cache` under the key `encode` uses (so a later `encode` reads them).
+
+        Videos already cached (or repeated) are skipped. Preprocessing is the same per-video chunks
+        as `encode`'s and every frame's forward is independent of its batch neighbours, so the
+        features equal `encode`'s. Returns the number of forward calls. Without an enabled cache
+        there is nowhere to keep the features: nothing is done.
+        """
+        import torch
+
+        from metrics._precision import torch_dtype
+
+        if cache is None or not getattr(cache, "enabled", True):
+            return 0
+        ns = self.cache_namespace
+        todo: dict[str, np.ndarray | Sequence[np.ndarray]] = {}
+        for i, ims in enumerate(videos):
+            k = keys[i] if keys is not None else self.key_for(ims)
+            if k and len(ims) and k not in todo and not cache.contains(ns, k):
+                todo[k] = ims
+        if not todo:
+            return 0
+        dtype = torch_dtype(self.precision)
+        bs = max(1, int(self.batch_size))
+        pending: list[torch.Tensor] = []  # preprocessed rows not yet through the model, in order
+        outs: list[torch.Tensor] = []
+        done: list[tuple[str, int]] = []  # (key, frames) in the order of the rows
+        calls = 0
+
+        def run(n: int) -> None:
+            nonlocal pending, calls
+            pv = pending[0] if len(pending) == 1 else torch.cat(pending)
+            outs.append(self.forward(pv[:n]).float().cpu())
+            calls += 1
+            pending = [pv[n:]] if pv.shape[0] > n else []
+
+        def flush_finished() -> None:
+            # hand every video whose rows are all computed to the cache (keeps `outs` small)
+            nonlocal outs
+            have = sum(o.shape[0] for o in outs)
+            feats = None
+            while done and have >= done[0][1]:
+                k, n = done.pop(0)
+                if feats is None:
+                    feats = torch.cat(outs) if len(outs) > 1 else outs[0]
+                cache.put(ns, k, feats[:n].clone())
+                feats, have = feats[n:], have - n
+            if feats is not None:
+                outs = [feats] if feats.shape[0] else []
+
+        with torch.inference_mode():
+            queued = 0
+            for k, ims in todo.items():
+                for pv in self._pixels(ims, dtype):
+                    pending.append(pv)
+                    queued += pv.shape[0]
+                    while queued >= bs:
+                        run(bs)
+                        queued -= bs
+                done.append((k, len(ims)))
+                flush_finished()
+            if queued:
+                run(queued)
+            flush_finished()
+        return calls
+
+
+class EncoderPrefetch:
+    """`Metric.prefetch` for metrics whose `compute` encodes frames through `FrameEncoder`s: the
+    frames of a chunk of items go through each encoder in full batches across samples and land in
+    the run's FeatureCache, where `compute` then finds them.
+
+    A metric lists, per item, the (encoder, images) pairs its `compute` will encode
+    (`encode_requests`); an item that is not applicable is left out (its `compute` says why).
+    """
+
+    def encode_requests(self, item: Any) -> list[tuple[FrameEncoder, Any]]:
+        raise NotImplementedError
+
+    def prefetch(self, items: Sequence[Any]) -> None:
+        groups: dict[tuple[int, int], tuple[FrameEncoder, Any, list[Any]]] = {}
+        for item in items:
+            if item.cache is None:
+                continue
+            try:
+                requests = self.encode_requests(item)
+            except NotApplicable:
+                continue
+            for encoder, images in requests:
+                groups.setdefault((id(encoder), id(item.cache)), (encoder, item.cache, []))[2].append(images)
+        for encoder, cache, videos in groups.values():
+            encoder.encode_many(videos, cache)

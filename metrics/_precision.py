@@ -58,7 +58,7 @@ class PrecisionOption:
     options: dict[str, Any]
     device: str
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)  # type: ignore[call-arg]
         check_precision(self.name, self.precision, self.device)
 

@@ -18,7 +18,7 @@ import numpy as np
 from bench.errors import VidEditBenchError
 from bench.metric import Metric
 from bench.types import EvalItem
-from metrics._embed import BACKENDS, l2_normalize, registry_weight_names, weights_path
+from metrics._embed import BACKENDS, EncoderPrefetch, FrameEncoder, l2_normalize, registry_weight_names, weights_path
 from metrics.clip import DEFAULT_CLIP, ClipBackbone
 
 #: indices of the Linear layers inside the original nn.Sequential (Dropouts sit at 1, 3 and 5)
@@ -76,7 +76,7 @@ def load_aesthetic_head(path: Path, device: str = "cpu") -> Any:
     return mlp.to(device).eval()
 
 
-class LaionAesthetic(Metric):
+class LaionAesthetic(EncoderPrefetch, Metric):
     name = "aesthetic"
     description = "Frames Quality (V2VBench): LAION aesthetic predictor v2 on CLIP ViT-L/14 embeddings, mean over frames"
     higher_is_better = True
@@ -113,6 +113,12 @@ class LaionAesthetic(Metric):
         with torch.inference_mode():
             scores = self._head(emb.to(self.device)).squeeze(-1).double().cpu().numpy()
         return {self.name: float(np.mean(scores))}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        if self._clip is None:
+            self.setup()
+        assert self._clip is not None
+        return [(self._clip.pooler, item.edited.frames)]
 
     def teardown(self) -> None:
         self._clip = None

@@ -22,6 +22,7 @@ from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption, t
 from metrics._embed import (
     BACKENDS,
     PAIRINGS,
+    EncoderPrefetch,
     FrameEncoder,
     clip_text_embeds,
     clip_vision_pooler,
@@ -94,7 +95,7 @@ class ClipBackbone:
         return self._text_cache[prompt]
 
 
-class _ClipMetric(PrecisionOption, Metric):
+class _ClipMetric(EncoderPrefetch, PrecisionOption, Metric):
     defaults: ClassVar[dict[str, Any]] = {"weights": DEFAULT_CLIP, "backend": "pil", "precision": DEFAULT_PRECISION}
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"backend": BACKENDS, "precision": PRECISIONS}
 
@@ -140,6 +141,9 @@ class ClipTextAlignment(_ClipMetric):
         img = clip.image_embeds(item.edited.frames, item.cache)
         return {self.name: text_alignment(img, clip.text_embeds(item.prompt), clip.logit_scale)}
 
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        return [(self.clip.pooler, item.edited.frames)] if item.prompt else []
+
 
 class ClipConsistency(_ClipMetric):
     name = "clip_consistency"
@@ -152,6 +156,9 @@ class ClipConsistency(_ClipMetric):
     def compute(self, item: EvalItem) -> dict[str, float]:
         feats = l2_normalize(self.clip.pooled(item.edited.frames, item.cache)).double().numpy()
         return {self.name: consistency_score(feats, self.options["pairing"])}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        return [(self.clip.pooler, item.edited.frames)]
 
 
 def reference_similarity(frame_feats: Any, ref_feat: Any) -> float:
@@ -195,6 +202,10 @@ class ClipImageSimilarity(_ClipMetric):
         clip = self.clip
         ref = clip.image_embeds([np.asarray(item.reference)], item.cache)
         return {self.name: reference_similarity(clip.image_embeds(images, item.cache), ref)}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        images = frames_for_reference_metric(item, bool(self.options["region"]))
+        return [(self.clip.pooler, [np.asarray(item.reference)]), (self.clip.pooler, images)]
 
 
 __all__ = ["ClipTextAlignment", "ClipConsistency", "ClipImageSimilarity", "ClipBackbone"]

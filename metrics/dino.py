@@ -20,6 +20,7 @@ from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption
 from metrics._embed import (
     BACKENDS,
     PAIRINGS,
+    EncoderPrefetch,
     FrameEncoder,
     consistency_score,
     dino_cls_features,
@@ -59,7 +60,7 @@ class DinoBackbone:
         return self.encoder.encode(images, cache)
 
 
-class _DinoMetric(PrecisionOption, Metric):
+class _DinoMetric(EncoderPrefetch, PrecisionOption, Metric):
     defaults: ClassVar[dict[str, Any]] = {"weights": DEFAULT_DINO, "backend": "pil", "precision": DEFAULT_PRECISION}
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"backend": BACKENDS, "precision": PRECISIONS}
 
@@ -97,6 +98,9 @@ class DinoConsistency(_DinoMetric):
         feats = l2_normalize(self.dino.features(item.edited.frames, item.cache)).double().numpy()
         return {self.name: consistency_score(feats, self.options["pairing"])}
 
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        return [(self.dino.encoder, item.edited.frames)]
+
 
 class DinoImageSimilarity(_DinoMetric):
     name = "dino_image"
@@ -115,6 +119,10 @@ class DinoImageSimilarity(_DinoMetric):
         dino = self.dino
         ref = dino.features([np.asarray(item.reference)], item.cache)
         return {self.name: reference_similarity(dino.features(images, item.cache), ref)}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        images = frames_for_reference_metric(item, bool(self.options["region"]))
+        return [(self.dino.encoder, [np.asarray(item.reference)]), (self.dino.encoder, images)]
 
 
 __all__ = ["DinoConsistency", "DinoImageSimilarity", "DinoBackbone"]

@@ -173,7 +173,7 @@ class FrechetInceptionDistance(Metric):
                                 "number of edited frames the FID was computed on"),)
     weights_name = "fid-inception"
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self._model = None
 

@@ -46,7 +46,7 @@ class MotionAlignment(PrecisionOption, Metric):
     defaults = {"flow": "gmflow", "precision": DEFAULT_PRECISION}
     choices = {"flow": tuple(BACKENDS), "precision": PRECISIONS}
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self._flow: FlowModel | None = None
         if self.precision != DEFAULT_PRECISION and not flow_weight_names(self.options["flow"]):

@@ -135,7 +135,7 @@ class _MotionControl(Metric):
     defaults: ClassVar[dict[str, Any]] = {"detector": "grounding-dino-base", "threshold": 0.35}
     output: ClassVar[int] = 0  # which of (miou, distance) this metric stores
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self.detector: Any = None
         self._note: str | None = None

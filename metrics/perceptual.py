@@ -105,7 +105,7 @@ class LPIPSBackground(Metric):
     defaults: ClassVar[dict[str, Any]] = {"net": "alex", "backbone": "auto", "fill": "zero", "dilate": 0}
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"net": ("alex", "vgg"), "fill": ("zero", "source")}
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self.model: Any = None
 

@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 from bench.errors import NotApplicable
 from bench.metric import Metric
 from bench.types import EvalItem
-from metrics._embed import BACKENDS, registry_weight_names
+from metrics._embed import BACKENDS, EncoderPrefetch, FrameEncoder, registry_weight_names
 from metrics.clip import ClipBackbone, text_alignment
 
 
-class PickScore(Metric):
+class PickScore(EncoderPrefetch, Metric):
     name = "pick_score"
     description = "PickScore_v1: logit_scale * cos(text, frame), mean over frames"
     higher_is_better = True
@@ -46,6 +46,14 @@ class PickScore(Metric):
         assert self._clip is not None
         img = self._clip.image_embeds(item.edited.frames, item.cache)
         return {self.name: text_alignment(img, self._clip.text_embeds(item.prompt), self._clip.logit_scale)}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        if not item.prompt:
+            return []
+        if self._clip is None:
+            self.setup()
+        assert self._clip is not None
+        return [(self._clip.pooler, item.edited.frames)]
 
     def teardown(self) -> None:
         self._clip = None

@@ -111,7 +111,7 @@ class StructureDistance(Metric):
 
     _model: Any = None
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         if "input_range" in options:
             options["input_range"] = str(options["input_range"])
         super().__init__(device=device, batch_size=batch_size, **options)

@@ -25,6 +25,7 @@ from bench.types import EvalItem
 from metrics._precision import DEFAULT_PRECISION, PRECISIONS, PrecisionOption, cast_model
 from metrics._embed import (
     PAIRINGS,
+    EncoderPrefetch,
     FrameEncoder,
     OptionalDependencyMissing,
     consistency_score,
@@ -40,7 +41,7 @@ from metrics._embed import (
 IQA_INSTALL = "pip install 'videditbench[iqa]'"
 
 
-class _VBenchConsistency(PrecisionOption, Metric):
+class _VBenchConsistency(EncoderPrefetch, PrecisionOption, Metric):
     higher_is_better = True
     value_range = (0.0, 1.0)
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"pairing": PAIRINGS, "precision": PRECISIONS}
@@ -63,6 +64,12 @@ class _VBenchConsistency(PrecisionOption, Metric):
         assert self._encoder is not None
         feats = l2_normalize(self._encoder.encode(item.edited.frames, item.cache)).double().numpy()
         return {self.name: consistency_score(feats, self.options["pairing"])}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        if self._encoder is None:
+            self.setup()
+        assert self._encoder is not None
+        return [(self._encoder, item.edited.frames)]
 
     def teardown(self) -> None:
         self._encoder = None

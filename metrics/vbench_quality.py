@@ -17,7 +17,7 @@ import numpy as np
 from bench.errors import VidEditBenchError
 from bench.metric import Metric
 from bench.types import EvalItem
-from metrics._embed import FrameEncoder, l2_normalize, registry_weight_names, single_file, vbench_pixels, weights_path
+from metrics._embed import EncoderPrefetch, FrameEncoder, l2_normalize, registry_weight_names, single_file, vbench_pixels, weights_path
 
 HEAD_KEYS = frozenset({"weight", "bias"})
 
@@ -57,7 +57,7 @@ def _embed_dim(model: Any) -> int:
     return int(model.text_projection.shape[1])
 
 
-class AestheticQuality(Metric):
+class AestheticQuality(EncoderPrefetch, Metric):
     name = "aesthetic_quality"
     description = ("VBench aesthetic quality: LAION aesthetic v1 linear head on L2-normalised OpenAI CLIP ViT-L/14 "
                    "image embeddings, /10, mean over frames")
@@ -102,6 +102,12 @@ class AestheticQuality(Metric):
         with torch.inference_mode():
             scores = self._head(emb.to(self.device)).squeeze(-1).double().cpu().numpy()
         return {self.name: float(np.mean(scores / 10.0))}
+
+    def encode_requests(self, item: EvalItem) -> list[tuple[FrameEncoder, Any]]:
+        if self._encoder is None:
+            self.setup()
+        assert self._encoder is not None
+        return [(self._encoder, item.edited.frames)]
 
     def teardown(self) -> None:
         self._encoder = None

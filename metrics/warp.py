@@ -217,7 +217,7 @@ class WarpError(Metric):
     defaults = {"flow": "gmflow"}
     choices = {"flow": (*BACKENDS, "gt")}
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self._flow: FlowModel | None = None
 

@@ -131,3 +131,64 @@ def incremental_export_ab(cfg, repeats: int = 3) -> None:
         b, a = res[(what, False)], res[(what, True)]
         bc, ac, bw, aw = _med([x[0] for x in b]), _med([x[0] for x in a]), _med([x[1] for x in b]), _med([x[1] for x in a])
         print(f"  {label:40s} {bc:12.2f} {ac:12.2f} {bw:12.2f} {aw:11.2f} {bc / max(ac, 1e-9):9.1f}x")
+
+
+#: the backbones of the FrameEncoder metrics (one forward of one of these = one model batch)
+BACKBONES = ("CLIPVisionModel", "CLIPVisionTransformer", "Dinov2Model", "ViTModel", "VisionTransformer")
+
+
+@contextmanager
+def _count_backbone_forwards() -> Iterator[list[int]]:
+    """[calls, frames] of the metric backbones' forwards (a global torch forward hook)."""
+    import torch
+
+    n = [0, 0]
+
+    def hook(module, args, out):
+        if type(module).__name__ in BACKBONES:
+            x = out if isinstance(out, torch.Tensor) else getattr(out, "last_hidden_state", None)
+            n[0] += 1
+            n[1] += int(x.shape[0]) if x is not None else 0
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        yield n
+    finally:
+        handle.remove()
+
+
+def cross_batch_ab(cfg, repeats: int = 3) -> None:
+    """Score `cfg.metrics` on the edits of `cfg` (made once here) with cross-sample batching off/on
+    (RunConfig.cross_batch, VIDEDITBENCH_CROSS_BATCH=0): CPU and wall seconds, backbone forward calls."""
+    from bench.runner import Runner, run_benchmark
+    from bench.store import ResultStore
+
+    run_benchmark(dataclasses.replace(cfg, metrics=[]))
+    with ResultStore(cfg.run_dir) as store:
+        n_edits = sum(1 for _ in store.iter_edits("ok"))
+
+    def score(flag: bool) -> tuple[float, float, list[int], dict]:
+        with ResultStore(cfg.run_dir) as store:
+            store.conn.execute("DELETE FROM scores")
+        with _count_backbone_forwards() as n:
+            cpu, wall = _timed(lambda: run_benchmark(dataclasses.replace(cfg, cross_batch=flag), do_edits=False))
+        return cpu, wall, list(n), _values(cfg.run_dir)
+
+    score(True)  # warm-up
+    res: dict[bool, list[tuple]] = {False: [], True: []}
+    for _ in range(repeats):
+        for flag in (False, True):
+            res[flag].append(score(flag))
+    same = res[False][-1][3] == res[True][-1][3]
+    probe = Runner(dataclasses.replace(cfg, metrics=[]))
+    probe.store.close()
+    print(f"\ncross-sample batching: scoring {n_edits} edits with {len(cfg.metrics)} metric(s) "
+          f"({', '.join(cfg.metrics)}), batch size {probe.batch_size} on {probe.device}; medians of {repeats}, interleaved")
+    print(f"  {'path':40s} {'CPU s':>8s} {'wall s':>8s} {'forwards':>9s} {'frames/forward':>15s}")
+    for flag, label in ((False, "before: one model batch per video"), (True, "after: batches across samples")):
+        cpu, wall = _med([r[0] for r in res[flag]]), _med([r[1] for r in res[flag]])
+        calls, frames = res[flag][-1][2]
+        print(f"  {label:40s} {cpu:8.2f} {wall:8.2f} {calls:9d} {frames / max(calls, 1):15.1f}")
+    before, after = _med([r[0] for r in res[False]]), _med([r[0] for r in res[True]])
+    print(f"  ratio before/after (CPU): {before / max(after, 1e-9):.2f}x; "
+          f"numbers identical: {'yes' if same else 'NO'} ({len(res[True][-1][3])} values)")

@@ -6,9 +6,10 @@ features for every edit (V2VBench's behaviour), measured in the same run.
 Tiny weights are built in a temp dir and reached through the same `VIDEDITBENCH_WEIGHT_<NAME>`
 overrides a user would set, so every metric loads through its real loader.
 It ends with the whole scoring phase through the runner, decode-once against the old
-decode-per-metric path (scripts/_bench_speed.py), on --ab-metrics.
+decode-per-metric path (scripts/_bench_speed.py), on --ab-metrics, and cross-sample batching of
+model metrics against one model batch per video (VIDEDITBENCH_CROSS_BATCH=0), on --cross-metrics.
 Usage: python scripts/bench_metrics.py [--size 128] [--num-frames 8] [--repeats 3] [--metrics a,b]
-[--ab-metrics a,b | --no-ab]
+[--ab-metrics a,b | --no-ab] [--cross-metrics a,b | --no-cross] [--only-ab]
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+# open_clip's OpenAI loader (aesthetic_quality) calls torch.jit.load, deprecated in torch 2.9+: noise in the figures
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -42,6 +46,9 @@ VBENCH_METRICS = ("subject_consistency", "background_consistency@size=64", "moti
 #: the decode-once run: the small-model metrics of the V2VBench comparison plus weight-free ones
 AB_METRICS = ("clip_text", "clip_consistency", "dino_consistency", "aesthetic", "temporal_flickering", "bg_psnr",
               "warp_error@flow=dis")
+#: the cross-sample batching run: metrics whose frames go through a FrameEncoder (Metric.prefetch)
+CROSS_METRICS = ("clip_consistency", "dino_consistency", "clip_image", "dino_image", "subject_consistency",
+                 "aesthetic_quality")
 
 
 def build_tiny_weights(root: Path) -> None:
@@ -119,6 +126,10 @@ def main() -> None:
     ap.add_argument("--ab-metrics", default=",".join(AB_METRICS),
                     help="metrics of the decode-once before/after run (through the runner)")
     ap.add_argument("--no-ab", action="store_true", help="skip the decode-once before/after run")
+    ap.add_argument("--cross-metrics", default=",".join(CROSS_METRICS),
+                    help="metrics of the cross-sample batching before/after run (through the runner)")
+    ap.add_argument("--no-cross", action="store_true", help="skip the cross-sample batching before/after run")
+    ap.add_argument("--only-ab", action="store_true", help="only the before/after runs (no per-metric table)")
     args = ap.parse_args()
 
     from bench.cache import FeatureCache
@@ -146,7 +157,7 @@ def main() -> None:
         print(f"{'metric':28s} {'ms/sample':>10s} {'ms/frame':>9s} {'no-cache ms/sample':>19s} {'cache speed-up':>15s}")
         from bench.cli import _split  # keeps name@k=v,k2=v2 together
 
-        for spec in _split([args.metrics]) or METRICS + VBENCH_METRICS:
+        for spec in [] if args.only_ab else _split([args.metrics]) or METRICS + VBENCH_METRICS:
             name, opts = parse_metric_spec(spec)
             metric = REG.get(name)(device="cpu", batch_size=16, **opts)
             has = [it for it in items if not metric.applicable(runner._has(it.sample, {"generate_s": 1.0} if
@@ -192,6 +203,12 @@ def main() -> None:
             ab = RunConfig(suite="mini", methods=cfg.methods, metrics=_split([args.ab_metrics]), results_dir=d,
                            run_name="ab", device="cpu", suite_overrides=dict(cfg.suite_overrides))
             decode_once_ab(ab, args.repeats)
+        if not args.no_cross:
+            from _bench_speed import cross_batch_ab
+
+            cross = RunConfig(suite="mini", methods=cfg.methods, metrics=_split([args.cross_metrics]), results_dir=d,
+                              run_name="cross", device="cpu", suite_overrides=dict(cfg.suite_overrides))
+            cross_batch_ab(cross, args.repeats)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,8 @@ def test_fuzz_cli_options_never_traceback(opt, value):
     assert "Traceback" not in res.output
     if res.exit_code == 0:
         cfg = seen[0]
-        assert cfg.batch_size >= 1 and (cfg.warmup is None or cfg.warmup >= 0) and 0 <= cfg.seed < 2**63  # None: per-device default
+        assert (cfg.batch_size is None or cfg.batch_size >= 1) and (cfg.warmup is None or cfg.warmup >= 0) \
+            and 0 <= cfg.seed < 2**63  # None: per-device default
     else:
         assert res.exit_code == 2, (opt, value, res.output)
         lines = [ln for ln in res.output.splitlines() if ln.strip()]

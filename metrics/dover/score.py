@@ -74,7 +74,7 @@ class DoverScore(Metric):
         "lowres_grid": ("official", "rescaled"),
     }
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self.model = None
 

@@ -81,7 +81,7 @@ class ViClipTextAlignment(Metric):
     }
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"sampling": ("stride", "uniform")}
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         self.model: Any = None
         self._tokenizer: Any = None

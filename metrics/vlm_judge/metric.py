@@ -112,7 +112,7 @@ class VlmJudge(Metric):
         """Shown by `videditbench list metrics --details`."""
         return "question templates (metrics/vlm_judge/templates.yaml):\n" + templates_text()
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16, **options: Any):
+    def __init__(self, device: str = "cpu", batch_size: int | None = None, **options: Any):
         super().__init__(device=device, batch_size=batch_size, **options)
         _ = self.frames_as  # validate the combination now (one clear line), not mid-run
         self._backend: Any = None
