@@ -100,6 +100,21 @@ def _values(cfg: RunConfig) -> dict[tuple[str, str, str], tuple[str, float | Non
         store.close()
 
 
+def assert_same_numbers(got: dict, want: dict) -> None:
+    """Same keys, statuses and values. On this box batching gives bit-identical values; a BLAS may pick
+    another kernel for another batch height on other CPUs, so values may differ by float rounding
+    (relative 1e-6), never more."""
+    assert got.keys() == want.keys()
+    for k in want:
+        g, w = got[k], want[k]
+        if isinstance(w, dict):  # compute() results
+            assert g.keys() == w.keys(), k
+            assert all(g[m] == pytest.approx(w[m], rel=1e-6, abs=1e-9) for m in w), (k, g, w)
+        else:  # (status, value) rows
+            assert g[0] == w[0], (k, g, w)
+            assert (g[1] is None) == (w[1] is None) and (w[1] is None or g[1] == pytest.approx(w[1], rel=1e-6, abs=1e-9)), (k, g, w)
+
+
 def _distinct_edits(cfg: RunConfig) -> int:
     from bench.hashing import hash_array
     from bench.video_io import read_video
@@ -142,7 +157,7 @@ def test_runner_batches_clip_frames_across_samples_with_the_same_numbers(tiny, t
     a, b = _values(off), _values(on)
     assert a.keys() == b.keys() and len(a) == 6
     assert all(st == "ok" for st, _ in a.values())
-    assert a == b  # bit-identical on CPU fp32
+    assert_same_numbers(a, b)
 
 
 def test_switch_env_restores_the_per_item_path(monkeypatch):
@@ -206,7 +221,7 @@ def test_prefetch_then_compute_equals_compute_alone(tiny, make):
     assert post.batches == [] and pre.batches and max(pre.batches) <= 16
     frames = n * FRAMES + (n if ref else 0)
     assert sum(pre.batches) == frames and len(pre.batches) == math.ceil(frames / 16)
-    assert batched == alone
+    assert_same_numbers(dict(enumerate(batched)), dict(enumerate(alone)))
     assert cache.hits == 0 and cache.misses == len(items) * (2 if ref else 1)  # counted as without prefetch
 
 
@@ -256,7 +271,7 @@ def test_failing_prefetch_falls_back_per_item_and_loses_no_rows(tiny, tmp_path, 
     assert got.keys() == want.keys() and len(got) == 12  # every (metric, edit) has its row
     bad = {k: v for k, v in got.items() if k[1:] == (victim["method"], victim["sample_uid"])}
     assert len(bad) == 2 and all(st == "error" for st, _ in bad.values())
-    assert {k: v for k, v in got.items() if k not in bad} == {k: v for k, v in want.items() if k not in bad}
+    assert_same_numbers({k: v for k, v in got.items() if k not in bad}, {k: v for k, v in want.items() if k not in bad})
     failed = [m for m in logs if "cross-sample batching failed" in m]
     assert len(failed) == 2 and all("out of memory" in m for m in failed)  # once per metric, not per chunk
 
