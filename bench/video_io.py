@@ -29,12 +29,16 @@ def _to_8bit(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
 
 
-def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
-    """An image as uint8 (H, W, 3) for RGB / (H, W) for L; 16-bit PNGs are scaled, not clipped."""
+def read_image(path: str | os.PathLike, mode: str = "RGB", data: bytes | None = None) -> np.ndarray:
+    """An image as uint8 (H, W, 3) for RGB / (H, W) for L; 16-bit PNGs are scaled, not clipped.
+    `data`: the file's bytes, already read (errors still name `path`)."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
+    buf = None if data is None else io.BytesIO(data)
     try:
-        with Image.open(path) as im:
+        with Image.open(path if buf is None else buf) as im:
             if im.mode in _WIDE_GRAY:
                 return np.asarray(Image.fromarray(_to_8bit(np.asarray(im)), "L").convert(mode)).copy()
             if im.mode == "F":
@@ -46,7 +50,8 @@ def read_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     except VideoReadError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise VideoReadError(str(path), f"not a readable image ({e})", "re-export it as PNG") from None
+        why = str(e) if buf is None else str(e).replace(repr(buf), repr(str(path)))  # name the file, not the buffer
+        raise VideoReadError(str(path), f"not a readable image ({why})", "re-export it as PNG") from None
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -146,11 +151,47 @@ def read_video(path: str | os.PathLike, backend: str = "auto", max_frames: int |
 
 def read_video_files(files: list[Path], folder: Path) -> tuple[np.ndarray, float]:
     """Frame image files of one folder as a clip (folders carry no frame rate: 8 fps)."""
-    frames = [read_image(f) for f in files]
+    return _read_files(files, folder, keep_png=False)[0], 8.0
+
+
+def read_frames_folder(folder: str | os.PathLike) -> tuple[np.ndarray, list[bytes | None]]:
+    """A folder of frame images, each file read once: (frames (T,H,W,3) uint8, per frame the file's
+    bytes where it is a plain 8-bit RGB PNG, else None). Such bytes decode to exactly that frame, so
+    write_frames(png=) can store them as they are instead of re-encoding."""
+    p = Path(folder)
+    files = list_frame_files(p)
+    if not files:
+        raise VideoReadError(str(p), "folder has no frame images (.png/.jpg)", "put 00.png, 01.png, … in it")
+    return _read_files(files, p, keep_png=True)
+
+
+def _read_files(files: list[Path], folder: Path, keep_png: bool) -> tuple[np.ndarray, list[bytes | None]]:
+    frames, png = [], []
+    for f in files:
+        try:
+            data = f.read_bytes()
+        except FileNotFoundError:
+            raise VideoReadError(str(f), "file not found", "check the path in the manifest") from None
+        frame = read_image(f, data=data)
+        frames.append(frame)
+        png.append(data if keep_png and is_plain_rgb8_png(data, frame.shape) else None)
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise VideoReadError(str(folder), f"frames have different sizes {sorted(shapes)}", "resize them to one size")
-    return np.stack(frames), 8.0
+    return np.stack(frames), png
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_plain_rgb8_png(data: bytes, shape: tuple[int, ...]) -> bool:
+    """Whether `data` is a PNG of colour type 2 (RGB, no alpha, no palette) at 8 bits per channel and
+    of frame size `shape` (H, W, 3): every decoder reads it as exactly the RGB values PIL reads (a
+    16-bit, grey, palette or alpha PNG is converted on reading, so its bytes are not the frame)."""
+    if len(data) < 33 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(shape) != 3:
+        return False
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return (height, width, 3) == tuple(shape) and data[24] == 8 and data[25] == 2
 
 
 def read_mask_frames(path: str | os.PathLike) -> np.ndarray:
@@ -167,14 +208,21 @@ def read_mask_frames(path: str | os.PathLike) -> np.ndarray:
     return frames.max(axis=-1) > 127
 
 
-def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> Path:
-    """Write frames losslessly as PNGs (00000.png, …) atomically: a temp folder renamed into place."""
+def write_frames(folder: str | os.PathLike, frames: np.ndarray, png: list[bytes | None] | None = None) -> Path:
+    """Write frames losslessly as PNGs (00000.png, …) atomically: a temp folder renamed into place.
+
+    `png[i]`, where given, is a plain 8-bit RGB PNG that decodes to frames[i] (read_frames_folder:
+    the user's own file, read once): its bytes are stored as they are instead of re-encoding them."""
     from PIL import Image
 
     dest = Path(folder)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     for i, f in enumerate(frames):
+        data = png[i] if png is not None and i < len(png) else None
+        if data is not None and is_plain_rgb8_png(data, np.shape(f)):
+            (tmp / f"{i:05d}.png").write_bytes(data)
+            continue
         Image.fromarray(np.asarray(f, dtype=np.uint8)).save(tmp / f"{i:05d}.png", compress_level=1)
     if dest.exists():
         import shutil
