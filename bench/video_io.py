@@ -154,15 +154,15 @@ def read_video_files(files: list[Path], folder: Path) -> tuple[np.ndarray, float
     return _read_files(files, folder, keep_png=False)[0], 8.0
 
 
-def read_frames_folder(folder: str | os.PathLike) -> tuple[np.ndarray, list[bytes | None]]:
+def read_frames_folder(folder: str | os.PathLike, keep_png: bool = True) -> tuple[np.ndarray, list[bytes | None]]:
     """A folder of frame images, each file read once: (frames (T,H,W,3) uint8, per frame the file's
-    bytes where it is a plain 8-bit RGB PNG, else None). Such bytes decode to exactly that frame, so
-    write_frames(png=) can store them as they are instead of re-encoding."""
+    bytes where it is a plain 8-bit RGB PNG, else None; all None without `keep_png`). Such bytes
+    decode to exactly that frame, so write_frames(png=) can store them as they are."""
     p = Path(folder)
     files = list_frame_files(p)
     if not files:
         raise VideoReadError(str(p), "folder has no frame images (.png/.jpg)", "put 00.png, 01.png, … in it")
-    return _read_files(files, p, keep_png=True)
+    return _read_files(files, p, keep_png=keep_png)
 
 
 def _read_files(files: list[Path], folder: Path, keep_png: bool) -> tuple[np.ndarray, list[bytes | None]]:

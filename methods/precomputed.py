@@ -128,8 +128,8 @@ class PrecomputedMethod(Method):
                 f"expected layout <dir>/<video_id>/<edit_idx> as a frames folder, .mp4 or .gif"
             )
         png = None
-        if path.is_dir():
-            frames, png = read_frames_folder(path)
+        if path.is_dir():  # the files' bytes are kept only when they can be the stored frames as they are
+            frames, png = read_frames_folder(path, keep_png=len(list_frame_files(path)) == video.num_frames)
         else:
             frames, _ = read_video(path)
         want_t, want_hw = video.num_frames, video.size

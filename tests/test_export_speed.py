@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import VideoReadError
+from bench.errors import VidEditBenchError, VideoReadError
 from bench.video_io import (
     is_plain_rgb8_png,
     read_frames_folder,
@@ -187,3 +187,23 @@ def test_eval_stores_the_users_png_frames_byte_for_byte_and_scores_them_like_the
     assert (copied, reencoded) == (7, 1)
     # the same frames: the same numbers as the originals scored by the source method
     assert scores and scores == {k: v for k, v in src_scores.items() if k in scores}
+
+
+def test_precomputed_hands_over_png_bytes_only_for_frames_returned_as_they_are(tmp_path, rng):
+    from bench.catalog import METHODS
+    from bench.types import Sample, Video
+
+    frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
+    folder = write_frames(tmp_path / "out" / "blackswan" / "0", frames)
+    sample = Sample(suite="v2v", video_id="blackswan", edit_id="0", source="blackswan.mp4")
+    m = METHODS.get("precomputed")(dir=str(tmp_path / "out"), resize=True)
+    got = m.edit(Video(np.zeros((4, 16, 24, 3), np.uint8)), sample=sample)
+    np.testing.assert_array_equal(got, frames)
+    assert m.last_output_png == [f.read_bytes() for f in sorted(folder.iterdir())]
+    resized = m.edit(Video(np.zeros((2, 8, 12, 3), np.uint8)), sample=sample)  # sampled and resized
+    assert resized.shape == (2, 8, 12, 3) and m.last_output_png is None
+    m.edit(Video(np.zeros((4, 16, 24, 3), np.uint8)), sample=sample)
+    assert m.last_output_png is not None
+    with pytest.raises(VidEditBenchError):
+        m.edit(Video(np.zeros((4, 16, 24, 3), np.uint8)), sample=None)
+    assert m.last_output_png is None  # never left over from an earlier edit
