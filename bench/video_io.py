@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -109,7 +108,8 @@ def spread_indices(n: int, k: int) -> np.ndarray:
     return np.linspace(0, n - 1, k).round().astype(int)
 
 
-def read_video(path: str | os.PathLike, backend: str = "auto", max_frames: int | None = None) -> tuple[np.ndarray, float]:
+def read_video(path: str | os.PathLike, backend: str = "auto",
+               max_frames: int | None = None) -> tuple[np.ndarray, float]:
     """(frames uint8 (T,H,W,3) RGB, fps) from a video file, a .gif, or a folder of frame images.
     With `max_frames`, only that many evenly spaced frames (spread_indices); a folder then decodes
     only those files."""
