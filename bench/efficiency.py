@@ -140,6 +140,15 @@ def measure(fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, Measuremen
     return result, Measurement(seconds, max(peak - baseline, 0) / 2**20, "cpu")
 
 
+def measure_if(timed: bool, fn: Callable[[], Any], device: str = "cpu") -> tuple[Any, Measurement]:
+    """measure(fn) when `timed`; otherwise just fn(): a method whose figures are never recorded
+    (precomputed outputs) skips the garbage collection, heap trim and RSS sampling. The untimed
+    Measurement only names the memory device."""
+    if timed:
+        return measure(fn, device)
+    return fn(), Measurement(float("nan"), float("nan"), "cuda" if _cuda(device) is not None else "cpu")
+
+
 def warmup_edits(device: str, requested: int | None = None) -> int:
     """Untimed warm-up edits before the first timed one: `requested`, else 1 on CUDA and 0 on CPU."""
     if requested is not None:

@@ -405,7 +405,7 @@ def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tupl
     """(gif path, '') or (None, reason). A GIF whose key (the frames' file bytes and the preview
     size, in its comment) matches is re-used: each edit's preview is encoded once."""
     from bench import incremental
-    from bench.video_io import read_video, write_gif
+    from bench.video_io import GIF_ENCODING, read_video, write_gif
 
     if not frames_dir:
         return None, "no frames stored"
@@ -418,13 +418,10 @@ def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tupl
                 return dest, ""
             key = None
         else:
-            key = incremental.digest(incremental.files_digest(src), max_frames, side)
+            key = incremental.digest(incremental.files_digest(src), max_frames, side, GIF_ENCODING)
             if incremental.up_to_date(dest, key):
                 return dest, ""
-        frames, fps = read_video(src)
-        if len(frames) > max_frames:
-            idx = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-            frames = frames[idx]
+        frames, fps = read_video(src, max_frames=max_frames)
         return write_gif(dest, frames, fps=fps, max_side=side, comment=key), ""
     except Exception as e:  # noqa: BLE001  (a broken preview must not break the report)
         return None, f"preview failed: {e}"
@@ -477,14 +474,17 @@ def _guidance_key(suite: Any, sample: Any, max_frames: int, side: int) -> str:
         p = Path(str(f)) if f else None
         st = p.stat() if p is not None and p.exists() else None
         files.append((str(f), st.st_size, st.st_mtime_ns) if st else str(f))
-    return incremental.digest(repr(sample), repr(getattr(suite, "preprocess", None)), files, max_frames, side)
+    from bench.video_io import GIF_ENCODING
+
+    return incremental.digest(repr(sample), repr(getattr(suite, "preprocess", None)), files, max_frames, side,
+                              GIF_ENCODING)
 
 
 def _guidance_clips(suite: Any, uid: str, sample_dir: Path, out: Path, max_frames: int, side: int) -> list[dict]:
     """The reference image and the mask (tinted over the source) of an image-guided sample; both
     carry the sample's content key, so an unchanged sample is neither loaded nor encoded again."""
     from bench import incremental
-    from bench.video_io import write_gif
+    from bench.video_io import spread_indices, write_gif
 
     sample = next((x for x in getattr(suite, "samples", ()) if x.uid == uid), None) if suite is not None else None
     if sample is None:
@@ -517,7 +517,7 @@ def _guidance_clips(suite: Any, uid: str, sample_dir: Path, out: Path, max_frame
         frames = loaded.video.frames.astype(np.float32)
         m = np.asarray(loaded.mask, bool)[..., None]
         tint = np.where(m, 0.45 * frames + 0.55 * np.array([255.0, 40.0, 40.0]), 0.6 * frames)
-        idx = np.linspace(0, len(tint) - 1, min(max_frames, len(tint))).round().astype(int)
+        idx = spread_indices(len(tint), max_frames)
         write_gif(mask_gif, tint[idx].clip(0, 255).astype(np.uint8), fps=loaded.video.fps, max_side=side, comment=key)
         clips.append(mask_clip)
     return clips

@@ -71,7 +71,7 @@ class MethodWorker:
         self.last_frames: Any = None  # the frames of the last ok edit (the local runner caches them)
 
     def _prepare(self, unit: EditUnit, loaded: LoadedSample) -> None:
-        from bench.efficiency import measure
+        from bench.efficiency import measure_if
         from bench.runner import _seed_everything, describe_exception
 
         if self._source == unit.source:
@@ -79,7 +79,8 @@ class MethodWorker:
         self._source, self._prepared, self._prep_time, self._prep_error = unit.source, None, None, None
         try:
             _seed_everything(self.seed)
-            self._prepared, m = measure(lambda: self.method.prepare(loaded.video), self.device)
+            self._prepared, m = measure_if(getattr(self.method, "measures_efficiency", True),
+                                           lambda: self.method.prepare(loaded.video), self.device)
             self._prep_time = m.seconds
         except Exception as e:  # noqa: BLE001
             self._prep_error = f"prepare failed: {describe_exception(e)}"
@@ -115,7 +116,7 @@ class MethodWorker:
         raise AssertionError("unreachable")
 
     def _edit(self, unit: EditUnit, sample: Sample, loaded: LoadedSample, source_dir, row) -> EditRow:
-        from bench.efficiency import measure, warmup_edits
+        from bench.efficiency import measure_if, warmup_edits
         from bench.runner import _seed_everything, validate_output
         from bench.video_io import write_frames
 
@@ -133,13 +134,15 @@ class MethodWorker:
             for _ in range(warmup):
                 _seed_everything(self.seed)
                 call()
+        timed = getattr(method, "measures_efficiency", True)
         _seed_everything(self.seed)
-        out, m = measure(call, self.device)
+        out, m = measure_if(timed, call, self.device)
         frames = validate_output(out, loaded.video, self.label)
         out_dir = edit_output_dir(self.run_dir, self.label, unit.method_key, sample, unit.sample_key)
-        write_frames(out_dir, frames)
+        # a method that returned the user's own PNG files unchanged (precomputed) hands over their bytes
+        png = getattr(method, "last_output_png", None) if frames is out else None
+        write_frames(out_dir, frames, png=png)
         self.last_frames = np.ascontiguousarray(frames).copy()  # handed to the local runner's frame cache
-        timed = getattr(method, "measures_efficiency", True)
         return row("ok", output_dir=str(out_dir), source_dir=source_dir(loaded),
                    preprocess_s=self._prep_time if timed else None, generate_s=m.seconds if timed else None,
                    peak_memory_mb=m.peak_memory_mb if timed else None, memory_device=m.memory_device)

@@ -27,7 +27,7 @@ from bench.errors import MethodOutputError, VidEditBenchError
 from bench.method import Method
 from bench.suites.preprocess import evenly_spaced
 from bench.types import Sample, Video
-from bench.video_io import VIDEO_EXTS, list_frame_files, read_video
+from bench.video_io import VIDEO_EXTS, list_frame_files, read_frames_folder, read_video
 
 
 def fit_to_source(frames: np.ndarray, num_frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -94,6 +94,9 @@ class PrecomputedMethod(Method):
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
         super().__init__(device=device, seed=seed, **config)
+        #: per frame of the last edit() result, the user's PNG bytes it was decoded from (None where
+        #: the store must encode the frame itself); the harness stores those bytes as they are
+        self.last_output_png: list[bytes | None] | None = None
         if not self.cfg.get("dir"):
             raise VidEditBenchError(
                 "method 'precomputed' needs option dir: the folder holding <video_id>/<edit_idx> outputs "
@@ -114,6 +117,7 @@ class PrecomputedMethod(Method):
         source_prompt: str | None = None,
         sample: Sample | None = None,
     ) -> np.ndarray:
+        self.last_output_png = None
         if sample is None:
             raise VidEditBenchError("precomputed: edit() needs sample= to know which video_id / edit to read")
         path, tried = find_edit(self.root, sample)
@@ -123,9 +127,14 @@ class PrecomputedMethod(Method):
                 f"precomputed: no stored edit for {sample.uid}; looked for {shown} (and other video extensions); "
                 f"expected layout <dir>/<video_id>/<edit_idx> as a frames folder, .mp4 or .gif"
             )
-        frames, _ = read_video(path)
+        png = None
+        if path.is_dir():  # the files' bytes are kept only when they can be the stored frames as they are
+            frames, png = read_frames_folder(path, keep_png=len(list_frame_files(path)) == video.num_frames)
+        else:
+            frames, _ = read_video(path)
         want_t, want_hw = video.num_frames, video.size
         if frames.shape[0] == want_t and frames.shape[1:3] == want_hw:
+            self.last_output_png = png  # the frames are these files as they are: the store copies their bytes
             return frames
         if not self.cfg["resize"]:
             raise MethodOutputError(

@@ -11,7 +11,7 @@ import pytest
 from bench.cli import _export
 from bench.runner import RunConfig, run_benchmark
 from bench.store import ResultStore
-from bench.video_io import read_image, write_image
+from bench.video_io import read_image, read_video, write_image
 
 TINY = {"num_frames": 4, "size": 32}
 
@@ -89,3 +89,25 @@ def test_the_old_path_rewrites_everything(finished_run, tmp_path, monkeypatch):
     after = _stamps(out)
     rewritten = {k for k in before if after[k] != before[k]}
     assert {k for k in before if "plots" in k or k.endswith(".csv") or "mask.gif" in k} <= rewritten
+
+
+def test_previews_of_an_older_encoding_are_reencoded_once_then_left_alone(finished_run, tmp_path, monkeypatch):
+    import bench.video_io
+
+    with monkeypatch.context() as m:
+        m.setattr(bench.video_io, "GIF_ENCODING", "an older palette")
+        run, out = _export_copy(finished_run, tmp_path)
+    before = _stamps(out)
+    gifs = {k for k in before if k.endswith(".gif")}
+    first = {k: read_video(out / k)[0] for k in gifs}
+    _export(run, out)
+    after = _stamps(out)
+    assert gifs and {k for k in before if after[k] != before[k] and k.endswith(".gif")} == gifs
+    for k in gifs:  # the same palette code: the same pixels, only the key in the comment is new
+        assert (read_video(out / k)[0] == first[k]).all()
+    _export(run, out)
+    assert _stamps(out) == after
+    # a fresh export of the same store gives byte-identical previews
+    fresh = tmp_path / "fresh"
+    _export(run, fresh)
+    assert {k: (fresh / k).read_bytes() for k in gifs} == {k: (out / k).read_bytes() for k in gifs}
