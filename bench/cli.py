@@ -538,6 +538,7 @@ def eval_(
     num_frames: Optional[int] = typer.Option(None, "--num-frames"),
     size: Optional[int] = typer.Option(None, "--size"),
     offline: bool = typer.Option(False, "--offline"),
+    no_export: bool = typer.Option(False, "--no-export", help="Only store the scores; build the leaderboard and report later with `videditbench leaderboard`."),
 ) -> None:
     """Score edited videos that already exist on disk, without running any method."""
     _offline(offline)
@@ -553,7 +554,7 @@ def eval_(
     cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
                         True, True, [f"precomputed.dir={json.dumps(str(edits.resolve()))}", f"precomputed.resize={str(resize).lower()}"],
                         metric_opt, None, num_frames, size, None, 0, False, method_labels={"precomputed": label})
-    _run(cfg)
+    _run(cfg, export=not no_export)
 
 
 @app.command()

@@ -310,13 +310,17 @@ def agreement(peer: dict[str, dict[str, float]], ours: dict[str, dict[str, float
 
 
 def print_table(title: str, peer_name: str, peer: Timing, ours: Timing, agree: list[tuple[str, int, float]],
-                forwards: dict | None = None) -> None:
+                forwards: dict | None = None, scoring: Timing | None = None) -> None:
     pw, pc = statistics.median(peer.wall), statistics.median(peer.cpu)
     ow, oc = statistics.median(ours.wall), statistics.median(ours.cpu)
     print(f"\n{title}")
     print(f"| side | wall s (median) | CPU s (median) |\n|---|---:|---:|")
     print(f"| {peer_name} | {pw:.1f} | {pc:.1f} |\n| videditbench eval | {ow:.1f} | {oc:.1f} |")
     print(f"| ratio {peer_name} / ours | {pw / ow:.2f}x | {pc / oc:.2f}x |")
+    if scoring is not None:
+        sw, sc = statistics.median(scoring.wall), statistics.median(scoring.cpu)
+        print(f"| videditbench eval --no-export (scores only) | {sw:.1f} | {sc:.1f} |")
+        print(f"| ratio {peer_name} / ours, scores only | {pw / sw:.2f}x | {pc / sc:.2f}x |")
     print("agreement (max relative difference over edits): " +
           ", ".join(f"{m} {d:.1e} ({k} edits)" for m, k, d in agree))
     print(f"runs: wall {[round(x, 1) for x in peer.wall]} vs {[round(x, 1) for x in ours.wall]}; "
@@ -451,7 +455,7 @@ def cuda_available() -> bool:
 def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, peer_env: dict[str, str],
             our_metrics: list[str], inputs: dict, work: Path, args: argparse.Namespace, models: dict[str, Path],
             names: dict[str, str], device: str = "cpu", precision: str = "fp32", pure: dict | None = None) -> None:
-    peer, ours = Timing(), Timing()
+    peer, ours, scoring = Timing(), Timing(), Timing()
     env_ours = side_env(args.threads, {**our_weights_env(models), "PYTHONPATH": str(ROOT)})
     for r in range(-args.warmup, args.repeats):  # interleaved: machine noise hits both sides alike
         wall, cpu, out = run_timed(peer_cmd, peer_env, peer_cwd)
@@ -465,13 +469,19 @@ def compare(title: str, peer_name: str, peer_cmd: list[str], peer_cwd: Path, pee
         if r >= 0:
             ours.wall.append(wall), ours.cpu.append(cpu)
         ours.scores = read_our_scores(res, our_metrics)
+        if not args.no_scoring_only:  # the scores into the store only, as the peers do (no leaderboard, no report)
+            wall, cpu, _ = run_timed(ours_cmd(inputs["ours"], res.with_name(res.name + "-noexport"), our_metrics, args,
+                                              inputs["n"], device, precision) + ["--no-export"], env_ours, ROOT)
+            if r >= 0:
+                scoring.wall.append(wall), scoring.cpu.append(cpu)
     forwards = None
     if pure is not None:
         cfg = {"root": str(ROOT), "threads": args.threads, "batch_size": args.batch_size or 16,
                "repeats": args.repeats, "edits": inputs["edits"], **pure}
         forwards = json.loads(run_timed([sys.executable, "-c", PURE_FORWARDS, json.dumps(cfg)], env_ours, ROOT)[2]
                               .strip().splitlines()[-1])
-    print_table(title, peer_name, peer, ours, agreement(peer.scores, ours.scores, names), forwards)
+    print_table(title, peer_name, peer, ours, agreement(peer.scores, ours.scores, names), forwards,
+                scoring if scoring.cpu else None)
     sys.stdout.flush()
 
 
@@ -490,6 +500,8 @@ def main() -> None:
     ap.add_argument("--models", choices=sorted(MODEL_SHAPES), default="tiny",
                     help="random-weight model shapes: tiny (fixed costs dominate) or small (forwards dominate)")
     ap.add_argument("--batch-size", type=int, default=None, help="our --batch-size (default: ours per device)")
+    ap.add_argument("--no-scoring-only", action="store_true",
+                    help="do not also time `eval --no-export` (our scores into the store, no leaderboard or report)")
     ap.add_argument("--only", choices=["v2vbench", "vbench"], help="run one of the two comparisons")
     args = ap.parse_args()
 

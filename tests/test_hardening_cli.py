@@ -313,3 +313,26 @@ def test_no_resume_force_never_deletes_a_run_in_use(tmp_path, captured):
         res = _invoke(["run", "--results-dir", str(results), "--name", "busy", "--no-resume", "--force", *TINY])
         _one_line_error(res, 2, "in use by another videditbench process")
     assert (results / "busy" / "results.sqlite").exists()
+
+
+def test_eval_no_export_stores_the_scores_and_writes_no_leaderboard(tmp_path):
+    from bench.store import ResultStore
+    from bench.suites import load_suite
+    from bench.video_io import write_frames
+
+    suite = load_suite("mini", num_frames=4, size=32)
+    sample = suite.samples[0]
+    edits = tmp_path / "my-edits"
+    write_frames(edits / sample.video_id / sample.edit_id, 255 - suite.load(sample).video.frames)
+    base = ["eval", str(edits), "--metrics", "temporal_flickering", "--limit", "1", "--results-dir",
+            str(tmp_path / "results"), "--num-frames", "4", "--size", "32", "--device", "cpu"]
+    res = _invoke([*base, "--name", "quiet", "--no-export"])
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "results" / "quiet"
+    with ResultStore(run) as store:
+        rows = [r for r in store.scores_frame().to_dict("records") if r["metric"] == "temporal_flickering"]
+    assert [r["status"] for r in rows] == ["ok"] and 0 < rows[0]["value"] <= 1
+    assert not (run / "leaderboard").exists()
+    res = _invoke([*base, "--name", "loud"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "results" / "loud" / "leaderboard" / "leaderboard.csv").is_file()
