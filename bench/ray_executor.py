@@ -115,6 +115,8 @@ class MetricActor:
         self.runner = _worker_runner(config, registrations)
         self.spec = spec
         self.metric = None
+        self._prefetch_ok = True
+        self._notes: list[str] = []  # go out with the next score's logs
 
     def setup(self) -> tuple[int, str, Any]:
         from bench.units import ready_check
@@ -122,11 +124,30 @@ class MetricActor:
         _, self.metric = self.runner.build_metric(self.spec)
         return os.getpid(), self.metric.variant_id(), ready_check(self.metric)
 
+    def prefetch(self, units) -> None:
+        """Cross-sample batching for a group of units this actor is about to score (the driver sends
+        it before the group's first unit; an actor runs its calls in order): the features land in its
+        cache, sized to hold them all. A failure only means each score does its own work."""
+        from bench.runner import iter_chunks, prefetch_items
+
+        r = self.runner
+        if not self._prefetch_ok or self.metric is None:
+            return
+        r.cache.max_entries = max(r.cache.max_entries, 2 * len(units) + 2)
+        for chunk in iter_chunks(units, lambda u: r._eval_item(u.row, r._sample(u.sample_uid)), self.metric):
+            items = [it for _, it in chunk if it is not None]
+            failed = prefetch_items(self.metric, items) if items else None
+            if failed:
+                self._prefetch_ok = False
+                self._notes.append(failed)
+                return
+
     def score(self, unit) -> tuple[Any, list[str]]:
         from bench.units import execute_score, execute_set
 
         r = self.runner
-        logs: list[str] = []
+        logs: list[str] = self._notes
+        self._notes = []
         if hasattr(unit, "set_key"):
             items = (lambda: (r._eval_item(x, r._sample(x["sample_uid"])) for x in unit.rows)) if unit.rows else None
             return execute_set(self.metric, unit.row0, unit.set_key, unit.set_uid, items), logs
@@ -294,12 +315,15 @@ class RayExecutor:
             r.put_score_records(rows, ok)
             return all(x.status != "error" for x in rows)
 
+        # an actor gets its group's prefetch first, then the units one by one (as the local runner's chunks)
+        on_group = (lambda a, us: a.prefetch.remote(us)) \
+            if kind == "sample" and r.config.cross_batch and metric.prefetches() else None
         self._drive(f"score {metric.name}", groups, make, lambda a, u: a.score.remote(u), persist, failed_row,
-                    expect_key=metric.variant_id(), max_actors=1 if kind == "set" else None)
+                    expect_key=metric.variant_id(), max_actors=1 if kind == "set" else None, on_group=on_group)
 
     # --- the queue -----------------------------------------------------------------------------------
     def _drive(self, label: str, groups: list[list], make, submit, persist, failed_row, expect_key: str,
-               max_actors: int | None = None) -> None:
+               max_actors: int | None = None, on_group: Callable[[Any, list], Any] | None = None) -> None:
         """Feed groups of units to a pool of set-up actors; one unit in flight per actor, an actor keeps
         its group (same source video) until it is empty, then takes the next group."""
         r = self.runner
@@ -310,6 +334,7 @@ class RayExecutor:
         actors: list[dict] = []
         inflight: dict[Any, tuple[dict, Any]] = {}
         retries: dict[int, list[str]] = {}
+        side_refs: list[Any] = []  # fire-and-forget calls (prefetch): kept so Ray holds their results
         last_line = 0.0
 
         def write_all_failed(status: str, msg: str) -> None:
@@ -355,6 +380,8 @@ class RayExecutor:
                 if not queue:
                     return
                 a["group"] = queue.popleft()
+                if on_group is not None:
+                    side_refs.append(on_group(a["handle"], list(a["group"])))
             u = a["group"].popleft()
             inflight[submit(a["handle"], u)] = (a, u)
 

@@ -17,7 +17,7 @@ import traceback
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -559,45 +559,22 @@ class Runner:
         the metric goes on without it (each compute does its own work and reports its own error)."""
         from bench.units import execute_score
 
-        budget = CHUNK_BATCHES * max(1, int(getattr(metric, "batch_size", 1) or 1))
         state = {"prefetch": True}
-        chunk: list[tuple[Any, EvalItem | None]] = []
-        frames = 0
         done = 0
-
-        def flush() -> None:
-            nonlocal done
+        for chunk in iter_chunks(units, lambda u: self._eval_item(u.row, self._sample(u.row["sample_uid"])), metric):
             items = [it for _, it in chunk if it is not None]
             with self.cache.reserve(2 * len(chunk) + 2):  # edited + one more (e.g. a reference) per item
                 if state["prefetch"] and items:
-                    try:
-                        metric.prefetch(items)
-                    except Exception as e:  # noqa: BLE001
+                    failed = prefetch_items(metric, items)
+                    if failed:
                         state["prefetch"] = False
-                        self.log(f"{metric.name}: cross-sample batching failed ({describe_exception(e)}); "
-                                 "scoring one edit at a time")
-                        if _is_oom(e):
-                            _free_memory()
+                        self.log(failed)
                 for u, it in chunk:
                     done += 1
                     self.progress(f"score {metric.name}", done, len(units))
                     item = (lambda it=it: it) if it is not None else \
                         (lambda r=u.row: self._eval_item(r, self._sample(r["sample_uid"])))
                     self.put_score_records(*execute_score(metric, u.row, item, self.log))
-            chunk.clear()
-
-        for u in units:
-            try:
-                item = self._eval_item(u.row, self._sample(u.row["sample_uid"]))
-            except Exception:  # noqa: BLE001  (execute_score builds it again and writes the error row)
-                item = None
-            chunk.append((u, item))
-            frames += item.edited.num_frames if item is not None else 0
-            if len(chunk) >= CHUNK_MAX_ITEMS or frames >= budget:
-                flush()
-                frames = 0
-        if chunk:
-            flush()
 
     def _metric_ready(self, metric, targets: list[tuple[dict, str, str]]) -> bool:
         """Check weights and run setup(); on failure write skipped/error rows for every target."""
@@ -640,6 +617,38 @@ class Runner:
                 self.summary.problems.append(("metric", metric, status, message or ""))
         self.summary.edits = {k: dict(v) for k, v in edits.items()}
         self.summary.scores = {k: dict(v) for k, v in scores.items()}
+
+
+def iter_chunks(units: list, build: Callable[[Any], EvalItem], metric: Any) -> Iterator[list[tuple[Any, EvalItem | None]]]:
+    """(unit, item) chunks for cross-sample batching: at most CHUNK_MAX_ITEMS items or CHUNK_BATCHES full
+    model batches of frames each (bounds the frames and features held at once). An item that cannot be
+    built is None (scoring builds it again and writes the error row)."""
+    budget = CHUNK_BATCHES * max(1, int(getattr(metric, "batch_size", 1) or 1))
+    chunk: list[tuple[Any, EvalItem | None]] = []
+    frames = 0
+    for u in units:
+        try:
+            item = build(u)
+        except Exception:  # noqa: BLE001
+            item = None
+        chunk.append((u, item))
+        frames += item.edited.num_frames if item is not None else 0
+        if len(chunk) >= CHUNK_MAX_ITEMS or frames >= budget:
+            yield chunk
+            chunk, frames = [], 0
+    if chunk:
+        yield chunk
+
+
+def prefetch_items(metric: Any, items: list[EvalItem]) -> str | None:
+    """Run a metric's cross-sample prefetch; on failure the line to log (then score one edit at a time)."""
+    try:
+        metric.prefetch(items)
+        return None
+    except Exception as e:  # noqa: BLE001
+        if _is_oom(e):
+            _free_memory()
+        return f"{metric.name}: cross-sample batching failed ({describe_exception(e)}); scoring one edit at a time"
 
 
 def run_benchmark(config: RunConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None,

@@ -33,3 +33,18 @@ class Raises(Method):
         with open(self.cfg["calls"], "a") as fh:
             fh.write(f"{os.getpid()}\n")
         raise ValueError("adapter bug: no frames for you")
+
+
+from metrics.clip import ClipConsistency  # noqa: E402
+
+
+class CountingClipConsistency(ClipConsistency):
+    """clip_consistency that appends the size of every cross-sample prefetch to `calls` (one line per call)."""
+
+    name = "ray-counting-clip"
+    defaults = {**ClipConsistency.defaults, "calls": ""}
+
+    def prefetch(self, items):
+        with open(self.options["calls"], "a") as fh:
+            fh.write(f"{os.getpid()} {len(items)}\n")
+        super().prefetch(items)

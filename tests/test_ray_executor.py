@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")
 from typer.testing import CliRunner  # noqa: E402
 
 from bench import cli  # noqa: E402
-from bench.catalog import METHODS  # noqa: E402
+from bench.catalog import METHODS, METRICS  # noqa: E402
 from bench.runner import RunConfig  # noqa: E402
 from bench.store import ResultStore  # noqa: E402
 
@@ -25,6 +25,8 @@ QUALITY = "temporal_flickering,bg_psnr,warp_error@flow=dis"
 for name, target in (("ray-slow-shift", "ray_fixtures:SlowShift"), ("ray-raises", "ray_fixtures:Raises")):
     if name not in METHODS.names():
         METHODS.register(name, target)
+if "ray-counting-clip" not in METRICS.names():
+    METRICS.register("ray-counting-clip", "ray_fixtures:CountingClipConsistency")
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +229,31 @@ def test_ctrl_c_stops_a_ray_run_cleanly_and_the_same_command_resumes(tmp_path):
         rows = list(st.iter_edits())
     assert Counter(r["sample_uid"] for r in rows) == Counter({u: 1 for u in {r["sample_uid"] for r in rows}})
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+
+
+@pytest.mark.slow
+def test_ray_metric_actors_batch_frames_across_the_edits_of_a_group(local_ray, tmp_path):
+    """Each metric actor gets its group's prefetch before the group's units (as the local runner's
+    chunks): the model sees frames of many edits per batch, and the values are the local run's."""
+    import tiny_models as tm
+
+    clip = tm.build_tiny_clip(tmp_path / "clip")
+    values = {}
+    for name, extra in (("ray", ["--executor", "ray", "--workers", "2"]), ("local", [])):
+        calls = tmp_path / f"calls-{name}.txt"
+        res = CliRunner().invoke(cli.app, [
+            "run", "--suite", "mini", "--methods", "source,ray-slow-shift", "--metrics", "ray-counting-clip",
+            "--method-opt", "ray-slow-shift.delay=0", "--metric-opt", f"ray-counting-clip.weights={clip}",
+            "--metric-opt", f"ray-counting-clip.calls={calls}", "--device", "cpu", "--num-frames", "4", "--size", "32",
+            "--limit", "6", "--results-dir", str(tmp_path), "--name", name, "--no-export", *extra], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        with ResultStore(tmp_path / name) as st:
+            values[name] = {(r["edit_key"], r["status"]): r["value"] for r in st.scores_frame().to_dict("records")
+                            if r["metric"] == "ray-counting-clip"}
+        sizes = [int(line.split()[1]) for line in calls.read_text().split("\n") if line]
+        assert sum(sizes) == len(values[name]) == 12 and max(sizes) > 1, (name, sizes)  # each edit prefetched once
+        if name == "ray":
+            assert os.getpid() not in {int(line.split()[0]) for line in calls.read_text().split("\n") if line}
+    assert values["ray"].keys() == values["local"].keys() and all(s == "ok" for _, s in values["ray"])
+    for k, v in values["local"].items():
+        assert values["ray"][k] == pytest.approx(v, rel=1e-6)
