@@ -152,3 +152,20 @@ def test_golden_first_pair_matches_v2vbench(goldens_dir, golden_expected, monkey
     np.testing.assert_allclose(edit[0].reshape(-1, 2).mean(0), detail["edit_flow_mean_u_v_per_pair"][0], atol=0.02)
     points = [edit[0, 0, 0], edit[0, 100, 200], edit[0, 511, 511]]
     np.testing.assert_allclose(points, detail["edit_flow_00_01_at_(y,x)=(0,0),(100,200),(511,511)"], atol=0.03)
+
+
+def test_motion_alignment_with_native_flow_scores_as_with_gmflow(weights, monkeypatch):
+    from bench.types import EvalItem, Sample, Video
+    from metrics.motion import MotionAlignment
+
+    monkeypatch.setenv("VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL", str(weights / "gmflow-original.pth"))
+    src, edit = _frames(3, 48, 64, 3), _frames(3, 48, 64, 4)
+    item = EvalItem(sample=Sample(suite="t", video_id="v", edit_id="0", source="v"), source=Video(src),
+                    edited=Video(edit), source_key="v", method="m")
+    scores = {}
+    for flow in ("gmflow", "gmflow-native"):
+        metric = MotionAlignment(flow=flow, batch_size=2)
+        metric.setup()
+        scores[flow] = metric.compute(item)["motion_alignment"]
+    assert scores["gmflow"] < -0.1  # two unrelated random clips: a clearly non-zero motion difference
+    assert scores["gmflow-native"] == pytest.approx(scores["gmflow"], abs=1e-5)
