@@ -217,14 +217,18 @@ class PtlflowEstimator(FlowModel):
     min_size: ClassVar[int] = 32
 
     def __init__(self, device: str = "cpu", batch_size: int = 4, weights: str | None = None, precision: str = "fp32"):
-        from bench.models import create_model
-
         self.device = device
         self.batch_size = max(1, int(batch_size))
         self.weights = weights or self.default_weights
         self.precision = precision
-        self.model = create_model(self.weights, load_ptlflow_model, device,
-                                  model_name=self.model_name, input_norm=self.input_norm, precision=precision)
+        self.model = self._load_model()
+
+    def _load_model(self) -> Any:
+        """The network for `self.weights` (cached per process by `bench.models.create_model`)."""
+        from bench.models import create_model
+
+        return create_model(self.weights, load_ptlflow_model, self.device,
+                            model_name=self.model_name, input_norm=self.input_norm, precision=self.precision)
 
     def variant(self) -> dict[str, Any]:
         v = super().variant()
@@ -249,12 +253,17 @@ class PtlflowEstimator(FlowModel):
         out = []
         with torch.inference_mode():
             for i in range(0, a.shape[0], self.batch_size):
-                images = torch.stack([self._inputs(a[i:i + self.batch_size]),
-                                      self._inputs(b[i:i + self.batch_size])], dim=1).contiguous()  # (B, 2, 3, H, W)
-                images = images.to(next(self.model.parameters()).dtype)
-                flows = self.model({"images": images})["flows"][:, 0]  # (B, 2, H, W)
+                flows = self._batch_flows(a[i:i + self.batch_size], b[i:i + self.batch_size])  # (B, 2, H, W)
                 out.append(flows.permute(0, 2, 3, 1).float().cpu().numpy())
         return np.concatenate(out, 0).astype(np.float32, copy=False)
+
+    def _batch_flows(self, a: np.ndarray, b: np.ndarray) -> Any:
+        """One forward pass over aligned uint8 batches -> (B, 2, H, W) torch flow."""
+        import torch
+
+        images = torch.stack([self._inputs(a), self._inputs(b)], dim=1).contiguous()  # (B, 2, 3, H, W)
+        images = images.to(next(self.model.parameters()).dtype)
+        return self.model({"images": images})["flows"][:, 0]
 
 
 class GMFlowEstimator(PtlflowEstimator):
@@ -274,14 +283,19 @@ class GMFlowEstimator(PtlflowEstimator):
     default_weights = "gmflow-sintel"
     input_norm = "gmflow"
 
-    def _inputs(self, frames) -> Any:
+    def _normalised_rgb(self, frames) -> Any:
+        """uint8 RGB (N,H,W,3) -> the original GMFlow's input, (x/255 - mean)/std, (N,3,H,W) RGB."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
         mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-        x = (x / 255.0 - mean) / std
-        return torch.flip(x, [1])  # ptlflow flips BGR -> RGB inside
+        return (x / 255.0 - mean) / std
+
+    def _inputs(self, frames) -> Any:
+        import torch
+
+        return torch.flip(self._normalised_rgb(frames), [1])  # ptlflow flips BGR -> RGB inside
 
     def variant(self) -> dict[str, Any]:
         return {**super().variant(), "flow_input": "rgb255/255-imagenet (GMFlow original)",

@@ -1,0 +1,58 @@
+"""GMFlow in plain torch (our implementation, `model.py`); loads the official checkpoints strictly.
+
+Accepted files: the original repository's `{'model': sd}` (V2VBench's `gmflow_sintel-0c07dcb3.pth`),
+ptlflow's Lightning `{'state_dict': sd, ...}` (the registry's `gmflow-sintel` .ckpt: the same keys) or a
+bare state dict. Importing this package imports nothing heavy; torch comes with the loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.errors import VidEditBenchError
+
+
+def _state_dict(path: Path) -> dict[str, Any]:
+    from metrics.flow.ptlflow_models import _read_checkpoint  # torch.load + format check (imports no ptlflow)
+
+    ckpt = _read_checkpoint(path)
+    sd = ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"]
+    if not isinstance(sd, dict):
+        raise VidEditBenchError(f"{path}: the checkpoint's state dict is a {type(sd).__name__}, not a dict of tensors")
+    return sd
+
+
+def load_gmflow(path: Path, device: str = "cpu", precision: str = "fp32") -> Any:
+    """Our GMFlow with the weights of `path` (a file, or a folder holding exactly one checkpoint): strict key
+    and shape matching, eval mode, no gradients, on `device` in `precision`."""
+    import torch
+
+    from metrics._embed import single_file
+    from metrics._precision import cast_model
+    from metrics.flow.gmflow.model import GMFlow
+
+    p = single_file(path, ("*.ckpt", "*.pth", "*.pt"), "GMFlow checkpoint")
+    sd = _state_dict(p)
+    model = GMFlow()
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise VidEditBenchError(
+            f"{p}: not a GMFlow checkpoint of V2VBench's configuration (1 scale, 6 blocks, 128 channels): "
+            f"missing {missing[:4]}{'…' if len(missing) > 4 else ''}, "
+            f"unexpected {unexpected[:4]}{'…' if len(unexpected) > 4 else ''}"
+        )
+    bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
+    if bad:
+        raise VidEditBenchError(f"{p}: tensor shapes differ from GMFlow at {bad[:4]} "
+                                f"(e.g. {bad[0]}: {tuple(sd[bad[0]].shape)} vs {tuple(own[bad[0]].shape)})")
+    model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+    model.eval()
+    for q in model.parameters():
+        q.requires_grad_(False)
+    return cast_model(model, precision).to(torch.device(device))
+
+
+__all__ = ["load_gmflow"]
