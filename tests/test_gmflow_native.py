@@ -1,4 +1,4 @@
-"""Our plain-torch GMFlow (`metrics/flow/gmflow/`) against ptlflow's, and the `gmflow-native` flow backend.
+"""Our plain-torch GMFlow (`metrics/flow/gmflow/`) against ptlflow's, and the `gmflow` flow backend (ptlflow's is `gmflow-ptlflow`).
 
 ptlflow's GMFlow is built with a fixed seed, its state dict saved in the original repository's format
 (`{'model': sd}`, as V2VBench's gmflow_sintel-0c07dcb3.pth) and in ptlflow's (`{'state_dict': sd}`), and both
@@ -71,24 +71,24 @@ def test_network_matches_ptlflow_on_the_same_inputs(weights):
 def test_backend_gives_the_gmflow_backend_flows(weights, monkeypatch):
     from metrics.flow import create_flow_model, flow_weight_names
 
-    assert flow_weight_names("gmflow-native") == ["gmflow-sintel"]
+    assert flow_weight_names("gmflow") == ["gmflow-sintel"]
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL", str(weights / "gmflow-ptlflow.ckpt"))
-    native = create_flow_model("gmflow-native", batch_size=2)
-    ptl = create_flow_model("gmflow", batch_size=2)
+    native = create_flow_model("gmflow", batch_size=2)
+    ptl = create_flow_model("gmflow-ptlflow", batch_size=2)
     a, b = _frames(2, 64, 96, 0), _frames(2, 64, 96, 1)
     got, want = native.estimate(a, b), ptl.estimate(a, b)
     assert got.shape == (2, 64, 96, 2) and got.dtype == np.float32
     assert np.abs(got - want).max() <= TOL_PX
     small = _frames(3, 24, 40, 2)  # under 32 px: both edge-pad bottom/right first
     np.testing.assert_allclose(native.consecutive(small), ptl.consecutive(small), rtol=0, atol=TOL_PX)
-    assert native.variant()["flow"] == "gmflow-native" and native.cache_tag() != ptl.cache_tag()
+    assert native.variant()["flow"] == "gmflow" and native.cache_tag() != ptl.cache_tag()
 
 
 def test_scoring_imports_neither_lightning_nor_ptlflow(weights):
     code = (
         "import sys, numpy as np\n"
         "from metrics.flow import create_flow_model\n"
-        "m = create_flow_model('gmflow-native', batch_size=1)\n"
+        "m = create_flow_model('gmflow', batch_size=1)\n"
         "f = m.estimate(np.zeros((1, 64, 64, 3), np.uint8), np.full((1, 64, 64, 3), 9, np.uint8))\n"
         "assert f.shape == (1, 64, 64, 2), f.shape\n"
         "import json\n"
@@ -144,7 +144,7 @@ def test_golden_first_pair_matches_v2vbench(goldens_dir, golden_expected, monkey
                          for i in range(2)])
 
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL", str(goldens_dir / "models" / "gmflow-random.pth"))
-    flow = create_flow_model("gmflow-native", batch_size=1)
+    flow = create_flow_model("gmflow", batch_size=1)
     src, edit = flow.consecutive(frames("src_a")), flow.consecutive(frames("edit_a"))
     detail = golden_expected["v2vbench"]["motion_alignment_detail"]["edit_a|src_a"]
     assert per_pair_epe(edit, src)[0] == pytest.approx(detail["per_pair_mean_epe"][0], rel=1e-3)
@@ -163,9 +163,9 @@ def test_motion_alignment_with_native_flow_scores_as_with_gmflow(weights, monkey
     item = EvalItem(sample=Sample(suite="t", video_id="v", edit_id="0", source="v"), source=Video(src),
                     edited=Video(edit), source_key="v", method="m")
     scores = {}
-    for flow in ("gmflow", "gmflow-native"):
+    for flow in ("gmflow-ptlflow", "gmflow"):
         metric = MotionAlignment(flow=flow, batch_size=2)
         metric.setup()
         scores[flow] = metric.compute(item)["motion_alignment"]
-    assert scores["gmflow"] < -0.1  # two unrelated random clips: a clearly non-zero motion difference
-    assert scores["gmflow-native"] == pytest.approx(scores["gmflow"], abs=1e-5)
+    assert scores["gmflow-ptlflow"] < -0.1  # two unrelated random clips: a clearly non-zero motion difference
+    assert scores["gmflow"] == pytest.approx(scores["gmflow-ptlflow"], abs=1e-5)

@@ -5,10 +5,11 @@
 to b, (N, H, W, 2) float32 in pixels, channel 0 = u (x), channel 1 = v (y).
 
 Backends:
-* ``gmflow`` - ptlflow GMFlow with V2VBench's configuration and input convention, weights
-  ``gmflow-sintel`` (V2VBench's motion-alignment model);
-* ``gmflow-native`` - the same GMFlow, weights and inputs, run by our own plain-torch network
-  (`metrics/flow/gmflow/`): the same flows without importing ptlflow/lightning;
+* ``gmflow`` - GMFlow with V2VBench's configuration and input convention, weights ``gmflow-sintel``
+  (V2VBench's motion-alignment model), run by our own plain-torch network (`metrics/flow/gmflow/`),
+  which imports neither ptlflow nor lightning;
+* ``gmflow-ptlflow`` - the same GMFlow, weights and inputs run by ptlflow's module (the same flows;
+  kept for cross-checks);
 * ``raft``   - ptlflow RAFT (``raft-sintel``, 32 iterations);
 * ``dis``    - OpenCV DIS, weight-free.
 Nothing heavy is imported until a backend is created.
@@ -23,13 +24,13 @@ from bench.errors import UnknownNameError
 from metrics.flow.base import FlowModel, check_pairs
 
 BACKENDS: dict[str, str] = {
-    "gmflow": "metrics.flow.ptlflow_models:GMFlowEstimator",
-    "gmflow-native": "metrics.flow.gmflow.estimator:GMFlowNativeEstimator",
+    "gmflow": "metrics.flow.gmflow.estimator:GMFlowNativeEstimator",
+    "gmflow-ptlflow": "metrics.flow.ptlflow_models:GMFlowEstimator",
     "raft": "metrics.flow.ptlflow_models:RAFTEstimator",
     "dis": "metrics.flow.dis:DISEstimator",
 }
 #: weights registry name of each backend (None: weight-free)
-BACKEND_WEIGHTS: dict[str, str | None] = {"gmflow": "gmflow-sintel", "gmflow-native": "gmflow-sintel",
+BACKEND_WEIGHTS: dict[str, str | None] = {"gmflow": "gmflow-sintel", "gmflow-ptlflow": "gmflow-sintel",
                                           "raft": "raft-sintel", "dis": None}
 
 

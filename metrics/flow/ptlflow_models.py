@@ -278,7 +278,7 @@ class GMFlowEstimator(PtlflowEstimator):
     the flow back; V2VBench's padder is fixed to 512x512, i.e. a no-op on its 512x512 frames.
     """
 
-    name = "gmflow"
+    name = "gmflow-ptlflow"
     model_name = "gmflow"
     default_weights = "gmflow-sintel"
     input_norm = "gmflow"

@@ -1,4 +1,4 @@
-"""`gmflow-native`: V2VBench's GMFlow run by our own network (`metrics.flow.gmflow.model`), not ptlflow's.
+"""`gmflow`: V2VBench's GMFlow run by our own network (`metrics.flow.gmflow.model`), not ptlflow's.
 
 Same weights (`gmflow-sintel`, or V2VBench's original `.pth` through $VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL), same
 input convention as `gmflow` (original normalisation, replicate padding to a multiple of 32 split between both
@@ -16,7 +16,10 @@ from metrics.flow.ptlflow_models import GMFlowEstimator
 
 
 class GMFlowNativeEstimator(GMFlowEstimator):
-    name = "gmflow-native"
+    """The `gmflow` backend. Its variant is the one `gmflow` had when ptlflow ran the network: the
+    weights, inputs and flows are the same (tests/test_gmflow_native.py), so stored scores stay valid."""
+
+    name = "gmflow"
 
     def _load_model(self) -> Any:
         from bench.models import create_model
@@ -28,5 +31,3 @@ class GMFlowNativeEstimator(GMFlowEstimator):
         dtype = next(self.model.parameters()).dtype
         return self.model(self._normalised_rgb(a).to(dtype), self._normalised_rgb(b).to(dtype))
 
-    def variant(self) -> dict[str, Any]:
-        return {**super().variant(), "flow_impl": "videditbench plain-torch GMFlow"}
