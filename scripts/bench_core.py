@@ -6,7 +6,8 @@ decord vs PyAV decode, cold vs cached sample loading, store writes one-row-per-t
 batched, (scripts/_bench_speed.py) decode-once scoring and incremental export against the old
 paths they replace, and start-up of fresh processes (`videditbench --help`, `import bench.runner`,
 the first clip_text / dino_consistency / motion_alignment score with tiny random models, and
-motion_alignment with the whole ptlflow package imported first, the old path) in wall and CPU seconds.
+motion_alignment with ptlflow's GMFlow module, and with the whole ptlflow package imported first: the
+old paths) in wall and CPU seconds.
 Usage: python scripts/bench_core.py [--repeats 5] [--size 256] [--num-frames 24] [--startup-repeats 5]
        [--only-startup | --no-startup] [--ab-size 128 --ab-frames 8 --ab-repeats 3 | --no-ab]
 """
@@ -82,9 +83,12 @@ def startup_latency(repeats: int) -> None:
             "import bench.runner": [py, "-c", "import bench.runner"],
             **{f"first {m} score": [py, "-c", FIRST_SCORE.format(pre=pre, metric=m, opts=o)]
                for m, (pre, o) in first.items()},
-            "first motion_alignment score": [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={})],
-            "  same, ptlflow package imported first (old path)":
-                [py, "-c", FIRST_SCORE.format(pre="import ptlflow", metric="motion_alignment", opts={})],
+            "first motion_alignment score (our GMFlow)":
+                [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={})],
+            "  same, ptlflow's GMFlow module (flow=gmflow-ptlflow)":
+                [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={"flow": "gmflow-ptlflow"})],
+            "  same, ptlflow package imported first (the path before that)":
+                [py, "-c", FIRST_SCORE.format(pre="import ptlflow", metric="motion_alignment", opts={"flow": "gmflow-ptlflow"})],
         }
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
         for _ in range(repeats):  # interleaved, so machine noise hits every case alike
