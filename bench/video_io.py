@@ -102,10 +102,11 @@ def _read_gif(path: Path) -> tuple[np.ndarray, float]:
 
 
 def spread_indices(n: int, k: int) -> np.ndarray:
-    """k evenly spaced indices of n frames, first and last included (all n when n <= k)."""
-    if n <= k:
-        return np.arange(n)
-    return np.linspace(0, n - 1, k).round().astype(int)
+    """k evenly spaced indices of n frames, first and last included (all n when n <= k): the suites'
+    `evenly_spaced` without its repeats."""
+    from bench.suites.preprocess import evenly_spaced
+
+    return np.arange(n) if n <= k else np.asarray(evenly_spaced(n, k))
 
 
 def read_video(path: str | os.PathLike, backend: str = "auto",
