@@ -15,6 +15,7 @@ def load_amt_s(path: Path, device: str = "cpu") -> Any:
 
     from metrics.amt.model import AMTS
 
+    from metrics._checkpoint import load_state_strict
     from metrics._embed import single_file
 
     p = single_file(path, ("*.pth", "*.pt", "*.ckpt"), "AMT-S checkpoint")
@@ -25,22 +26,8 @@ def load_amt_s(path: Path, device: str = "cpu") -> Any:
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict):
         raise VidEditBenchError(f"{p}: expected {{'state_dict': ...}} (the official amt-s.pth), got {type(ckpt).__name__}")
-    model = AMTS()
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise VidEditBenchError(
-            f"{p}: not an AMT-S checkpoint: missing {missing[:4]}{'…' if len(missing) > 4 else ''}, "
-            f"unexpected {unexpected[:4]}{'…' if len(unexpected) > 4 else ''} (AMT-L/G checkpoints do not fit AMT-S)"
-        )
-    bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
-    if bad:
-        raise VidEditBenchError(f"{p}: tensor shapes differ from AMT-S at {bad[:4]}")
-    model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-    model.eval()
-    for q in model.parameters():
-        q.requires_grad_(False)
+    model = load_state_strict(AMTS(), sd, p, "an AMT-S checkpoint", "AMT-S",
+                              " (AMT-L/G checkpoints do not fit AMT-S)")
     return model.to(device)
 
 

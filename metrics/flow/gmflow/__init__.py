@@ -28,30 +28,15 @@ def load_gmflow(path: Path, device: str = "cpu", precision: str = "fp32") -> Any
     and shape matching, eval mode, no gradients, on `device` in `precision`."""
     import torch
 
+    from metrics._checkpoint import load_state_strict
     from metrics._embed import single_file
     from metrics._precision import cast_model
     from metrics.flow.gmflow.model import GMFlow
 
     p = single_file(path, ("*.ckpt", "*.pth", "*.pt"), "GMFlow checkpoint")
     sd = _state_dict(p)
-    model = GMFlow()
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    if missing or unexpected:
-        raise VidEditBenchError(
-            f"{p}: not a GMFlow checkpoint of V2VBench's configuration (1 scale, 6 blocks, 128 channels): "
-            f"missing {missing[:4]}{'…' if len(missing) > 4 else ''}, "
-            f"unexpected {unexpected[:4]}{'…' if len(unexpected) > 4 else ''}"
-        )
-    bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
-    if bad:
-        raise VidEditBenchError(f"{p}: tensor shapes differ from GMFlow at {bad[:4]} "
-                                f"(e.g. {bad[0]}: {tuple(sd[bad[0]].shape)} vs {tuple(own[bad[0]].shape)})")
-    model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-    model.eval()
-    for q in model.parameters():
-        q.requires_grad_(False)
+    model = load_state_strict(GMFlow(), sd, p, "a GMFlow checkpoint of V2VBench's configuration "
+                              "(1 scale, 6 blocks, 128 channels)", "GMFlow")
     return cast_model(model, precision).to(torch.device(device))
 
 
