@@ -1,5 +1,5 @@
 """Export rebuilds only what changed: files are written only when their bytes differ, and plots and
-previews carry a content key of their inputs (PNG text chunk / GIF comment) so an unchanged one is
+previews carry a content key of their inputs (an SVG or GIF comment) so an unchanged one is
 neither drawn nor encoded again. VIDEDITBENCH_INCREMENTAL_EXPORT=0 restores the old path (every
 table, plot and guidance preview rewritten on every export) for benchmarks.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,14 @@ def files_digest(path: str | os.PathLike) -> str:
 
 
 def stored_key(path: str | os.PathLike) -> str | None:
-    """The input key a PNG (text chunk) or GIF (comment) was written with, or None."""
+    """The input key a plot (SVG comment), PNG (text chunk) or GIF (comment) was written with, or None."""
     p = Path(path)
     if not p.is_file():
         return None
+    if p.suffix.lower() == ".svg":
+        with open(p, "rb") as fh:
+            m = re.search(rb"<!-- " + KEY_FIELD.encode() + rb": ([0-9a-f]+) -->", fh.read(512))
+        return m.group(1).decode() if m else None
     try:
         from PIL import Image
 

@@ -607,7 +607,7 @@ def _plots(lb: Leaderboard, out: Path, plot_paths: dict[str, Path] | None) -> li
         task, _, key = key.rpartition("/")
         prefix = f"{task}-guided: " if task else ""
         if key == "radar_edit_type":
-            caption = "Aggregate score per edit type (one polygon per method)"
+            caption = "Aggregate score per edit type (one colour per method)"
         elif key == "radar_methods":
             caption = "Per method: metrics by edit type (survey Fig. 12 layout)"
         elif key == "scatter":

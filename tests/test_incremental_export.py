@@ -45,7 +45,7 @@ def test_rerun_and_reexport_of_a_finished_run_touch_no_file(finished_run, tmp_pa
 
     run, out = _export_copy(finished_run, tmp_path)
     before = _stamps(out)
-    plots = [k for k in before if k.endswith(".png") and "plots" in k]
+    plots = [k for k in before if k.endswith(".svg") and "plots" in k]
     gifs = [k for k in before if k.endswith(".gif")]
     tables = [k for k in before if k.endswith((".csv", ".md", ".json", ".html"))]
     assert len(plots) >= 4 and len(gifs) >= 20 and len(tables) >= 8 and any("mask.gif" in g for g in gifs)

@@ -189,7 +189,13 @@ def test_one_unit_per_number_across_csv_markdown_json_html_and_plots(tmp_path):
     text = html.unescape(report.read_text())
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", text)
     assert "0.01" in cells and "0.001" not in cells  # the same number, never the raw one
-    assert f"bar:{header}" in {k.split(":", 1)[1] for k in paths if k.startswith("plot:")}
+    import xml.etree.ElementTree as ET
+
+    bar = ET.parse(paths[f"plot:bar:{header}"]).getroot()
+    values = {r.get("data-method"): float(r.get("data-value")) for r in bar.iter("{http://www.w3.org/2000/svg}rect")
+              if r.get("data-method")}
+    assert values["A"] == pytest.approx(shown)  # the plot shows the displayed number, in the same unit
+    assert "×10⁻¹" in "".join(bar.itertext())
 
 
 def test_paired_set_helper():

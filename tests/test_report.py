@@ -1,4 +1,4 @@
-"""Plots are valid PNGs; report.html has the tables, plots and previews that exist; empty inputs."""
+"""Plots are valid SVGs showing the leaderboard's numbers; report.html has the tables, plots and previews that exist; empty inputs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bench.video_io import write_frames
 REPO = Path(__file__).resolve().parents[1]
 NAN = float("nan")
 DOVER_FIX = "weights 'dover' missing; run: videditbench weights download dover"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG = "{http://www.w3.org/2000/svg}"
 EDIT_TYPES = ["style", "background", "foreground"]
 T, H, W = 5, 32, 40
 
@@ -87,8 +87,16 @@ def run(tmp_path_factory):
     return lb, paths, report, edits
 
 
-def test_plots_are_valid_pngs(run):
-    from PIL import Image
+def _svg(path: Path):
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def test_plots_are_valid_svgs_showing_the_leaderboards_numbers(run):
+    from bench.incremental import stored_key
 
     lb, paths, _, _ = run
     plots = {k: v for k, v in paths.items() if k.startswith("plot:")}
@@ -97,14 +105,38 @@ def test_plots_are_valid_pngs(run):
         assert f"plot:bar:{header}" in plots
     assert "plot:bar:dover ↑" not in plots  # nothing to draw for a skipped metric
     for p in plots.values():
-        assert p.read_bytes()[:8] == PNG_MAGIC
-        with Image.open(p) as im:
-            im.verify()
-        with Image.open(p) as im:
-            assert im.width > 200 and im.height > 150
-            # not blank: a real figure has many distinct colours
-            colors = im.convert("RGB").getcolors(maxcolors=4096)
-            assert colors is None or len(colors) > 20
+        root = _svg(p)
+        assert p.suffix == ".svg" and float(root.get("width")) > 200 and float(root.get("height")) > 150
+        assert len(list(root.iter())) > 20 and stored_key(p)  # a real figure, keyed by its inputs
+    for header in lb.columns["header"]:
+        if f"plot:bar:{header}" not in plots:
+            continue
+        bars = {r.get("data-method"): r for r in _svg(plots[f"plot:bar:{header}"]).iter(f"{SVG}rect")
+                if r.get("data-method")}
+        cells = lb.cells[lb.cells["header"] == header].set_index("method")["mean"]
+        assert set(bars) == {m for m, v in cells.items() if np.isfinite(v)}
+        for m, r in bars.items():
+            assert float(r.get("data-value")) == pytest.approx(cells[m], rel=1e-12)
+        # bar tops: a larger value sits higher (smaller y) on the same axis
+        tops = sorted((float(r.get("data-value")), float(r.get("y"))) for r in bars.values())
+        if all(v >= 0 for v, _ in tops) and len({v for v, _ in tops}) == len(tops):
+            ys = [y for _, y in tops]
+            assert ys == sorted(ys, reverse=True), (header, tops)
+    # the reference row is hatched and never marked best
+    ref_bars = [r for r in _svg(plots["plot:bar:clip_consistency ↑"]).iter(f"{SVG}rect") if r.get("data-reference")]
+    assert all(r.get("fill").startswith("url(#hatch") and not r.get("data-best") for r in ref_bars)
+    # by edit type: the per-edit-type aggregates (a radar from 3 edit types, grouped bars below that)
+    from bench.leaderboard import per_group_aggregate
+
+    agg = per_group_aggregate(lb, "edit_type")
+    root = _svg(plots["plot:radar_edit_type"])
+    shown = {(r.get("data-method"), r.get("data-group")): float(r.get("data-value"))
+             for r in root.iter(f"{SVG}rect") if r.get("data-group")}
+    for poly in root.iter(f"{SVG}polygon"):
+        for g, v in zip(agg.columns, poly.get("data-values").split(",")):
+            shown[(poly.get("data-series"), str(g))] = float(v)
+    expected = {(m, str(g)): v for (m, g), v in agg.stack().items() if np.isfinite(v)}
+    assert len(expected) >= 6 and shown == pytest.approx(expected, rel=1e-12)
 
 
 def test_report_has_tables_plots_and_previews(run):
@@ -118,9 +150,9 @@ def test_report_has_tables_plots_and_previews(run):
         assert header in text
     for m in ("alpha", "beta", "broken"):
         assert m in text
-    plot_imgs = [s for s in parser.imgs if s.endswith(".png")]
+    plot_imgs = [s for s in parser.imgs if s.endswith(".svg")]
     gifs = [s for s in parser.imgs if s.endswith(".gif")]
-    assert {"plots/radar_edit_type.png", "plots/quality_vs_runtime.png"} <= set(plot_imgs)
+    assert {"plots/radar_edit_type.svg", "plots/quality_vs_runtime.svg"} <= set(plot_imgs)
     assert len(plot_imgs) == sum(1 for k in paths if k.startswith("plot:"))
     # 3 sources + 3 + 3 + 2 edited clips (one edit failed)
     assert len(gifs) == 11
@@ -142,8 +174,8 @@ def test_report_has_tables_plots_and_previews(run):
 def test_report_draws_plots_into_its_own_folder_or_reuses_exported_ones(run, tmp_path):
     lb, paths, report, edits = run
     out = write_report(lb, pd.DataFrame(), tmp_path / "r2", max_samples=0)
-    assert (tmp_path / "r2" / "plots" / "radar_edit_type.png").is_file()  # self-contained: not ../ paths
-    assert 'src="plots/radar_edit_type.png"' in out.read_text()
+    assert (tmp_path / "r2" / "plots" / "radar_edit_type.svg").is_file()  # self-contained: not ../ paths
+    assert 'src="plots/radar_edit_type.svg"' in out.read_text()
     radar = paths["plot:radar_edit_type"]
     before = radar.stat().st_mtime_ns
     gif = next(report.parent.glob("previews/*/method_alpha-*.gif"))
@@ -201,16 +233,13 @@ def test_screenshot_renders_report(run, tmp_path):
 
 def test_plots_with_one_method_and_missing_values_stay_small(tmp_path):
     """Regression: a lone value plus 'missing' labels once produced a 76-million-pixel-high figure."""
-    from PIL import Image
-
     scores, edits = make_run(tmp_path / "run")
     keep = (scores["method"] == "alpha") & (scores["metric"] == "clip_text")
     scores = scores[keep | (scores["metric"] == "dover")]
     lb = build_leaderboard(scores, edits, bootstrap=100)
     paths = export_leaderboard(lb, tmp_path / "out")
-    bar = paths["plot:bar:clip_text ↑"]
-    with Image.open(bar) as im:
-        assert im.width < 1500 and im.height < 1000
+    bar = _svg(paths["plot:bar:clip_text ↑"])
+    assert float(bar.get("width")) < 1500 and float(bar.get("height")) < 1000
     assert lb.status[lb.status["status"] == "missing"]["method"].tolist() == ["beta", "broken"]
 
 
