@@ -537,6 +537,7 @@ def eval_(
     metric_opt: Optional[list[str]] = typer.Option(None, "--metric-opt"),
     num_frames: Optional[int] = typer.Option(None, "--num-frames"),
     size: Optional[int] = typer.Option(None, "--size"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Frames per model batch in metrics (default: 16 on CPU and MPS, 64 on CUDA)."),
     offline: bool = typer.Option(False, "--offline"),
     no_export: bool = typer.Option(False, "--no-export", help="Only store the scores; build the leaderboard and report later with `videditbench leaderboard`."),
 ) -> None:
@@ -553,7 +554,7 @@ def eval_(
         _fail(str(e))
     cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
                         True, True, [f"precomputed.dir={json.dumps(str(edits.resolve()))}", f"precomputed.resize={str(resize).lower()}"],
-                        metric_opt, None, num_frames, size, None, 0, False, method_labels={"precomputed": label})
+                        metric_opt, None, num_frames, size, batch_size, 0, False, method_labels={"precomputed": label})
     _run(cfg, export=not no_export)
 
 

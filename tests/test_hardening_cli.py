@@ -303,6 +303,15 @@ def test_eval_folder_with_yaml_special_characters(tmp_path, captured):
     assert captured[0].method_options["precomputed"]["dir"] == str(edits.resolve())
 
 
+def test_eval_takes_the_metric_batch_size_and_checks_it(tmp_path, captured):
+    edits = tmp_path / "my-edits"
+    edits.mkdir()
+    res = _invoke(["eval", str(edits), "--batch-size", "8"])
+    assert res.exit_code == 0, res.output
+    assert captured[0].batch_size == 8
+    _one_line_error(_invoke(["eval", str(edits), "--batch-size", "0"]), 2, "--batch-size")
+
+
 def test_no_resume_force_never_deletes_a_run_in_use(tmp_path, captured):
     from bench.locking import RunLock
     from bench.store import ResultStore
