@@ -344,7 +344,9 @@ def print_table(title: str, peer_name: str, peer: Timing, ours: Timing, agree: l
 # --------------------------------------------------------------------------------------------
 # Random-weight model shapes. "tiny": the test suite's 2-layer models (start-up and fixed costs
 # dominate). "small": real compute shapes at a fraction of the size, with CLIP the costlier network as
-# CLIP ViT-L/14 is beside DINOv2-base (model forwards dominate, as with real weights).
+# CLIP ViT-L/14 is beside DINOv2-base (model forwards dominate, as with real weights). "real": the
+# image towers of the real checkpoints (CLIP ViT-L/14, DINOv2-base, DINO ViT-B/16, open_clip ViT-B/32);
+# text towers stay tiny (one pass per prompt). Slow on a CPU: use few edits and frames.
 MODEL_SHAPES: dict[str, dict[str, dict]] = {
     "tiny": {"clip": {}, "dino": {}, "dino_v1": {"image_size": 224, "patch_size": 16},
              "open_clip": {"image_size": 224, "patch_size": 32}},
@@ -352,6 +354,10 @@ MODEL_SHAPES: dict[str, dict[str, dict]] = {
               "dino": {"image_size": 224, "patch_size": 14, "pos_grid": 518, "width": 256, "layers": 4},
               "dino_v1": {"image_size": 224, "patch_size": 16, "width": 384, "layers": 6},
               "open_clip": {"image_size": 224, "patch_size": 32, "width": 384, "layers": 6}},
+    "real": {"clip": {"image_size": 224, "patch_size": 14, "vision_width": 1024, "vision_layers": 24},
+             "dino": {"image_size": 224, "patch_size": 14, "pos_grid": 518, "width": 768, "layers": 12},
+             "dino_v1": {"image_size": 224, "patch_size": 16, "width": 768, "layers": 12},
+             "open_clip": {"image_size": 224, "patch_size": 32, "width": 768, "layers": 12}},
 }
 
 
@@ -498,7 +504,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison even when a GPU is present")
     ap.add_argument("--models", choices=sorted(MODEL_SHAPES), default="tiny",
-                    help="random-weight model shapes: tiny (fixed costs dominate) or small (forwards dominate)")
+                    help="random-weight model shapes: tiny (fixed costs dominate), small (forwards dominate) or real "
+                         "(the real checkpoints' image towers)")
     ap.add_argument("--batch-size", type=int, default=None, help="our --batch-size (default: ours per device)")
     ap.add_argument("--no-scoring-only", action="store_true",
                     help="do not also time `eval --no-export` (our scores into the store, no leaderboard or report)")
