@@ -288,8 +288,6 @@ def bar_chart(lb: "Leaderboard", header: str, path: Path, colors: dict[str, str]
     v_lo, v_hi = _value_range(float(np.min(means[ok] - err[0][ok])), float(np.max(means[ok] + err[1][ok])),
                               zoom_ok=ok.sum() > 1)
     ticks = nice_ticks(v_lo, v_hi)
-    if v_lo > 0 and ticks[0] < v_lo - 1e-12 and ticks[0] <= 0 < v_lo:  # a zoomed axis does not fall back to 0
-        ticks = [t for t in ticks if t > 0] or ticks
     labels = tick_labels(ticks)
     names = [f"{m} (ref.)" if m in lb.references else m for m in lb.methods]
     row = lb.columns[lb.columns["header"] == header]

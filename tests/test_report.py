@@ -122,6 +122,15 @@ def test_plots_are_valid_svgs_showing_the_leaderboards_numbers(run):
         if all(v >= 0 for v, _ in tops) and len({v for v, _ in tops}) == len(tops):
             ys = [y for _, y in tops]
             assert ys == sorted(ys, reverse=True), (header, tops)
+    # clip_text means lie close together far from 0 (20.5-22.5): the axis zooms in, never from 0
+    ticks = []
+    for t in _svg(plots["plot:bar:clip_text ↑"]).iter(f"{SVG}text"):
+        try:
+            ticks.append(float((t.text or "").replace("−", "-")))
+        except ValueError:
+            pass
+    means = lb.cells[lb.cells["header"] == "clip_text ↑"]["mean"].dropna()
+    assert len(ticks) >= 3 and 0 < min(ticks) < means.min() and max(ticks) > means.max()
     # the reference row is hatched and never marked best
     ref_bars = [r for r in _svg(plots["plot:bar:clip_consistency ↑"]).iter(f"{SVG}rect") if r.get("data-reference")]
     assert all(r.get("fill").startswith("url(#hatch") and not r.get("data-best") for r in ref_bars)
