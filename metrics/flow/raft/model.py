@@ -210,7 +210,9 @@ class RAFT(nn.Module):
     def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
         b, _, h, w = img0.shape
         left, right, top, bottom = pad_amounts(h, w)
-        x = torch.cat([img0, img1], 0)
+        # NCHW memory layout: inputs permuted from (H, W, 3) frames are channels-last, and the convolutions
+        # round differently there (~1e-6 per step, 1e-4 px after 32 steps)
+        x = torch.cat([img0, img1], 0).contiguous()
         if left or right or top or bottom:
             x = F.pad(x, (left, right, top, bottom), mode="replicate")
         feats = self.fnet(x)
