@@ -114,12 +114,20 @@ def test_backend_gives_the_ptlflow_backend_flows_and_keeps_the_raft_variant(weig
 
 
 def test_scoring_imports_neither_lightning_nor_ptlflow(weights):
+    """A `raft` flow and a dynamic_degree score in a fresh process."""
     code = (
         "import sys, numpy as np\n"
         "from metrics.flow import create_flow_model\n"
         "m = create_flow_model('raft', batch_size=1)\n"
         "f = m.estimate(np.zeros((1, 128, 128, 3), np.uint8), np.full((1, 128, 128, 3), 9, np.uint8))\n"
         "assert f.shape == (1, 128, 128, 2), f.shape\n"
+        "from bench.types import EvalItem, Sample, Video\n"
+        "from metrics.vbench_motion import DynamicDegree\n"
+        "v = Video(np.random.default_rng(0).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8), fps=8.0)\n"
+        "item = EvalItem(sample=Sample(suite='t', video_id='v', edit_id='0', source='v'), source=v, edited=v, "
+        "source_key='v', method='m')\n"
+        f"dd = DynamicDegree(weights={str(weights / 'raft-original.pth')!r}).compute(item)['dynamic_degree']\n"
+        "assert dd in (0.0, 1.0), dd\n"
         "import json\n"
         "print(json.dumps({k: k in sys.modules for k in "
         "('torch', 'lightning', 'pytorch_lightning', 'torchmetrics', 'ptlflow')}))\n"
