@@ -51,7 +51,7 @@ class MotionAlignment(PrecisionOption, Metric):
         self._flow: FlowModel | None = None
         if self.precision != DEFAULT_PRECISION and not flow_weight_names(self.options["flow"]):
             raise VidEditBenchError(f"metric '{self.name}': precision={self.precision} applies to network flows "
-                                    f"(gmflow, gmflow-ptlflow, raft), not flow={self.options['flow']}; drop the precision option")
+                                    f"(gmflow, gmflow-ptlflow, raft, raft-ptlflow), not flow={self.options['flow']}; drop the precision option")
 
     def required_weights(self) -> list[str]:
         return flow_weight_names(self.options["flow"])

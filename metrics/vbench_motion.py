@@ -10,8 +10,8 @@ by a factor derived from the card's memory; that is the variant `downscale=True`
 VBench on CPU), with `vram_gb` standing in for the card size (0 = the current CUDA device's).
 
 dynamic_degree (VBench 0.1.5, `dynamic_degree.py`): frames are kept every max(1, round(fps / 8)); RAFT
-(raft-things, 20 iterations, test mode) between consecutive kept frames, on float RGB in [0, 255]
-replicate-padded to a multiple of 8 (RAFT's "sintel" padding); per pair, the mean of the
+(raft-things, 20 iterations, test mode; our network, `metrics/flow/raft/`) between consecutive kept
+frames, on float RGB in [0, 255] replicate-padded to a multiple of 8 (RAFT's "sintel" padding); per pair, the mean of the
 int(0.05·H·W) largest flow magnitudes (over the padded flow, as VBench); the video is dynamic when at
 least round(4·N/16) pairs exceed 6·min(H, W)/256 px, N being the number of kept frames. The per-sample
 value is 1.0 (dynamic) or 0.0, so the leaderboard's mean is VBench's fraction of dynamic videos.
@@ -166,7 +166,7 @@ __all__ = ["MotionSmoothness", "amt_scale", "interpolate_middle_frames", "smooth
 
 # ---- dynamic degree ----------------------------------------------------------------------------------------
 RAFT_ITERS = 20
-#: ptlflow's RAFT needs the 1/64-scale correlation level to be at least 2 px wide
+#: RAFT needs the 1/64-scale correlation level to be at least 2 px wide
 RAFT_MIN_SIDE = 128
 
 
@@ -207,29 +207,28 @@ def sintel_pad(h: int, w: int, divisor: int = 8) -> tuple[int, int, int, int]:
 def raft_pair_flows(model: Any, frames: np.ndarray, device: str = "cpu") -> list[np.ndarray]:
     """RAFT flow between consecutive frames of `frames`, on VBench's padded float [0, 255] input.
 
-    ptlflow's RAFT gets the original RAFT normalisation (2·x/255 − 1) in BGR order with its own
-    add/mult made the identity (loader option input_norm="raft"), and frames already padded to a
-    multiple of 8, so the network sees exactly VBench's tensor and the flow keeps the padded size.
+    Our RAFT (`metrics.flow.raft`) gets the original RAFT normalisation 2·(x/255) − 1 of the RGB frames
+    already padded to a multiple of 8, so the network sees exactly VBench's tensor and the flow keeps the
+    padded size (as VBench's, whose magnitudes are taken over the padded field).
     """
     import torch
     import torch.nn.functional as F
 
     h, w = frames.shape[1:3]
     left, right, top, bottom = sintel_pad(h, w)
+    dtype = next(model.parameters()).dtype
     out = []
 
     def prep(frame: np.ndarray) -> "torch.Tensor":
         x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float()[None]
         x = F.pad(x, [left, right, top, bottom], mode="replicate")
-        x = 2 * (x / 255.0) - 1.0
-        return torch.flip(x, [1])  # ptlflow flips BGR -> RGB inside
+        return (2 * (x / 255.0) - 1.0).to(device=device, dtype=dtype)
 
     with torch.inference_mode():
         prev = prep(frames[0])
         for frame in frames[1:]:
             nxt = prep(frame)
-            images = torch.stack([prev, nxt], dim=1).to(device)  # (1, 2, 3, H, W)
-            flow = model({"images": images})["flows"][0, 0]  # (2, H, W)
+            flow = model(prev, nxt)[0]  # (2, H, W)
             out.append(flow.permute(1, 2, 0).float().cpu().numpy())
             prev = nxt
     return out
@@ -265,10 +264,10 @@ class DynamicDegree(Metric):
         if self.options["flow"] == "gt":
             return
         from bench.models import create_model
-        from metrics.flow.ptlflow_models import load_ptlflow_model
+        from metrics.flow.raft import load_raft
 
-        self._model = create_model(weights_path(self.options["weights"]), load_ptlflow_model, self.device,
-                                   model_name="raft", input_norm="raft", iters=int(self.options["iters"]))
+        self._model = create_model(weights_path(self.options["weights"]), load_raft, self.device,
+                                   iters=int(self.options["iters"]))
 
     def pair_magnitudes(self, item: EvalItem) -> tuple[list[float], float, int]:
         """(top-5% mean magnitude per kept pair, threshold, pairs needed) of the edited video."""

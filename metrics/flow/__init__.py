@@ -10,7 +10,8 @@ Backends:
   which imports neither ptlflow nor lightning;
 * ``gmflow-ptlflow`` - the same GMFlow, weights and inputs run by ptlflow's module (the same flows;
   kept for cross-checks);
-* ``raft``   - ptlflow RAFT (``raft-sintel``, 32 iterations);
+* ``raft``   - RAFT (``raft-sintel``, 32 iterations) run by our own plain-torch network (`metrics/flow/raft/`);
+* ``raft-ptlflow`` - the same RAFT, weights and inputs run by ptlflow's module (the same flows);
 * ``dis``    - OpenCV DIS, weight-free.
 Nothing heavy is imported until a backend is created.
 """
@@ -26,12 +27,13 @@ from metrics.flow.base import FlowModel, check_pairs
 BACKENDS: dict[str, str] = {
     "gmflow": "metrics.flow.gmflow.estimator:GMFlowNativeEstimator",
     "gmflow-ptlflow": "metrics.flow.ptlflow_models:GMFlowEstimator",
-    "raft": "metrics.flow.ptlflow_models:RAFTEstimator",
+    "raft": "metrics.flow.raft.estimator:RAFTNativeEstimator",
+    "raft-ptlflow": "metrics.flow.ptlflow_models:RAFTEstimator",
     "dis": "metrics.flow.dis:DISEstimator",
 }
 #: weights registry name of each backend (None: weight-free)
 BACKEND_WEIGHTS: dict[str, str | None] = {"gmflow": "gmflow-sintel", "gmflow-ptlflow": "gmflow-sintel",
-                                          "raft": "raft-sintel", "dis": None}
+                                          "raft": "raft-sintel", "raft-ptlflow": "raft-sintel", "dis": None}
 
 
 def flow_weight_names(name: str) -> list[str]:

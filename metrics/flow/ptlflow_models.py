@@ -1,4 +1,4 @@
-"""ptlflow-backed estimators: GMFlow (V2VBench's motion-alignment model) and RAFT.
+"""ptlflow-backed estimators: GMFlow (V2VBench's motion-alignment model) and RAFT (`gmflow-ptlflow`, `raft-ptlflow`).
 
 Both load through `bench.models.create_model(weights, load_ptlflow_model, device, ...)`, which takes
 a weights-registry name or a local checkpoint path. Two checkpoint formats are accepted:
@@ -126,6 +126,15 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         )
     return ckpt
 
+
+def flow_state_dict(path: Path) -> dict[str, Any]:
+    """The state dict of a flow checkpoint in any accepted format (ptlflow's `state_dict`, the original
+    `{'model': sd}`, a bare dict with or without 'module.' prefixes); imports torch, not ptlflow."""
+    ckpt = _read_checkpoint(path)
+    sd = ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"]
+    if not isinstance(sd, dict):
+        raise VidEditBenchError(f"{path}: the checkpoint's state dict is a {type(sd).__name__}, not a dict of tensors")
+    return sd
 
 def load_ptlflow_model(path: Path, device: str = "cpu", model_name: str = "gmflow", input_norm: str = "ptlflow",
                        iters: int | None = None, precision: str = "fp32"):
@@ -303,9 +312,10 @@ class GMFlowEstimator(PtlflowEstimator):
 
 
 class RAFTEstimator(PtlflowEstimator):
-    """RAFT (Teed & Deng 2020) from ptlflow, Sintel-finetuned weights, 32 iterations."""
+    """RAFT (Teed & Deng 2020) from ptlflow, Sintel-finetuned weights, 32 iterations: the `raft-ptlflow`
+    backend (`raft` runs the same weights and inputs through our own network, `metrics/flow/raft/`)."""
 
-    name = "raft"
+    name = "raft-ptlflow"
     model_name = "raft"
     default_weights = "raft-sintel"
     min_size = 128  # the coarsest of the 4 correlation levels (1/64 scale) must be >= 2 px for its sampler

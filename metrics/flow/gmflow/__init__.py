@@ -10,18 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import VidEditBenchError
-
-
-def _state_dict(path: Path) -> dict[str, Any]:
-    from metrics.flow.ptlflow_models import _read_checkpoint  # torch.load + format check (imports no ptlflow)
-
-    ckpt = _read_checkpoint(path)
-    sd = ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"]
-    if not isinstance(sd, dict):
-        raise VidEditBenchError(f"{path}: the checkpoint's state dict is a {type(sd).__name__}, not a dict of tensors")
-    return sd
-
 
 def load_gmflow(path: Path, device: str = "cpu", precision: str = "fp32") -> Any:
     """Our GMFlow with the weights of `path` (a file, or a folder holding exactly one checkpoint): strict key
@@ -32,9 +20,10 @@ def load_gmflow(path: Path, device: str = "cpu", precision: str = "fp32") -> Any
     from metrics._embed import single_file
     from metrics._precision import cast_model
     from metrics.flow.gmflow.model import GMFlow
+    from metrics.flow.ptlflow_models import flow_state_dict  # imports no ptlflow
 
     p = single_file(path, ("*.ckpt", "*.pth", "*.pt"), "GMFlow checkpoint")
-    sd = _state_dict(p)
+    sd = flow_state_dict(p)
     model = load_state_strict(GMFlow(), sd, p, "a GMFlow checkpoint of V2VBench's configuration "
                               "(1 scale, 6 blocks, 128 channels)", "GMFlow")
     return cast_model(model, precision).to(torch.device(device))
