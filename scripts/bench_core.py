@@ -73,11 +73,13 @@ def startup_latency(repeats: int) -> None:
         clip, dino = tm.build_tiny_clip(Path(d) / "clip"), tm.build_tiny_dinov2(Path(d) / "dino")
         torch.manual_seed(0)
         torch.save({"model": ptlflow_model_class("gmflow")().state_dict()}, Path(d) / "gmflow.pth")
+        torch.save({"model": ptlflow_model_class("raft")().state_dict()}, Path(d) / "raft.pth")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
         py = sys.executable
         first = {"clip_text": ("", {"weights": str(clip)}), "dino_consistency": ("", {"weights": str(dino)})}
         env["VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL"] = str(Path(d) / "gmflow.pth")
+        env["VIDEDITBENCH_WEIGHT_RAFT_SINTEL"] = str(Path(d) / "raft.pth")
         cases = {
             "videditbench --help": [py, "-m", "bench.cli", "--help"],
             "import bench.runner": [py, "-c", "import bench.runner"],
@@ -89,6 +91,10 @@ def startup_latency(repeats: int) -> None:
                 [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={"flow": "gmflow-ptlflow"})],
             "  same, ptlflow package imported first (the path before that)":
                 [py, "-c", FIRST_SCORE.format(pre="import ptlflow", metric="motion_alignment", opts={"flow": "gmflow-ptlflow"})],
+            "first motion_alignment score, flow=raft (our RAFT)":
+                [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={"flow": "raft"})],
+            "  same, ptlflow's RAFT module (flow=raft-ptlflow)":
+                [py, "-c", FIRST_SCORE.format(pre="", metric="motion_alignment", opts={"flow": "raft-ptlflow"})],
         }
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
         for _ in range(repeats):  # interleaved, so machine noise hits every case alike

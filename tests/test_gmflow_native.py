@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tiny_models import textured_frames
+
 from bench.errors import VidEditBenchError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +40,6 @@ def weights(tmp_path_factory) -> Path:
     return root
 
 
-def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
-    """Smooth random textures (so that matching is not degenerate) and a shifted copy."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (n, h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
-    up = np.kron(base, np.ones((1, 8, 8, 1), np.float32))[:, :h, :w]
-    return np.clip(up + rng.normal(0, 8, up.shape), 0, 255).astype(np.uint8)
 
 
 def test_network_matches_ptlflow_on_the_same_inputs(weights):
@@ -75,11 +71,11 @@ def test_backend_gives_the_gmflow_backend_flows(weights, monkeypatch):
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL", str(weights / "gmflow-ptlflow.ckpt"))
     native = create_flow_model("gmflow", batch_size=2)
     ptl = create_flow_model("gmflow-ptlflow", batch_size=2)
-    a, b = _frames(2, 64, 96, 0), _frames(2, 64, 96, 1)
+    a, b = textured_frames(2, 64, 96, 0), textured_frames(2, 64, 96, 1)
     got, want = native.estimate(a, b), ptl.estimate(a, b)
     assert got.shape == (2, 64, 96, 2) and got.dtype == np.float32
     assert np.abs(got - want).max() <= TOL_PX
-    small = _frames(3, 24, 40, 2)  # under 32 px: both edge-pad bottom/right first
+    small = textured_frames(3, 24, 40, 2)  # under 32 px: both edge-pad bottom/right first
     np.testing.assert_allclose(native.consecutive(small), ptl.consecutive(small), rtol=0, atol=TOL_PX)
     assert native.variant()["flow"] == "gmflow" and native.cache_tag() != ptl.cache_tag()
 
@@ -159,7 +155,7 @@ def test_motion_alignment_with_native_flow_scores_as_with_gmflow(weights, monkey
     from metrics.motion import MotionAlignment
 
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL", str(weights / "gmflow-original.pth"))
-    src, edit = _frames(3, 48, 64, 3), _frames(3, 48, 64, 4)
+    src, edit = textured_frames(3, 48, 64, 3), textured_frames(3, 48, 64, 4)
     item = EvalItem(sample=Sample(suite="t", video_id="v", edit_id="0", source="v"), source=Video(src),
                     edited=Video(edit), source_key="v", method="m")
     scores = {}

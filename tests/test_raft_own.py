@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from bench.errors import VidEditBenchError
+from tiny_models import textured_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL_PX = 1e-4
@@ -47,12 +48,6 @@ def weights(tmp_path_factory) -> Path:
     return root
 
 
-def _frames(n: int, h: int, w: int, seed: int) -> np.ndarray:
-    """Smooth random textures (so that matching is not degenerate)."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (n, h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
-    up = np.kron(base, np.ones((1, 8, 8, 1), np.float32))[:, :h, :w]
-    return np.clip(up + rng.normal(0, 8, up.shape), 0, 255).astype(np.uint8)
 
 
 def test_network_matches_ptlflow_on_the_same_inputs(weights):
@@ -101,12 +96,12 @@ def test_backend_gives_the_ptlflow_backend_flows_and_keeps_the_raft_variant(weig
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_RAFT_SINTEL", str(weights / "raft-ptlflow.ckpt"))
     native = create_flow_model("raft", batch_size=2)
     ptl = create_flow_model("raft-ptlflow", batch_size=2)
-    a, b = _frames(1, 128, 136, 0), _frames(1, 128, 136, 1)
+    a, b = textured_frames(1, 128, 136, 0), textured_frames(1, 128, 136, 1)
     got, want = native.estimate(a, b), ptl.estimate(a, b)
     assert got.shape == (1, 128, 136, 2) and got.dtype == np.float32
     assert np.abs(want).mean() > 0.5
     assert np.abs(got - want).max() <= TOL_PX
-    small = _frames(3, 40, 56, 2)  # under 128 px: both edge-pad bottom/right first
+    small = textured_frames(3, 40, 56, 2)  # under 128 px: both edge-pad bottom/right first
     np.testing.assert_allclose(native.consecutive(small), ptl.consecutive(small), rtol=0, atol=TOL_PX)
     # the variant `raft` had when ptlflow ran it: scores stored before stay valid
     assert native.variant() == {"flow": "raft", "flow_weights": "raft-sintel", "flow_config": "iters=32"}
@@ -192,7 +187,7 @@ def test_dynamic_degree_flows_are_those_of_ptlflow_on_vbench_inputs(weights):
     from metrics.flow.ptlflow_models import load_ptlflow_model
     from metrics.vbench_motion import DynamicDegree, raft_pair_flows, sintel_pad
 
-    frames = _frames(2, 128, 132, 7)  # 132: padded to 136 (2 px each side)
+    frames = textured_frames(2, 128, 132, 7)  # 132: padded to 136 (2 px each side)
     metric = DynamicDegree(weights=str(weights / "raft-original.pth"))
     metric.setup()
     got = raft_pair_flows(metric._model, frames)

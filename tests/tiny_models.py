@@ -215,3 +215,13 @@ def build_tiny_aesthetic_head(path: str | Path, *, in_dim: int = 32, seed: int =
     state["layers.7.bias"] = torch.tensor([5.0])  # centre the random scores near a plausible 5
     torch.save(state, str(path))
     return path
+
+
+def textured_frames(n: int, h: int, w: int, seed: int):
+    """(n, h, w, 3) uint8 smooth random textures (8 px blocks plus noise), so flow matching is not degenerate."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (n, h // 8 + 2, w // 8 + 2, 3)).astype(np.float32)
+    up = np.kron(base, np.ones((1, 8, 8, 1), np.float32))[:, :h, :w]
+    return np.clip(up + rng.normal(0, 8, up.shape), 0, 255).astype(np.uint8)

@@ -21,6 +21,7 @@ global softmax matching, global flow propagation and 8x convex upsampling. Stage
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,15 +40,19 @@ POS_TEMPERATURE = 10000.0
 
 
 # ---- backbone ---------------------------------------------------------------------------------------------
-class _ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
+class ResidualBlock(nn.Module):
+    """The residual block of GMFlow's and RAFT's CNN encoders (names as in their checkpoints; the skip
+    projection's norm is stored twice, as `norm3` and as `downsample.1`)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, norm: Callable[[int], nn.Module] = nn.InstanceNorm2d,
+                 bias: bool = False):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.norm1, self.norm2 = nn.InstanceNorm2d(cout), nn.InstanceNorm2d(cout)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=bias)
+        self.norm1, self.norm2 = norm(cout), norm(cout)
         self.downsample = None
         if stride != 1 or cin != cout:
-            self.norm3 = nn.InstanceNorm2d(cout)
+            self.norm3 = norm(cout)
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride), self.norm3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,9 +67,9 @@ class _Backbone(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.norm1 = nn.InstanceNorm2d(64)
-        self.layer1 = nn.Sequential(_ResBlock(64, 64, 1), _ResBlock(64, 64, 1))
-        self.layer2 = nn.Sequential(_ResBlock(64, 96, 2), _ResBlock(96, 96, 1))
-        self.layer3 = nn.Sequential(_ResBlock(96, 128, 2), _ResBlock(128, 128, 1))
+        self.layer1 = nn.Sequential(ResidualBlock(64, 64, 1), ResidualBlock(64, 64, 1))
+        self.layer2 = nn.Sequential(ResidualBlock(64, 96, 2), ResidualBlock(96, 96, 1))
+        self.layer3 = nn.Sequential(ResidualBlock(96, 128, 2), ResidualBlock(128, 128, 1))
         self.conv2 = nn.Conv2d(128, out_dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

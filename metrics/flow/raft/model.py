@@ -19,11 +19,13 @@ Stages:
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.flow.gmflow.model import convex_upsample
+from metrics.flow.gmflow.model import ResidualBlock, convex_upsample
 
 FEATURE_DIM = 256
 HIDDEN_DIM = 128
@@ -43,25 +45,6 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.InstanceNorm2d(channels)
 
 
-class _ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, norm: str):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        self.norm1, self.norm2 = _norm(norm, cout), _norm(norm, cout)
-        self.downsample = None
-        if stride != 1:
-            # the checkpoints hold this norm twice: as `norm3` and as `downsample.1`
-            self.norm3 = _norm(norm, cout)
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride), self.norm3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.norm1(self.conv1(x)))
-        y = F.relu(self.norm2(self.conv2(y)))
-        skip = x if self.downsample is None else self.downsample(x)
-        return F.relu(skip + y)
-
-
 class _Encoder(nn.Module):
     """(B, 3, H, W) -> (B, out_dim, H/8, W/8)."""
 
@@ -71,7 +54,9 @@ class _Encoder(nn.Module):
         self.norm1 = _norm(norm, 64)
         stages, cin = [], 64
         for cout, stride in ((64, 1), (96, 2), (128, 2)):
-            stages.append(nn.Sequential(_ResBlock(cin, cout, stride, norm), _ResBlock(cout, cout, 1, norm)))
+            make = partial(_norm, norm)
+            stages.append(nn.Sequential(ResidualBlock(cin, cout, stride, make, bias=True),
+                                        ResidualBlock(cout, cout, 1, make, bias=True)))
             cin = cout
         self.layer1, self.layer2, self.layer3 = stages
         self.conv2 = nn.Conv2d(128, out_dim, 1)
