@@ -62,14 +62,21 @@ class ResidualBlock(nn.Module):
         return F.relu(skip + y)
 
 
-class _Backbone(nn.Module):
-    def __init__(self, out_dim: int = FEATURE_CHANNELS):
+class CNNEncoder(nn.Module):
+    """GMFlow's backbone and RAFT's feature/context encoders: (B, 3, H, W) -> (B, out_dim, H/8, W/8), a
+    7x7/2 conv to 64 channels, three stages of two residual blocks (64, 96/2, 128/2), a 1x1 conv."""
+
+    def __init__(self, out_dim: int = FEATURE_CHANNELS, norm: Callable[[int], nn.Module] = nn.InstanceNorm2d,
+                 bias: bool = False):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.norm1 = nn.InstanceNorm2d(64)
-        self.layer1 = nn.Sequential(ResidualBlock(64, 64, 1), ResidualBlock(64, 64, 1))
-        self.layer2 = nn.Sequential(ResidualBlock(64, 96, 2), ResidualBlock(96, 96, 1))
-        self.layer3 = nn.Sequential(ResidualBlock(96, 128, 2), ResidualBlock(128, 128, 1))
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=bias)
+        self.norm1 = norm(64)
+        stages, cin = [], 64
+        for cout, stride in ((64, 1), (96, 2), (128, 2)):
+            stages.append(nn.Sequential(ResidualBlock(cin, cout, stride, norm, bias),
+                                        ResidualBlock(cout, cout, 1, norm, bias)))
+            cin = cout
+        self.layer1, self.layer2, self.layer3 = stages
         self.conv2 = nn.Conv2d(128, out_dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -281,7 +288,7 @@ class GMFlow(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.backbone = _Backbone(FEATURE_CHANNELS)
+        self.backbone = CNNEncoder(FEATURE_CHANNELS)
         self.transformer = _Transformer(FEATURE_CHANNELS, NUM_BLOCKS)
         self.feature_flow_attn = _FlowPropagation(FEATURE_CHANNELS)
         self.upsampler = nn.Sequential(nn.Conv2d(2 + FEATURE_CHANNELS, 256, 3, 1, 1), nn.ReLU(inplace=True),

@@ -19,13 +19,11 @@ Stages:
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.flow.gmflow.model import ResidualBlock, convex_upsample
+from metrics.flow.gmflow.model import CNNEncoder, convex_upsample
 
 FEATURE_DIM = 256
 HIDDEN_DIM = 128
@@ -38,32 +36,6 @@ PAD_MULTIPLE = 8
 MASK_SCALE = 0.25
 #: the 1/64-scale correlation level must be at least 2 px per side (the sampler divides by side - 1)
 MIN_SIDE = 128
-
-
-# ---- encoders -----------------------------------------------------------------------------------------------
-def _norm(kind: str, channels: int) -> nn.Module:
-    return nn.BatchNorm2d(channels) if kind == "batch" else nn.InstanceNorm2d(channels)
-
-
-class _Encoder(nn.Module):
-    """(B, 3, H, W) -> (B, out_dim, H/8, W/8)."""
-
-    def __init__(self, out_dim: int, norm: str):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
-        self.norm1 = _norm(norm, 64)
-        stages, cin = [], 64
-        for cout, stride in ((64, 1), (96, 2), (128, 2)):
-            make = partial(_norm, norm)
-            stages.append(nn.Sequential(ResidualBlock(cin, cout, stride, make, bias=True),
-                                        ResidualBlock(cout, cout, 1, make, bias=True)))
-            cin = cout
-        self.layer1, self.layer2, self.layer3 = stages
-        self.conv2 = nn.Conv2d(128, out_dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.norm1(self.conv1(x)))
-        return self.conv2(self.layer3(self.layer2(self.layer1(x))))
 
 
 # ---- correlation --------------------------------------------------------------------------------------------
@@ -188,8 +160,8 @@ class RAFT(nn.Module):
     def __init__(self, iters: int = 32) -> None:
         super().__init__()
         self.iters = int(iters)
-        self.fnet = _Encoder(FEATURE_DIM, "instance")
-        self.cnet = _Encoder(HIDDEN_DIM + CONTEXT_DIM, "batch")
+        self.fnet = CNNEncoder(FEATURE_DIM, nn.InstanceNorm2d, bias=True)
+        self.cnet = CNNEncoder(HIDDEN_DIM + CONTEXT_DIM, nn.BatchNorm2d, bias=True)
         self.update_block = _UpdateBlock()
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
