@@ -8,6 +8,7 @@ being written. Stores from shards of one run merge with `merge_into`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -152,6 +153,34 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
             raise VidEditBenchError(f"{path}: table '{table}' has columns {have}, not videditbench's; {fix}")
 
 
+def _create_with_schema(path: Path) -> bool:
+    """Create the store with its schema beside `path`, then hard-link it into place.
+
+    A reader (another process polling the run folder) never sees the file before its tables exist, and
+    two creators never clobber each other: the link fails for the loser, who opens the winner's file.
+    Returns False when another process created it first."""
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class ResultStore:
     FILENAME = "results.sqlite"
 
@@ -165,6 +194,8 @@ class ResultStore:
         self.run_dir = path.parent.resolve()
         existed = path.is_file() and path.stat().st_size > 0
         try:
+            if not existed:
+                existed = not _create_with_schema(path)
             self.conn = sqlite3.connect(str(path), timeout=60, isolation_level=None)
             if existed:
                 _check_ours(self.conn, path)

@@ -102,3 +102,46 @@ def test_run_names_are_one_safe_component_and_only_our_runs_are_deleted(tmp_path
     ResultStore(results / "ours").close()
     remove_run(results, "ours")
     assert not (results / "ours").exists()
+
+
+def test_a_store_being_created_is_never_seen_without_its_tables(tmp_path):
+    """A process polling a run folder (a test, a second command) opens results.sqlite as soon as it
+    exists: it must never find a database file whose tables are not there yet."""
+    import threading
+
+    paths = [tmp_path / f"run{i}" / "results.sqlite" for i in range(30)]
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            for p in paths:
+                if p.is_file() and p.stat().st_size > 0:
+                    try:
+                        with ResultStore(p):
+                            pass
+                    except VidEditBenchError as e:
+                        seen.append(str(e))
+                        return
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for p in paths:
+            with ResultStore(p.parent):
+                pass
+    finally:
+        stop.set()
+        poller.join()
+    assert seen == []
+    assert all(sorted(f.name for f in p.parent.iterdir() if f.name.startswith(".")) == [] for p in paths)
+
+
+def test_two_creators_of_one_store_both_open_it(tmp_path):
+    from bench.store import _create_with_schema
+
+    path = tmp_path / "results.sqlite"
+    assert _create_with_schema(path) is True
+    assert _create_with_schema(path) is False  # the second creator opens the first one's file
+    with ResultStore(tmp_path) as st:
+        assert st.counts()["edits"] == 0

@@ -238,7 +238,11 @@ def test_text2video_zero_official_noise_is_per_position_in_the_chunk(tiny, video
     assert mean_abs(out[0], out[1]) > DIFFERENT  # different slots, different noise
     same = make("text2video-zero", seed=2, weights=tiny["ip2p"], chunk_size=3, noise="same").edit(
         still, prompt="make it snowy")
-    assert all(np.array_equal(same[0], same[t]) for t in range(1, 4))
+    # Chunks [0, 1, 2] and [0, 3] run as batches of 3 and 2: the CPU kernels of different batch sizes
+    # round differently (seen: 1 grey level on 3 of 7,920 values with torch 2.14.1), so "identical"
+    # is at most one level on a few values, while a different draw moves the frame by > DIFFERENT.
+    for t in range(1, 4):
+        assert np.abs(same[0].astype(int) - same[t].astype(int)).max() <= 1 and mean_abs(same[0], same[t]) < SAME
     with pytest.raises(VidEditBenchError, match="noise"):
         make("text2video-zero", weights=tiny["ip2p"], noise="random").edit(still, prompt="x")
 
