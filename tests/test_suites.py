@@ -185,7 +185,7 @@ def test_portable_sample_key(tmp_path):
 def test_build_mini_reproduces_committed_references(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("build_mini", datasets_dir() / "build_mini.py")
+    spec = importlib.util.spec_from_file_location("build_mini", Path(__file__).resolve().parents[1] / "datasets" / "build_mini.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     for p in mod.build(tmp_path):

@@ -2,7 +2,7 @@
 
 `load_suite(name_or_path, **overrides)` accepts
 
-* the name of an embedded suite (``datasets/<name>/suite.yaml``; see `list_suites()`),
+* the name of an embedded suite (``bench/suites/embedded/<name>/suite.yaml``; see `list_suites()`),
 * a manifest file (``.yaml`` / ``.yml`` / ``.json``) or a folder holding ``suite.yaml``,
 * a dataset folder in a known layout, detected from its contents or named by a prefix:
   ``v2vbench:<dir>`` (``config.yaml`` + ``frames/<video_id>/``, e.g. a local copy of the
@@ -33,13 +33,14 @@ LAYOUTS = ("v2vbench", "ive", "davis", "folder", "hf")
 
 
 def datasets_dir() -> Path:
-    """The folder of embedded suites: `$VIDEDITBENCH_DATASETS`, else `datasets/` beside `bench/`."""
+    """The folder of embedded suites: `$VIDEDITBENCH_DATASETS`, else `bench/suites/embedded/`.
+
+    The embedded suites are package data (`mini` works from a wheel or a non-editable install); the
+    repository's `datasets/` holds the builder of their reference images."""
     env = os.environ.get("VIDEDITBENCH_DATASETS")
     if env:
         return Path(env).expanduser()
-    import bench
-
-    return Path(bench.__file__).resolve().parent.parent / "datasets"
+    return Path(__file__).resolve().parent / "embedded"
 
 
 def list_suites() -> list[str]:
