@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,42 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif")
 
 
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that reads digit runs as numbers: `frame_2` before `frame_10` (and `frame_02`)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.lower()) for part in re.split(r"(\d+)", name) if part)
+
+
+def frame_order_problem(names: list[str]) -> str | None:
+    """Why a set of frame file names has no single obvious order, or None when it has one.
+
+    Ambiguous: two names that are the same number written differently (`1.png` and `01.png`), or
+    names that follow more than one pattern (`a_1.png` beside `b_1.png`)."""
+    keys: dict[tuple, str] = {}
+    for n in names:
+        k = natural_key(Path(n).stem)
+        if k in keys:
+            return f"{keys[k]!r} and {n!r} are the same frame number"
+        keys[k] = n
+    patterns = {re.sub(r"\d+", "#", Path(n).stem.lower()) for n in names}
+    if len(patterns) > 1:
+        shown = ", ".join(sorted(patterns)[:3])
+        return f"names follow {len(patterns)} patterns ({shown}{', ...' if len(patterns) > 3 else ''})"
+    return None
+
+
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    """The image files of a frame folder in natural order (`frame_2` before `frame_10`), the one rule
+    every reader of frame folders uses. Warns once per folder when the names have no single order."""
+    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name))
+    problem = frame_order_problem([p.name for p in files])
+    if problem:
+        warnings.warn(f"{folder}: frame order is ambiguous: {problem}; name frames with one zero-padded "
+                      f"counter (00000.png, 00001.png, ...)", FrameOrderWarning, stacklevel=2)
     return files
+
+
+class FrameOrderWarning(UserWarning):
+    """Frame files whose names do not give one obvious order."""
 
 
 #: 16-bit (and 32-bit integer) grayscale modes that `Image.convert` would clip to white instead of scaling
