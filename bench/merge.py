@@ -67,6 +67,30 @@ def check_compatible(stores: dict[Path, ResultStore]) -> None:
                 "which changes the numbers; re-run the shard with the same --num-frames/--size/--seed/--method-opt/--metric-opt")
 
 
+def _sample_keys(store: ResultStore) -> dict[str, str]:
+    """sample_uid -> the content key of its newest edit row (manifest entry + preprocessing + file bytes)."""
+    newest: dict[str, tuple[float, str]] = {}
+    for row in store.iter_edits():
+        uid, key, created = row["sample_uid"], row.get("sample_key"), float(row.get("created") or 0.0)
+        if key and (uid not in newest or created >= newest[uid][0]):
+            newest[uid] = (created, key)
+    return {uid: key for uid, (_, key) in newest.items()}
+
+
+def check_same_samples(stores: dict[Path, ResultStore]) -> None:
+    """Where two stores hold the same sample id, they must hold the same sample: the same manifest
+    entry, preprocessing and file bytes (its content key), not merely the same suite file name."""
+    seen: dict[str, tuple[str, Path]] = {}
+    for path, st in stores.items():
+        for uid, key in sorted(_sample_keys(st).items()):
+            if uid in seen and seen[uid][0] != key:
+                raise VidEditBenchError(
+                    f"refusing to merge {path} into {seen[uid][1]}: sample {uid} differs in content (its video, "
+                    f"prompts, reference, mask or preprocessing; content keys {key[:12]} vs {seen[uid][0][:12]}); "
+                    "merge only shards of one suite, or re-run one of them on the other's suite")
+            seen.setdefault(uid, (key, path))
+
+
 def _run_config(store: ResultStore, run_dir: Path):
     """A RunConfig over the merged run: the union of the invocations' methods and metrics, all samples."""
     from bench.runner import RunConfig
@@ -139,6 +163,7 @@ def merge_runs(dest: Path, sources: list[Path], log: Callable[[str], None] = lam
         for src in sources:
             stores[Path(src)] = ResultStore(src)  # validates: ours, this schema version
         check_compatible(stores)
+        check_same_samples(stores)
     finally:
         for st in stores.values():
             st.close()

@@ -148,3 +148,25 @@ def test_shards_run_into_one_store_give_the_full_set_value_and_the_single_run_ta
         frames = [read_video(r["output_dir"])[0].astype(np.float64).ravel() for r in edits if r["method"] == method]
         assert any(abs(v - float(np.concatenate(frames).mean())) < 1e-9 for v in values[method])
     assert _lb(same) == _lb(single)
+
+
+def test_merge_refuses_two_different_suites_with_the_same_name_and_ids(tmp_path):
+    """Same `name:`, same manifest file name, same ids; other videos and prompts: not one suite."""
+    one = _suite(tmp_path / "one")
+    two = _suite(tmp_path / "two")
+    text = two.read_text().replace("a thing in oil", "a thing in watercolour")
+    two.write_text(text)
+    a = _run(tmp_path, one, "a")
+    b = _run(tmp_path, two, "b")
+    dest = tmp_path / "runs" / "merged"
+    res = CliRunner().invoke(cli.app, ["merge", str(dest), str(a), str(b)])
+    assert res.exit_code == 2, res.output
+    assert "sample tiny/a/e1 differs in content" in res.output and "Traceback" not in res.output
+    assert not dest.exists()
+    # the same suite in two places (a manifest copied to another node) still merges
+    (tmp_path / "three").mkdir()
+    shutil.copytree(tmp_path / "one" / "clips", tmp_path / "three" / "clips")
+    shutil.copy(one, tmp_path / "three" / "suite.yaml")
+    c = _run(tmp_path, tmp_path / "three" / "suite.yaml", "c")
+    res = CliRunner().invoke(cli.app, ["merge", str(dest), str(a), str(c), "--no-export"])
+    assert res.exit_code == 0, res.output
