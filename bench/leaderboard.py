@@ -185,14 +185,40 @@ def _apply_labels(df: pd.DataFrame, labels: dict[tuple[str, str], str]) -> pd.Da
 
 
 def _dedupe(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """One row per key: an ok row wins over failures, then the latest (stores may be merged)."""
+    """One row per key: the newest wins, whatever its status. An older ok row never stands in for a
+    newer failure: that would put a stale number beside the other methods' current ones."""
     if df.empty:
         return df
     df = df.copy()
-    df["_ok"] = (df["status"] == "ok").astype(int)
-    df["_order"] = df["created"] if "created" in df.columns else np.arange(len(df))
-    df = df.sort_values(["_ok", "_order"], kind="stable").drop_duplicates(keys, keep="last")
-    return df.drop(columns=["_ok", "_order"]).sort_index()
+    df["_order"] = pd.to_numeric(df["created"], errors="coerce").fillna(-np.inf) if "created" in df.columns \
+        else np.arange(len(df))
+    df = df.sort_values(["_order"], kind="stable").drop_duplicates(keys, keep="last")
+    return df.drop(columns=["_order"]).sort_index()
+
+
+def drop_superseded(scores: pd.DataFrame, edits: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Only rows of each sample's CURRENT content and each method's newest edit of it.
+
+    A sample's current content key is that of its newest edit row (any method): a re-run with another
+    frame count, size or source file makes the older rows stale for every method, including one that
+    failed or was not run this time (it then shows as missing, as in a fresh run). A sample-level
+    score counts only when it belongs to the newest edit of its method and sample. Set-level scores
+    (no edit) are kept; their sample set is in their uid."""
+    if edits.empty or "sample_key" not in edits.columns or "edit_key" not in edits.columns:
+        return scores, edits
+    order = pd.to_numeric(edits["created"], errors="coerce").fillna(-np.inf) if "created" in edits.columns \
+        else pd.Series(np.arange(len(edits)), index=edits.index)
+    ranked = edits.assign(_order=order).sort_values("_order", kind="stable")
+    keyed = ranked[ranked["sample_key"].notna() & (ranked["sample_key"].astype(str) != "")]
+    current = keyed.drop_duplicates("sample_uid", keep="last").set_index("sample_uid")["sample_key"]
+    fresh = ranked[[current.get(u, k) == k or not k for u, k in zip(ranked["sample_uid"], ranked["sample_key"].fillna(""))]]
+    newest = fresh.drop_duplicates(["method_key", "sample_uid"], keep="last")
+    edits = edits.loc[newest.index].sort_index()
+    if not scores.empty and "edit_key" in scores.columns:
+        live = set(edits["edit_key"].astype(str))
+        has_edit = scores["edit_key"].notna() & (scores["edit_key"].astype(str) != "")
+        scores = scores[~has_edit | scores["edit_key"].astype(str).isin(live)]
+    return scores, edits
 
 
 def _parse_label(label: str) -> dict[str, str]:
@@ -748,6 +774,7 @@ def _prepare(scores: pd.DataFrame | None, edits: pd.DataFrame | None,
         scores[col] = scores[col].where(scores[col].notna(), "").astype(str)
     scores["level"] = scores["level"].replace("", "sample")
     scores["metric_family"] = scores["metric_family"].where(scores["metric_family"] != "", scores["metric"])
+    scores, edits = drop_superseded(scores, edits)
     labels = _method_labels(scores, edits)
     scores = _dedupe(_apply_labels(scores, labels), ["method", "sample_uid", "metric", "variant_id"])
     edits = _dedupe(_apply_labels(edits, labels), ["method", "sample_uid"])
