@@ -70,11 +70,17 @@ PAIRING_DOC = (
     "samples on which every compared method has a value. Reference rows (e.g. `source`, the unedited "
     "input) are shown for orientation only: never normalised, ranked, bolded or aggregated."
 )
+#: fewest paired samples a difference, rank or best cell is claimed from (a bootstrap of fewer
+#: samples has too few distinct resamples: of 1 sample, a zero-width interval by construction)
+MIN_PAIRED_N = 5
+
 RANK_DOC = (
     "Rank uncertainty: paired percentile bootstrap over the paired samples (the same resampled samples "
     "for every method), {n_boot} resamples, seed {seed}, {level}% intervals of each method's difference "
     "to the best method (aggregate and per column). ≈ = not significantly different from the best "
-    "(the interval contains 0)."
+    "(the interval contains 0). No difference, rank or best cell is claimed from fewer than "
+    f"{MIN_PAIRED_N} paired samples (\"n too small\"), nor from a zero-width interval (\"degenerate\"); "
+    "the aggregate is never significant where none of its columns is."
 )
 
 AGGREGATE_DOC = (
@@ -658,6 +664,11 @@ def _pair_columns(sample_scores: pd.DataFrame, compared: list[str]) -> pd.DataFr
 
 
 # --- paired bootstrap of ranks -------------------------------------------------------------------------------
+def _has_width(lo: float, hi: float) -> bool:
+    """An interval wider than float rounding (every resample giving the same difference is no interval)."""
+    return hi - lo > 1e-9 * max(1.0, abs(lo), abs(hi))
+
+
 def _norm_agg(means: dict[str, np.ndarray], hib: dict[str, bool], fam: dict[str, str]) -> np.ndarray:
     """(B, M) aggregate from per-column (B, M) means, exactly as `normalize` + `aggregate_scores`:
     min–max over methods per row (0.5 on a tie), flipped when lower is better, families averaged."""
@@ -682,11 +693,12 @@ def _rank_stats(scores: pd.DataFrame, cells: pd.DataFrame, cols: pd.DataFrame, c
 
     Returns (per-cell stats: method, header, best, diff_best, diff_ci_low, diff_ci_high, tie_best;
     per-method aggregate stats: diff_best, diff_ci_low, diff_ci_high, tie_best)."""
-    cell_cols = ["method", "header", "best", "diff_best", "diff_ci_low", "diff_ci_high", "tie_best"]
-    agg_cols = ["diff_best", "diff_ci_low", "diff_ci_high", "tie_best"]
-    empty_agg = pd.DataFrame({"diff_best": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan, "tie_best": False},
+    cell_cols = ["method", "header", "best", "diff_best", "diff_ci_low", "diff_ci_high", "tie_best", "claim"]
+    agg_cols = ["diff_best", "diff_ci_low", "diff_ci_high", "tie_best", "claim"]
+    empty_agg = pd.DataFrame({"diff_best": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan, "tie_best": False,
+                              "claim": ""},
                              index=pd.Index(compared, name="method"), columns=agg_cols).astype(
-        {"diff_best": float, "diff_ci_low": float, "diff_ci_high": float, "tie_best": object})
+        {"diff_best": float, "diff_ci_low": float, "diff_ci_high": float, "tie_best": object, "claim": object})
     if not compared or cells.empty:
         return pd.DataFrame(columns=cell_cols), empty_agg
     meta = cols.set_index("header")
@@ -710,9 +722,14 @@ def _rank_stats(scores: pd.DataFrame, cells: pd.DataFrame, cols: pd.DataFrame, c
         best = int(np.nanargmax(means) if hib else np.nanargmin(means)) if finite.any() else -1
         col = ok[ok["header"] == header]
         boot = np.tile(means, (n_b, 1))
-        if len(col) and meta.loc[header, "level"] != "set" and n_b:
+        n_with: dict[int, int] = {}
+        if len(col) and meta.loc[header, "level"] != "set":
             wide = col.pivot_table(index="sample_uid", columns="method", values="value", aggfunc="mean")
             wide = wide.reindex(columns=compared)
+            if best >= 0:  # samples on which each method and the best both have a value
+                fin = np.isfinite(wide.to_numpy(dtype=float))
+                n_with = {j: int((fin[:, j] & fin[:, best]).sum()) for j in range(len(compared))}
+        if len(col) and meta.loc[header, "level"] != "set" and n_b:
             w = weights[:, [pos[u] for u in wide.index]]
             denom = w.sum(axis=1, keepdims=True)
             x = wide.to_numpy(dtype=float)
@@ -722,14 +739,19 @@ def _rank_stats(scores: pd.DataFrame, cells: pd.DataFrame, cols: pd.DataFrame, c
         boot_means[header] = boot
         for j, m in enumerate(compared):
             r = {"method": m, "header": header, "best": j == best, "diff_best": np.nan, "diff_ci_low": np.nan,
-                 "diff_ci_high": np.nan, "tie_best": j == best}
+                 "diff_ci_high": np.nan, "tie_best": j == best, "claim": ""}
             if best >= 0 and finite[j]:
                 r["diff_best"] = float(means[j] - means[best])
                 d = boot[:, j] - boot[:, best]
                 d = d[np.isfinite(d)]
-                if j != best and len(d) > 1 and meta.loc[header, "level"] != "set":
+                if meta.loc[header, "level"] != "set" and n_with.get(j, 0) < MIN_PAIRED_N:
+                    r.update(tie_best=True, claim="n too small")  # no difference claimed either way
+                elif j != best and len(d) > 1 and meta.loc[header, "level"] != "set":
                     lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
-                    r.update(diff_ci_low=float(lo), diff_ci_high=float(hi), tie_best=bool(lo <= 0.0 <= hi))
+                    if _has_width(lo, hi):
+                        r.update(diff_ci_low=float(lo), diff_ci_high=float(hi), tie_best=bool(lo <= 0.0 <= hi))
+                    else:  # every resample gave the same difference: no interval to speak of
+                        r.update(tie_best=True, claim="degenerate")
             rows.append(r)
     per_cell = pd.DataFrame(rows, columns=cell_cols)
     heads = [h for h in agg_headers if np.isfinite(boot_means[h]).any()] if n_b else []
@@ -743,18 +765,31 @@ def _rank_stats(scores: pd.DataFrame, cells: pd.DataFrame, cols: pd.DataFrame, c
     if not np.isfinite(pt).any():
         return per_cell, out
     best = int(np.nanargmax(pt))
+    n_samples = len(uids)
+    # a column where this method is significantly different from that column's best
+    sig = per_cell[per_cell["header"].isin(heads) & (per_cell["claim"] == "") & ~per_cell["tie_best"].astype(bool)]
+    differs = set(sig["method"])
     for j, m in enumerate(compared):
         if not np.isfinite(pt[j]):
             continue
         out.loc[m, "diff_best"] = float(pt[j] - pt[best])
         d = bt[:, j] - bt[:, best]
         d = d[np.isfinite(d)]
-        if j == best:
+        if n_samples < MIN_PAIRED_N:
+            out.loc[m, ["tie_best", "claim"]] = [True, "n too small"]
+        elif j == best:
             out.loc[m, "tie_best"] = True
         elif len(d) > 1:
             lo, hi = np.quantile(d, [alpha, 1.0 - alpha])
-            out.loc[m, ["diff_ci_low", "diff_ci_high"]] = [float(lo), float(hi)]
-            out.loc[m, "tie_best"] = bool(lo <= 0.0 <= hi)
+            supported = m in differs or compared[best] in differs
+            if _has_width(lo, hi):
+                out.loc[m, ["diff_ci_low", "diff_ci_high"]] = [float(lo), float(hi)]
+                out.loc[m, "tie_best"] = bool(lo <= 0.0 <= hi)
+            else:  # e.g. two methods: min–max makes every resample 0 vs 1; the columns decide
+                out.loc[m, ["tie_best", "claim"]] = [not supported, "" if supported else "degenerate"]
+            if not out.loc[m, "tie_best"] and not supported:
+                # min–max scaling can turn gaps no column supports into a 0-vs-1 aggregate
+                out.loc[m, ["tie_best", "claim"]] = [True, "no column significant"]
         else:
             out.loc[m, "tie_best"] = False
     return per_cell, out
@@ -902,8 +937,9 @@ def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool
     aggregate = aggregate.join(per_agg.reindex(methods))
     cells = cells.merge(per_cell, on=["method", "header"], how="left")
     cells["reference"] = cells["method"].isin(refs)
-    cells["best"] = cells["best"].fillna(False).astype(bool)
+    cells["best"] = cells["best"].fillna(False).astype(bool) & (cells["claim"].fillna("") != "n too small")
     cells["tie_best"] = cells["tie_best"].fillna(False).astype(bool)
+    cells["claim"] = cells["claim"].fillna("")
 
     # rank order: compared methods by aggregate (ties and no aggregate: by name), then references
     order = sorted(methods, key=lambda m: (m in refs, -aggregate.loc[m, "aggregate"]
@@ -991,6 +1027,8 @@ def _rank_text(lb: Leaderboard, m: str) -> str:
     a = lb.aggregate.loc[m] if m in lb.aggregate.index else None
     if a is None or not np.isfinite(a["aggregate"]):
         return "—"
+    if a.get("claim", "") == "n too small":
+        return "n too small"
     rank = int(a["rank_compared"]) if "rank_compared" in a and np.isfinite(a["rank_compared"]) else int(a["rank"])
     return "1" if rank == 1 else (f"≈1 ({rank})" if bool(a.get("tie_best", False)) else str(rank))
 
@@ -1021,7 +1059,8 @@ def display_table(lb: Leaderboard, with_ci: bool = True, headers: list[str] | No
                 s += f" ± {fmt_value((c['ci_high'] - c['ci_low']) / 2, 2)}"
             if c["status"] == "partial":
                 s += "*"
-            if not unpaired and "tie_best" in c and bool(c["tie_best"]) and not bool(c.get("best", False)):
+            if (not unpaired and "tie_best" in c and bool(c["tie_best"]) and not bool(c.get("best", False))
+                    and not c.get("claim", "")):  # "n too small" / "degenerate": no claim either way
                 s += " †"
             vals.append(s)
         out[header] = vals

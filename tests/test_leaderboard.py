@@ -235,7 +235,8 @@ def test_exports_carry_skipped_reasons(lb, tmp_path):
     md = paths["md"].read_text()
     assert "| method | rank | aggregate ↑ | clip_text ↑" in md
     assert DOVER_FIX in md and "skipped" in md and "## By edit type" in md and "## Efficiency" in md
-    assert "| A | 1 | 0.667 | 2.667 ± " in md and "Paired samples: n = 3 of 4" in md
+    # n = 3 paired samples: fewer than MIN_PAIRED_N, so no rank is claimed
+    assert "| A | n too small | 0.667 | 2.667 ± " in md and "Paired samples: n = 3 of 4" in md
     assert "| 1 ± 0 | 10 | 3 |" in md  # warp_error 0.1 stored raw, shown ×10 (header ×10⁻¹); n = 3
     assert "Not computed for any method here (reasons and fixes in Status): dover ↑" in md
     assert "| A | 2.5 ± " in md  # the unpaired table
