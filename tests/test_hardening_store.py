@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bench.errors import VidEditBenchError
-from bench.runpaths import check_name, remove_run, resolve_stored, to_stored
-from bench.store import EditRow, ResultStore
+from bench.api.errors import VidEditBenchError
+from bench.store.runpaths import check_name, remove_run, resolve_stored, to_stored
+from bench.store.results import EditRow, ResultStore
 
 
 def _edit(key: str, out=None, src=None) -> EditRow:
