@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report.table import bootstrap_ci, build_leaderboard, to_markdown
+from bench.report.formats import to_markdown
+from bench.report.table import bootstrap_ci, build_leaderboard
 
 from bench.report.export import export_leaderboard
 from bench.store.pairing import set_uid

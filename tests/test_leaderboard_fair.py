@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report.table import build_leaderboard, to_markdown
+from bench.report.formats import to_markdown
+from bench.report.table import build_leaderboard
 
 from bench.report.export import export_leaderboard
 from bench.store.pairing import paired_set, set_uid

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.table import EFFICIENCY_FAMILIES, Leaderboard, long_table, to_json_dict, to_markdown, wide_table
+from bench.report.formats import long_table, to_json_dict, to_markdown, wide_table
+from bench.report.table import EFFICIENCY_FAMILIES, Leaderboard
 
 
 def export_leaderboard(lb: Leaderboard, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:

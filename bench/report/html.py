@@ -19,18 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.table import (
-    EDIT_COLUMNS,
-    Leaderboard,
-    breakdown_wide,
-    best_cells,
-    conform,
+from bench.report.formats import (
     _efficiency_headers,
+    best_cells,
+    breakdown_wide,
     display_table,
     fmt_value,
     not_computed_headers,
     status_display,
 )
+from bench.report.table import EDIT_COLUMNS, Leaderboard, conform
 
 TEMPLATE = r"""<!DOCTYPE html>
 <html lang="en">
@@ -436,31 +434,17 @@ def _method_label_map(edits: pd.DataFrame, methods: list[str]) -> dict[tuple[str
     return out
 
 
-def _sample_values(lb: Leaderboard, scores: pd.DataFrame | None, max_values: int) -> dict[tuple[str, str], list[str]]:
-    """(method label, sample_uid) -> ['clip_text ↑ 27.31', …] for the first quality columns."""
-    if scores is None or scores.empty or lb.columns.empty or max_values <= 0:
+def _sample_values(lb: Leaderboard, max_values: int) -> dict[tuple[str, str], list[str]]:
+    """(method label, sample_uid) -> ['clip_text ↑ 27.31', …] for the first quality columns (the table's
+    per-sample values, already in display units)."""
+    values = lb.sample_values
+    if values.empty or max_values <= 0:
         return {}
-    from bench.report.table import SCORE_COLUMNS, _aggregate_columns
-
-    sc = conform(scores, SCORE_COLUMNS)
-    sc = sc[(sc["status"] == "ok") & (sc["level"] != "set")]
-    cols = _aggregate_columns(lb.columns, lb.settings.get("aggregate_exclude", ())).head(max_values)
-    per_metric = lb.columns.groupby("metric")["header"].count().to_dict()
-    lookup = {}
-    for _, c in cols.iterrows():
-        info = {"header": c["header"], "display_scale": c["display_scale"]}
-        lookup[(c["metric"], c["variant_id"])] = info
-        if per_metric.get(c["metric"], 0) == 1:
-            lookup[(c["metric"], None)] = info
-    labels = _method_label_map(sc, lb.methods)
+    headers = lb.aggregate_headers()[:max_values]
+    shown = values[values["header"].isin(headers)]
     out: dict[tuple[str, str], list[str]] = {}
-    for rec in sc.itertuples(index=False):
-        c = lookup.get((rec.metric, rec.variant_id)) or lookup.get((rec.metric, None))
-        if c is None:
-            continue
-        scale = float(c["display_scale"])  # the store holds raw values; show display units
-        out.setdefault((labels[(rec.method, rec.method_key)], rec.sample_uid), []).append(
-            f"{c['header']} {fmt_value(float(rec.value) * scale)}")
+    for rec in shown.itertuples(index=False):
+        out.setdefault((rec.method, rec.sample_uid), []).append(f"{rec.header} {fmt_value(rec.value)}")
     return out
 
 
@@ -653,8 +637,9 @@ def write_report(
     """Write out_dir/report.html (+ plots/ and previews/ beside it) and return its path.
 
     `plot_paths` (default: those export_leaderboard recorded on `lb`, if still on disk) re-uses
-    plots already written; otherwise they are drawn into out_dir/plots. `max_samples` caps the preview rows (-1 = all). With `scores`
-    (the store's score frame) each preview shows its first `sample_values` quality values. With
+    plots already written; otherwise they are drawn into out_dir/plots. `max_samples` caps the preview rows (-1 = all). Each preview
+    shows its first `sample_values` quality values (the table's, in display units); `scores` (the
+    store's score frame) dates the report with the edits. With
     `suite` (a `bench.suites` Suite) image-guided previews also show the reference image and the mask.
     """
     from jinja2 import Environment
@@ -665,7 +650,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     edits = conform(edits, EDIT_COLUMNS)
-    values = _sample_values(lb, scores, sample_values)
+    values = _sample_values(lb, sample_values)
     samples, total = _samples(lb, edits, out, max_samples, preview_frames, preview_side, values, suite)
 
     n_ok = int((edits["status"] == "ok").sum())

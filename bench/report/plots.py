@@ -235,20 +235,10 @@ def axis_label(lb: "Leaderboard", header: str, width: int = 14) -> str:
 
 def radar_per_method(lb: "Leaderboard", path: Path) -> Path | None:
     """Fig. 12 layout: one panel per method, axes = metrics, one polygon per edit type."""
-    from bench.report.table import _aggregate_columns, normalize
-
-    cols = _aggregate_columns(lb.columns, lb.settings.get("aggregate_exclude", ()))
-    t = lb.by_edit_type[lb.by_edit_type["header"].isin(cols["header"])]
-    if t.empty:
+    norm = lb.edit_type_normalized
+    if norm.empty or len(norm.columns) < 3:
         return None
-    headers = [h for h in cols["header"] if h in set(t["header"])]
-    if len(headers) < 3:
-        return None
-    t = t[~t["method"].isin(lb.references)]  # reference rows are never normalised
-    if t.empty:
-        return None
-    wide = t.pivot_table(index=["method", "edit_type"], columns="header", values="mean").reindex(columns=headers)
-    norm, _ = normalize(wide, dict(zip(cols["header"], cols["higher_is_better"])))
+    headers = list(norm.columns)
     methods = [m for m in lb.methods if m in norm.index.get_level_values(0)]
     edit_types = sorted(set(norm.index.get_level_values(1)))
     etype_colors = {e: SET2[i % len(SET2)] for i, e in enumerate(edit_types)}
@@ -403,8 +393,7 @@ def write_plots(lb: "Leaderboard", out_dir: str | Path, radar_columns: Iterable[
             for key, p in write_plots(board, out / f"task-{task}", radar_columns).items():
                 paths[f"{task}/{key}"] = p
         return paths
-    from bench.report.table import best_cells
-
+    from bench.report.formats import best_cells
     from bench.report.incremental import digest, up_to_date
 
     lb._best = best_cells(lb)  # type: ignore[attr-defined]
@@ -442,7 +431,7 @@ def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[t
     """(key, path, inputs, make): `inputs()` returns everything the plot is drawn from (its content
     key), `make()` draws it."""
     from bench.report.incremental import digest
-    from bench.report.table import breakdown_wide, per_group_aggregate
+    from bench.report.formats import breakdown_wide
 
     jobs: list[tuple[str, Path, Any, Any]] = []
     memo: dict[str, Any] = {}
@@ -459,7 +448,7 @@ def _plot_jobs(lb: "Leaderboard", out: Path, radar_columns: list[str]) -> list[t
         return memo["board"]
 
     def radar_agg() -> Path | None:
-        agg = per_group_aggregate(lb, "edit_type")
+        agg = lb.edit_type_aggregate
         if agg.empty:
             return None
         return radar_by_group(agg, out / "radar_edit_type.svg", "Aggregate score by edit type (1 = best)", colors(),
