@@ -1,1 +1,1 @@
-"""Method adapters: one module per video-editing method (registered lazily in bench.catalog)."""
+"""Method adapters: one module per video-editing method (registered lazily in bench.api.catalog)."""

@@ -192,7 +192,7 @@ class AnyV2V(DiffusersMethod):
     # --- setup ------------------------------------------------------------------------------------
     def image_editor(self) -> Any:
         if self._editor is None:
-            from bench.catalog import METHODS
+            from bench.api.catalog import METHODS
 
             name = str(self.cfg["image_editor"])
             try:

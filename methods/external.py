@@ -326,7 +326,7 @@ def _alive(p: Any) -> bool:
 
 def read_output_frames(out_dir: Path) -> tuple[np.ndarray, Path]:
     """Frames the script wrote: image files in the folder, ONE video file, or ONE sub-folder of frames."""
-    from bench.video_io import VIDEO_EXTS, list_frame_files, read_video
+    from bench.media.video_io import VIDEO_EXTS, list_frame_files, read_video
 
     if list_frame_files(out_dir):
         return read_video(out_dir)[0], out_dir
@@ -419,7 +419,7 @@ class ExternalMethod(Method):
         return d
 
     def _write_inputs(self, work: Path, video: Video, reference: np.ndarray | None, mask: np.ndarray | None) -> dict[str, str]:
-        from bench.video_io import write_frames, write_image, write_mp4
+        from bench.media.video_io import write_frames, write_image, write_mp4
 
         paths = {"input": "", "input_video": "", "reference": "", "mask": ""}
         paths["input"] = str(write_frames(work / "input", video.frames))

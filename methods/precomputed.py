@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from bench.errors import MethodOutputError, VidEditBenchError
+from bench.media.video_io import VIDEO_EXTS, evenly_spaced, list_frame_files, read_frames_folder, read_video
 from bench.method import Method
-from bench.suites.preprocess import evenly_spaced
 from bench.types import Sample, Video
-from bench.video_io import VIDEO_EXTS, list_frame_files, read_frames_folder, read_video
 
 
 def fit_to_source(frames: np.ndarray, num_frames: int, size: tuple[int, int]) -> np.ndarray:

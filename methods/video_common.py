@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bench.errors import VidEditBenchError
-from bench.suites.preprocess import evenly_spaced
+from bench.media.video_io import evenly_spaced
 from bench.types import Video
 from methods.diffusion_common import (
     DiffusersMethod,

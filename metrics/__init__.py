@@ -1,1 +1,1 @@
-"""Metric families (one module per family), loaded lazily through bench.catalog's "module:attr" targets."""
+"""Metric families (one module per family), loaded lazily through bench.api.catalog's "module:attr" targets."""

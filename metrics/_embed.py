@@ -178,7 +178,7 @@ def region_crops(frames: np.ndarray, mask: np.ndarray) -> tuple[list[np.ndarray]
 
 def content_key(*arrays: np.ndarray | Sequence[np.ndarray] | str | None) -> str:
     """A content hash of arrays (or lists of arrays) and strings, for feature-cache keys."""
-    from bench.hashing import hash_array, hash_obj
+    from bench.api.hashing import hash_array, hash_obj
 
     parts: list[str] = []
     for a in arrays:

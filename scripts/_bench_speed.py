@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 @contextmanager
 def _count_edit_decodes(edits_root: Path) -> Iterator[list[int]]:
-    import bench.video_io as video_io
+    import bench.media.video_io as video_io
 
     real, n = video_io.read_video, [0]
 
@@ -43,7 +43,7 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 def _values(run_dir: Path) -> dict[tuple, float]:
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
 
     with ResultStore(run_dir) as store:
         sc = store.scores_frame()
@@ -57,8 +57,8 @@ def _med(xs: list[float]) -> float:
 
 def decode_once_ab(cfg, repeats: int = 3) -> None:
     """Score `cfg.metrics` on the edits of `cfg` (made once here) with decode_once off/on."""
-    from bench.runner import run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import run_benchmark
+    from bench.store.results import ResultStore
 
     run_benchmark(dataclasses.replace(cfg, metrics=[]))
     with ResultStore(cfg.run_dir) as store:
@@ -103,8 +103,8 @@ def _incremental(on: bool) -> Iterator[None]:
 
 def incremental_export_ab(cfg, repeats: int = 3) -> None:
     """Export a finished run (scored by `cfg`), then re-export it and re-run it unchanged, old path vs new."""
-    from bench.cli import _export
-    from bench.runner import run_benchmark
+    from bench.cli.run import _export
+    from bench.running.runner import run_benchmark
 
     run_benchmark(cfg)
     with _incremental(True):
@@ -160,8 +160,8 @@ def _count_backbone_forwards() -> Iterator[list[int]]:
 def cross_batch_ab(cfg, repeats: int = 3) -> None:
     """Score `cfg.metrics` on the edits of `cfg` (made once here) with cross-sample batching off/on
     (RunConfig.cross_batch, VIDEDITBENCH_CROSS_BATCH=0): CPU and wall seconds, backbone forward calls."""
-    from bench.runner import Runner, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import Runner, run_benchmark
+    from bench.store.results import ResultStore
 
     run_benchmark(dataclasses.replace(cfg, metrics=[]))
     with ResultStore(cfg.run_dir) as store:

@@ -4,7 +4,7 @@
 Prints medians of several repeats and ratios against a baseline measured in the same run:
 decord vs PyAV decode, cold vs cached sample loading, store writes one-row-per-transaction vs
 batched, (scripts/_bench_speed.py) decode-once scoring and incremental export against the old
-paths they replace, and start-up of fresh processes (`videditbench --help`, `import bench.runner`,
+paths they replace, and start-up of fresh processes (`videditbench --help`, `import bench.running.runner`,
 the first clip_text / dino_consistency / motion_alignment score with tiny random models, and
 motion_alignment with ptlflow's GMFlow module, and with the whole ptlflow package imported first: the
 old paths) in wall and CPU seconds.
@@ -37,8 +37,8 @@ def median_time(fn, repeats: int) -> float:
 FIRST_SCORE = """
 import numpy as np
 {pre}
-from bench.catalog import METRICS
-from bench.types import EvalItem, Sample, Video
+from bench.api.catalog import METRICS
+from bench.api.types import EvalItem, Sample, Video
 v = Video(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
 item = EvalItem(Sample("t", "v", "e", "s"), source=v, edited=v, prompt="a red car")
 print(METRICS.get("{metric}")(device="cpu", **{opts!r}).compute(item))
@@ -82,7 +82,7 @@ def startup_latency(repeats: int) -> None:
         env["VIDEDITBENCH_WEIGHT_RAFT_SINTEL"] = str(Path(d) / "raft.pth")
         cases = {
             "videditbench --help": [py, "-m", "bench.cli", "--help"],
-            "import bench.runner": [py, "-c", "import bench.runner"],
+            "import bench.running.runner": [py, "-c", "import bench.running.runner"],
             **{f"first {m} score": [py, "-c", FIRST_SCORE.format(pre=pre, metric=m, opts=o)]
                for m, (pre, o) in first.items()},
             "first motion_alignment score (our GMFlow)":
@@ -125,9 +125,9 @@ def main() -> None:
     if args.only_startup:
         return
 
-    from bench.store import EditRow, ResultStore, ScoreRow
+    from bench.store.results import EditRow, ResultStore, ScoreRow
     from bench.suites import load_suite
-    from bench.video_io import read_video
+    from bench.media.video_io import read_video
 
     suite = load_suite("mini", num_frames=args.num_frames, size=args.size)
     sources = sorted({s.source for s in suite.samples})
@@ -211,7 +211,7 @@ AB_METRICS = ["temporal_flickering", "bg_psnr", "bg_ssim", "warp_error@flow=dis"
 def speed_ab(size: int, num_frames: int, repeats: int) -> None:
     from _bench_speed import decode_once_ab, incremental_export_ab
 
-    from bench.runner import RunConfig
+    from bench.running.runner import RunConfig
 
     with tempfile.TemporaryDirectory() as d:
         cfg = RunConfig(suite="mini", methods=["source", "color-transfer", "flow-propagate"], metrics=AB_METRICS,

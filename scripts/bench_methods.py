@@ -3,7 +3,7 @@
 tiny random-weight components, measured by the harness exactly as in a run — so the harness's own
 overhead per edit is visible next to the adapters' work.
 
-Every method runs through `bench.runner.Runner` on the mini suite at a small size; the runner
+Every method runs through `bench.running.runner.Runner` on the mini suite at a small size; the runner
 stores medians-worthy rows; this script repeats each method `--repeats` times in fresh run folders
 and prints medians. The `source` method (a copy) is the baseline: its time is the harness's cost.
 Usage: python scripts/bench_methods.py [--repeats 3] [--samples 2] [--size 64] [--num-frames 4]
@@ -64,8 +64,8 @@ def main() -> None:
     ap.add_argument("--methods", default="", help="comma-separated subset")
     args = ap.parse_args()
 
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
     from bench.suites import load_suite
 
     suite = load_suite("mini", num_frames=args.num_frames, size=args.size)
@@ -89,7 +89,7 @@ def main() -> None:
                                 device="cpu", suite_overrides={"num_frames": args.num_frames, "size": args.size},
                                 method_options={name: methods[name]})
                 t = time.perf_counter()
-                from bench.runner import Runner
+                from bench.running.runner import Runner
 
                 runner = Runner(cfg)
                 runner.samples = [s for s in runner.samples if s.uid in uids]

@@ -132,10 +132,10 @@ def main() -> None:
     ap.add_argument("--only-ab", action="store_true", help="only the before/after runs (no per-metric table)")
     args = ap.parse_args()
 
-    from bench.cache import FeatureCache
-    from bench.catalog import METRICS as REG
-    from bench.models import clear_model_cache
-    from bench.runner import RunConfig, Runner, parse_metric_spec
+    from bench.store.feature_cache import FeatureCache
+    from bench.api.catalog import METRICS as REG
+    from bench.weights.models import clear_model_cache
+    from bench.running.runner import RunConfig, Runner, parse_metric_spec
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -155,7 +155,7 @@ def main() -> None:
         print(f"{len(items)} edits of {n_sources} source videos, {args.num_frames} frames at {args.size}px; "
               f"medians of {args.repeats} repeats; setup (model load) excluded\n")
         print(f"{'metric':28s} {'ms/sample':>10s} {'ms/frame':>9s} {'no-cache ms/sample':>19s} {'cache speed-up':>15s}")
-        from bench.cli import _split  # keeps name@k=v,k2=v2 together
+        from bench.cli.common import _split  # keeps name@k=v,k2=v2 together
 
         for spec in [] if args.only_ab else _split([args.metrics]) or METRICS + VBENCH_METRICS:
             name, opts = parse_metric_spec(spec)

@@ -170,7 +170,7 @@ cfg = json.loads(sys.argv[1])
 sys.path.insert(0, cfg["root"])
 import numpy as np, torch
 torch.set_num_threads(cfg["threads"])
-from bench.video_io import read_video
+from bench.media.video_io import read_video
 from metrics._embed import (clip_text_embeds, clip_vision_pooler, dino_cls_features, hf_pixels, load_clip_model,
                             load_dino_model, load_image_processor, load_tokenizer, vbench_pixels)
 from pathlib import Path

@@ -37,9 +37,9 @@ def _units(summary) -> int:
 
 
 def part1(workers: int, limit: int | None, tmp: Path) -> dict[str, list[float]]:
-    from bench.ray_executor import run_on_ray
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.ray_executor import run_on_ray
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     def cfg(name: str) -> RunConfig:
         return RunConfig(suite="mini", methods=METHODS, metrics=METRICS, run_name=name, results_dir=str(tmp),
@@ -109,7 +109,7 @@ def simulate(per_method: dict[str, list[float]], n_units: int, workers: int, sca
              seed: int = 0) -> dict:
     import ray
 
-    from bench.ray_executor import RayExecutor
+    from bench.running.ray_executor import RayExecutor
 
     rng = random.Random(seed)
     methods = sorted(per_method) or ["fake"]
@@ -165,7 +165,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ray
 
-    from bench.ray_executor import start_ray
+    from bench.running.ray_executor import start_ray
 
     t = time.perf_counter()
     start_ray(num_cpus=max(args.workers, args.sim_workers))  # logical CPUs: one per actor

@@ -3,7 +3,7 @@
 in float16 and bfloat16.
 
 For each precision ($VIDEDITBENCH_CUDA_DTYPE) and each diffusion adapter registered in
-`bench.catalog.METHODS` — ours and the video-model adapters (anyv2v, wan-vace, wan-v2v, cogvideox-v2v,
+`bench.api.catalog.METHODS` — ours and the video-model adapters (anyv2v, wan-vace, wan-v2v, cogvideox-v2v,
 ltx-v2v) when they are registered — the adapter is built with tiny random-weight components saved
 in the hub layout (the same loaders real weights use), runs `prepare` + `edit` on a synthetic
 4-frame 64x64 clip and must return finite uint8 frames of the source's shape. Prints one line per
@@ -46,7 +46,7 @@ DIFFUSION_METHODS = (
 
 
 def diffusion_method_names() -> list[str]:
-    from bench.catalog import METHODS
+    from bench.api.catalog import METHODS
     from methods.diffusion_common import DiffusersMethod
 
     names = [n for n in DIFFUSION_METHODS if n in METHODS]
@@ -64,7 +64,7 @@ def diffusion_method_names() -> list[str]:
 def clip(frames: int, size: int):
     import numpy as np
 
-    from bench.types import Video
+    from bench.api.types import Video
 
     rng = np.random.default_rng(0)
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -84,7 +84,7 @@ def run_one(name: str, options: dict, dtype: str, frames: int, size: int, device
     import numpy as np
     import torch
 
-    from bench.catalog import METHODS
+    from bench.api.catalog import METHODS
 
     cls = METHODS.get(name)
     video, mask, reference = clip(frames, size)
@@ -136,8 +136,8 @@ def main() -> int:
             print("gpu_smoke: skipped — no CUDA device (torch.cuda.is_available() is False)")
             return 0
         device, args.dtypes = "cpu", "float32"
-    from bench.catalog import METHODS
-    from bench.models import clear_model_cache
+    from bench.api.catalog import METHODS
+    from bench.weights.models import clear_model_cache
     from bench_methods import tiny_components
     from methods.diffusion_common import DTYPE_ENV
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from selenium.webdriver.common.by import By  # noqa: F401  (used below)
 
-    from bench.cli import _export
+    from bench.cli.run import _export
     from bench.study.builder import create_study
     from bench.study.design import StudyDesign
     from bench.study.server import running

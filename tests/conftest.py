@@ -103,7 +103,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def small_video(rng):
     """A 6-frame 64x64 clip: a textured background translating by 2 px/frame plus a moving square."""
-    from bench.types import Video
+    from bench.api.types import Video
 
     h = w = 64
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)

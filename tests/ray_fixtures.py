@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from bench.method import Method
+from bench.api.method import Method
 
 
 class SlowShift(Method):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.store import EditRow, ResultStore, ScoreRow
-from bench.video_io import write_frames
+from bench.store.results import EditRow, ResultStore, ScoreRow
+from bench.media.video_io import write_frames
 
 T, H, W = 8, 48, 64
 METHODS = ("alpha", "beta", "gamma")

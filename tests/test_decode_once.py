@@ -1,4 +1,4 @@
-"""Decode once: every edited video is read at most once per run for all metrics (bench.frame_cache;
+"""Decode once: every edited video is read at most once per run for all metrics (bench.store.frame_cache;
 not at all when the run just wrote it), the numbers equal the old decode-per-metric path, and the
 cache stays inside its byte budget."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.video_io as video_io
-from bench.frame_cache import ByteLRU, nbytes
-from bench.runner import RunConfig, Runner, run_benchmark
-from bench.store import ResultStore
+import bench.media.video_io as video_io
+from bench.store.frame_cache import ByteLRU, nbytes
+from bench.running.runner import RunConfig, Runner, run_benchmark
+from bench.store.results import ResultStore
 
 TINY = {"num_frames": 4, "size": 32}
 # weight-free metrics that read the edited frames (sample level) plus one set-level metric reading them again

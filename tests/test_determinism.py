@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.leaderboard import EFFICIENCY_FAMILIES, build_leaderboard, export_leaderboard
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
+from bench.report.table import EFFICIENCY_FAMILIES, build_leaderboard
+
+from bench.report.export import export_leaderboard
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
 
 TINY = {"num_frames": 4, "size": 32}
 METHODS = ["source", "flow-propagate", "color-transfer"]

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from bench.suites import load_suite
-from bench.video_io import write_frames, write_mp4
+from bench.media.video_io import write_frames, write_mp4
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "suites.md"
 T, H, W = 12, 48, 64

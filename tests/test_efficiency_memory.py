@@ -9,11 +9,11 @@ import weakref
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS, METRICS
-from bench.method import Method
-from bench.metric import Metric
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
+from bench.api.catalog import METHODS, METRICS
+from bench.api.method import Method
+from bench.api.metric import Metric
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
 
 TINY = {"num_frames": 4, "size": 32}
 MB = 2**20
@@ -60,7 +60,7 @@ class _UsesModel(Method):
     defaults = {"weights_path": ""}
 
     def setup(self):
-        from bench.models import create_model
+        from bench.weights.models import create_model
 
         self.model = create_model(self.cfg["weights_path"], _load_model, self.device)
 
@@ -102,7 +102,7 @@ def test_cpu_memory_is_the_edits_increase_known_200mb_and_source_near_zero(tmp_p
 
 
 def test_warmup_default_is_one_on_cuda_zero_on_cpu(tmp_path):
-    from bench.efficiency import warmup_edits
+    from bench.running.efficiency import warmup_edits
 
     assert warmup_edits("cuda") == 1 and warmup_edits("cuda:1") == 1 and warmup_edits("cpu") == 0
     assert warmup_edits("cuda", 3) == 3 and warmup_edits("cpu", 2) == 2
@@ -115,7 +115,7 @@ def test_warmup_default_is_one_on_cuda_zero_on_cpu(tmp_path):
 
 
 def test_models_are_released_between_methods(tmp_path):
-    from bench.models import cached_models, create_model, model_scope, release
+    from bench.weights.models import cached_models, create_model, model_scope, release
 
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"x")
@@ -137,8 +137,8 @@ def test_models_are_released_between_methods(tmp_path):
 
 def test_set_level_values_are_kept_per_sample_set(tmp_path):
     """A --limit re-run stores its set beside the full one; nothing is replaced."""
-    from bench.leaderboard import build_leaderboard
-    from bench.pairing import is_set_uid
+    from bench.report.table import build_leaderboard
+    from bench.store.pairing import is_set_uid
 
     run_benchmark(_cfg(tmp_path, ["source", "test-counted"], metrics=["test-set-count"]))
     store = ResultStore(tmp_path / "e")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import VidEditBenchError, VideoReadError
-from bench.video_io import (
+from bench.api.errors import VidEditBenchError, VideoReadError
+from bench.media.video_io import (
     is_plain_rgb8_png,
     read_frames_folder,
     read_video,
@@ -79,7 +79,7 @@ def test_gif_bytes_are_deterministic_and_keep_size_frames_and_comment(tmp_path):
     a = write_gif(tmp_path / "a.gif", frames, fps=4, max_side=60, comment="key-1")
     b = write_gif(tmp_path / "b" / "b.gif", frames.copy(), fps=4, max_side=60, comment="key-1")
     assert a.read_bytes() == b.read_bytes()
-    from bench.incremental import stored_key
+    from bench.report.incremental import stored_key
 
     out = _gif_frames(a)
     assert out.shape == (6, 60, 60, 3) and stored_key(a) == "key-1"
@@ -127,7 +127,7 @@ def test_plain_rgb8_pngs_are_stored_as_they_are_and_anything_else_is_reencoded(t
 def test_an_untimed_method_skips_the_measurement(monkeypatch):
     import gc
 
-    from bench.efficiency import measure_if
+    from bench.running.efficiency import measure_if
 
     result, m = measure_if(True, lambda: 7)
     assert result == 7 and m.memory_device == "cpu" and m.seconds >= 0
@@ -143,8 +143,8 @@ def test_an_untimed_method_skips_the_measurement(monkeypatch):
 def test_eval_stores_the_users_png_frames_byte_for_byte_and_scores_them_like_the_originals(tmp_path):
     from PIL import Image
 
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     tiny = {"num_frames": 4, "size": 32}
     common = dict(suite="mini", metrics=["temporal_flickering"], device="cpu", suite_overrides=tiny, limit=2,
@@ -190,8 +190,8 @@ def test_eval_stores_the_users_png_frames_byte_for_byte_and_scores_them_like_the
 
 
 def test_precomputed_hands_over_png_bytes_only_for_frames_returned_as_they_are(tmp_path, rng):
-    from bench.catalog import METHODS
-    from bench.types import Sample, Video
+    from bench.api.catalog import METHODS
+    from bench.api.types import Sample, Video
 
     frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
     folder = write_frames(tmp_path / "out" / "blackswan" / "0", frames)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.video_io import FrameOrderWarning, list_frame_files, read_frames_folder, read_mask_frames, read_video
+from bench.media.video_io import FrameOrderWarning, list_frame_files, read_frames_folder, read_mask_frames, read_video
 
 
 def _write(folder, names, size=(6, 8)):
@@ -48,8 +48,8 @@ def test_ambiguous_frame_names_warn_with_the_folder(tmp_path):
 
 def test_scoring_an_unpadded_edit_folder_uses_the_natural_order(tmp_path):
     """`eval` reads a user's edits through the precomputed adapter: the same order rule."""
-    from bench.catalog import METHODS
-    from bench.types import Sample, Video
+    from bench.api.catalog import METHODS
+    from bench.api.types import Sample, Video
 
     _write(tmp_path / "edits" / "vid" / "e0", [f"frame_{i}.png" for i in range(12)])
     sample = Sample(suite="s", video_id="vid", edit_id="e0", source="x", target_prompt="b")

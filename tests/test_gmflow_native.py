@@ -20,7 +20,7 @@ import pytest
 
 from tiny_models import textured_frames
 
-from bench.errors import VidEditBenchError
+from bench.api.errors import VidEditBenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL_PX = 1e-4
@@ -151,7 +151,7 @@ def test_golden_first_pair_matches_v2vbench(goldens_dir, golden_expected, monkey
 
 
 def test_motion_alignment_with_native_flow_scores_as_with_gmflow(weights, monkeypatch):
-    from bench.types import EvalItem, Sample, Video
+    from bench.api.types import EvalItem, Sample, Video
     from metrics.motion import MotionAlignment
 
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_GMFLOW_SINTEL", str(weights / "gmflow-original.pth"))

@@ -31,7 +31,7 @@ def manifest(goldens_dir) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def frames(goldens_dir) -> dict[str, np.ndarray]:
-    from bench.video_io import read_image
+    from bench.media.video_io import read_image
 
     return {name: np.stack([read_image(goldens_dir / "inputs" / name / f"{i:02d}.png") for i in range(8)])
             for name in ("edit_a", "src_a")}
@@ -75,7 +75,7 @@ def results(golden_weights, frames) -> dict[str, dict]:
     """Every golden run, each forward pass made once; reuse is only of byte-identical views."""
     import torch
 
-    from bench.types import EvalItem, Sample, Video
+    from bench.api.types import EvalItem, Sample, Video
     from metrics.dover import DoverScore, fuse
     from metrics.dover.sampling import sample_views, to_clips
 
@@ -207,7 +207,7 @@ def test_golden_scores(results, golden_expected, run):
 
 def test_golden_weights_resolve_through_the_registry(golden_weights, results, monkeypatch):
     """The same file found via $VIDEDITBENCH_WEIGHT_DOVER loads through create_model (cached model)."""
-    from bench.models import create_model
+    from bench.weights.models import create_model
     from bench.weights import resolve
     from metrics.dover import DoverScore
     from metrics.dover.model import load_dover

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cache import FeatureCache
-from bench.types import EvalItem, Sample, Video
+from bench.store.feature_cache import FeatureCache
+from bench.api.types import EvalItem, Sample, Video
 
 MOTION_CASES = ("edit_a|src_a", "edit_b|src_b", "edit_a|src_b")
 RTOL_MOTION = 1e-3  # RECIPE §2

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.cache import FeatureCache
-from bench.types import EvalItem, Sample, Video
+from bench.store.feature_cache import FeatureCache
+from bench.api.types import EvalItem, Sample, Video
 
 VIDEOS = ("src_a", "src_b", "edit_a", "edit_b")
 PROMPTS = ("prompt0", "prompt1")
@@ -22,7 +22,7 @@ SAMPLE = Sample("goldens", "v", "e", "inputs")
 
 @pytest.fixture(scope="module")
 def videos(goldens_dir) -> dict[str, Video]:
-    from bench.video_io import read_image
+    from bench.media.video_io import read_image
 
     out = {}
     for name in VIDEOS:
@@ -93,7 +93,7 @@ def test_dino_consistency_legacy_interpolation_golden(goldens_dir, golden_expect
 
 def test_registry_names_resolve_golden_weights_via_env(goldens_dir, golden_expected, videos, monkeypatch):
     """Default options (registry names) + $VIDEDITBENCH_WEIGHT_<NAME>: the same loader path real weights use."""
-    from bench.catalog import METRICS
+    from bench.api.catalog import METRICS
 
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_CLIP_VIT_LARGE_PATCH14", str(goldens_dir / "models" / "clip-tiny"))
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_DINOV2_BASE", str(goldens_dir / "models" / "dinov2-tiny"))
@@ -143,7 +143,7 @@ def test_per_frame_and_embedding_details(goldens_dir, golden_expected, videos):
 @pytest.mark.parametrize("model,npy", [("clip-tiny", "pixel_values_clip_src_a_00.npy"),
                                        ("dinov2-tiny", "pixel_values_dino_src_a_00.npy")])
 def test_preprocessed_tensor_matches_golden(model, npy, goldens_dir, videos):
-    from bench.models import create_model
+    from bench.weights.models import create_model
     from metrics._embed import hf_pixels, load_image_processor
 
     proc = create_model(goldens_dir / "models" / model, load_image_processor, "cpu", backend="pil")

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.types import EvalItem, Sample, Video
+from bench.api.types import EvalItem, Sample, Video
 from conftest import require_goldens
 from vbench_golden_models import FOLDER, GoldenModels
 
@@ -45,7 +45,7 @@ def models(vbench_goldens, tmp_path_factory) -> GoldenModels:
 
 @pytest.fixture(scope="session")
 def videos(vbench_goldens) -> dict[str, Video]:
-    from bench.video_io import read_video
+    from bench.media.video_io import read_video
 
     out = {}
     for name in VIDEOS:

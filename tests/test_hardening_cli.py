@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import bench.cli as cli
-from bench.catalog import METHODS
-from bench.method import Method
+import bench.cli.run as cli_run
+from bench.api.catalog import METHODS
+from bench.api.method import Method
 
 TINY = ["--num-frames", "4", "--size", "32", "--device", "cpu", "--no-export"]
 
@@ -50,7 +51,7 @@ def _one_line_error(res, code: int, *needles: str) -> None:
 def captured():
     """Validation only: `_run` is replaced, so an accepted command line runs nothing."""
     seen = []
-    with mock.patch.object(cli, "_run", lambda cfg, **kw: seen.append(cfg)):
+    with mock.patch.object(cli_run, "_run", lambda cfg, **kw: seen.append(cfg)):
         yield seen
 
 
@@ -132,7 +133,7 @@ def test_eval_label_must_be_one_safe_component(tmp_path, captured):
 
 # --- --no-resume / --force --------------------------------------------------------------------------------
 def test_no_resume_asks_or_needs_force_and_deletes_only_our_runs(tmp_path, captured):
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
 
     results = tmp_path / "results"
     ResultStore(results / "r1").close()
@@ -185,7 +186,7 @@ def test_fuzz_cli_options_never_traceback(opt, value):
     if opt in ("--method-opt", "--metric-opt"):
         value = ("source." if opt == "--method-opt" else "temporal_flickering.") + value
     seen = []
-    with mock.patch.object(cli, "_run", lambda cfg, **kw: seen.append(cfg)):
+    with mock.patch.object(cli_run, "_run", lambda cfg, **kw: seen.append(cfg)):
         res = CliRunner().invoke(cli.app, ["run", "--methods", "source", "--metrics", "temporal_flickering",
                                            "--device", "cpu", opt, value], catch_exceptions=True)
     assert res.exception is None or isinstance(res.exception, SystemExit), (opt, value, repr(res.exception))
@@ -217,7 +218,7 @@ _fields = st.sampled_from([
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    from bench.video_io import write_frames
+    from bench.media.video_io import write_frames
 
     d = tmp_path_factory.mktemp("fuzz")
     write_frames(d / "clip", np.zeros((4, 16, 16, 3), np.uint8))
@@ -227,7 +228,7 @@ def clip_dir(tmp_path_factory):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=_fields, value=_values)
 def test_fuzz_manifest_fields_one_line_naming_the_field(clip_dir, where, value):
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
     from bench.suites import load_suite
 
     edit = {"id": "e1", "edit_type": "style", "target_prompt": "a red car"}
@@ -260,7 +261,7 @@ def test_markup_like_text_in_messages_and_paths_is_printed_verbatim(tmp_path):
 
 
 def _manifest(tmp_path, video_extra: str = "", prompt: str = "a red car") -> Path:
-    from bench.video_io import write_frames
+    from bench.media.video_io import write_frames
 
     write_frames(tmp_path / "clip", np.zeros((4, 16, 16, 3), np.uint8))
     m = tmp_path / "s.json"
@@ -289,7 +290,7 @@ def test_corrupt_store_and_self_merge_through_the_cli_are_one_line(tmp_path):
     run.mkdir()
     (run / "results.sqlite").write_bytes(b"garbage" * 500)
     _one_line_error(_invoke(["leaderboard", str(run)]), 2, "not a readable videditbench results store")
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
 
     ResultStore(tmp_path / "good").close()
     _one_line_error(_invoke(["merge", str(tmp_path / "good"), str(tmp_path / "good")]), 2, "into itself")
@@ -313,8 +314,8 @@ def test_eval_takes_the_metric_batch_size_and_checks_it(tmp_path, captured):
 
 
 def test_no_resume_force_never_deletes_a_run_in_use(tmp_path, captured):
-    from bench.locking import RunLock
-    from bench.store import ResultStore
+    from bench.running.locking import RunLock
+    from bench.store.results import ResultStore
 
     results = tmp_path / "results"
     ResultStore(results / "busy").close()
@@ -325,9 +326,9 @@ def test_no_resume_force_never_deletes_a_run_in_use(tmp_path, captured):
 
 
 def test_eval_no_export_stores_the_scores_and_writes_no_leaderboard(tmp_path):
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
     from bench.suites import load_suite
-    from bench.video_io import write_frames
+    from bench.media.video_io import write_frames
 
     suite = load_suite("mini", num_frames=4, size=32)
     sample = suite.samples[0]

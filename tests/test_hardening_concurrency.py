@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import ResultStore
+from bench.store.results import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 

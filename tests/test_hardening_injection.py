@@ -9,9 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.catalog import METHODS
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.external import shell_safe_format, shell_script_positions
 
 PY = sys.executable

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS, METRICS
-from bench.method import Method
-from bench.metric import Metric, OutputInfo
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
-from bench.video_io import write_frames
+from bench.api.catalog import METHODS, METRICS
+from bench.api.method import Method
+from bench.api.metric import Metric, OutputInfo
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
+from bench.media.video_io import write_frames
 
 
 class _Writes(Method):
@@ -276,8 +276,8 @@ def test_stale_temp_folders_of_killed_writes_are_removed_on_start(tmp_path):
 
 
 def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path):
-    from bench.errors import VidEditBenchError
-    from bench.locking import RunLock
+    from bench.api.errors import VidEditBenchError
+    from bench.running.locking import RunLock
 
     cfg = _cfg(tmp_path, ["source"], limit=1)
     with RunLock(cfg.run_dir):
@@ -288,7 +288,7 @@ def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path):
 
 # --- inputs: boxes, 16-bit PNG, --resize ---------------------------------------------------------------------
 def test_a_box_entirely_outside_the_frame_is_refused_naming_the_field(tmp_path):
-    from bench.errors import ManifestError
+    from bench.api.errors import ManifestError
     from bench.suites import load_suite
 
     write_frames(tmp_path / "clip", _frames(4, 0))
@@ -311,7 +311,7 @@ def test_a_box_entirely_outside_the_frame_is_refused_naming_the_field(tmp_path):
 def test_16_bit_png_frames_are_scaled_not_clipped(tmp_path):
     from PIL import Image
 
-    from bench.video_io import read_image, read_video
+    from bench.media.video_io import read_image, read_video
 
     ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
     d = tmp_path / "frames16"
@@ -327,7 +327,7 @@ def test_16_bit_png_frames_are_scaled_not_clipped(tmp_path):
 
 
 def test_resize_never_repeats_frames_of_a_short_edit():
-    from bench.errors import MethodOutputError
+    from bench.api.errors import MethodOutputError
     from methods.precomputed import fit_to_source
 
     one = np.full((1, 8, 8, 3), 9, np.uint8)
@@ -339,8 +339,8 @@ def test_resize_never_repeats_frames_of_a_short_edit():
 def test_time_limit_keeps_an_outer_alarm():
     import signal
 
-    from bench.errors import VidEditBenchError
-    from bench.guard import time_limit
+    from bench.api.errors import VidEditBenchError
+    from bench.running.guard import time_limit
 
     fired = []
     old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))

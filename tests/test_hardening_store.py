@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from bench.errors import VidEditBenchError
-from bench.runpaths import check_name, remove_run, resolve_stored, to_stored
-from bench.store import EditRow, ResultStore
+from bench.api.errors import VidEditBenchError
+from bench.store.runpaths import check_name, remove_run, resolve_stored, to_stored
+from bench.store.results import EditRow, ResultStore
 
 
 def _edit(key: str, out=None, src=None) -> EditRow:
@@ -138,7 +138,7 @@ def test_a_store_being_created_is_never_seen_without_its_tables(tmp_path):
 
 
 def test_two_creators_of_one_store_both_open_it(tmp_path):
-    from bench.store import _create_with_schema
+    from bench.store.results import _create_with_schema
 
     path = tmp_path / "results.sqlite"
     assert _create_with_schema(path) is True

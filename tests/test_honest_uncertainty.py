@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import MIN_PAIRED_N, best_cells, build_leaderboard, display_table, to_markdown
+from bench.report.formats import best_cells, display_table, to_markdown
+from bench.report.table import MIN_PAIRED_N, build_leaderboard
 
 
 def _frames(values: dict[str, dict[str, list[float]]]):

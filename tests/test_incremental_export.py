@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import _export
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
-from bench.video_io import read_image, read_video, write_image
+from bench.cli.run import _export
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
+from bench.media.video_io import read_image, read_video, write_image
 
 TINY = {"num_frames": 4, "size": 32}
 
@@ -92,10 +92,10 @@ def test_the_old_path_rewrites_everything(finished_run, tmp_path, monkeypatch):
 
 
 def test_previews_of_an_older_encoding_are_reencoded_once_then_left_alone(finished_run, tmp_path, monkeypatch):
-    import bench.video_io
+    import bench.media.video_io
 
     with monkeypatch.context() as m:
-        m.setattr(bench.video_io, "GIF_ENCODING", "an older palette")
+        m.setattr(bench.media.video_io, "GIF_ENCODING", "an older palette")
         run, out = _export_copy(finished_run, tmp_path)
     before = _stamps(out)
     gifs = {k for k in before if k.endswith(".gif")}

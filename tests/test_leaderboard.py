@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import bootstrap_ci, build_leaderboard, export_leaderboard, to_markdown
-from bench.pairing import set_uid
+from bench.report.formats import to_markdown
+from bench.report.table import bootstrap_ci, build_leaderboard
+
+from bench.report.export import export_leaderboard
+from bench.store.pairing import set_uid
 
 NAN = float("nan")
 DOVER_FIX = "weights 'dover' missing; run: videditbench weights download dover"
@@ -279,7 +282,7 @@ def test_empty_and_all_error_inputs(tmp_path):
 
 def test_reads_the_result_store_frames(tmp_path):
     """The real store's frames (SQLite round trip) feed build_leaderboard unchanged."""
-    from bench.store import EditRow, ResultStore, ScoreRow
+    from bench.store.results import EditRow, ResultStore, ScoreRow
 
     with ResultStore(tmp_path / "results.sqlite") as store:
         for m, vals in (("A", [1.0, 3.0]), ("B", [2.0, None])):

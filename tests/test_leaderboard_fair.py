@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import build_leaderboard, export_leaderboard, to_markdown
-from bench.pairing import paired_set, set_uid
+from bench.report.formats import to_markdown
+from bench.report.table import build_leaderboard
+
+from bench.report.export import export_leaderboard
+from bench.store.pairing import paired_set, set_uid
 
 NAN = float("nan")
 
@@ -73,7 +76,7 @@ def test_reference_rows_are_shown_but_never_ranked_normalised_or_bolded():
 
 
 def test_runner_marks_reference_methods_in_the_stored_config_without_changing_keys():
-    from bench.catalog import METHODS
+    from bench.api.catalog import METHODS
 
     assert METHODS.get("source").reference is True
     assert METHODS.get("flow-propagate").reference is False
@@ -161,7 +164,7 @@ def test_markdown_escapes_raw_html_and_table_syntax(tmp_path):
 
 
 def test_one_unit_per_number_across_csv_markdown_json_html_and_plots(tmp_path):
-    from bench.report import write_report
+    from bench.report.html import write_report
 
     s, e, _ = frames(4)
     lb = build_leaderboard(s, e, bootstrap=0)

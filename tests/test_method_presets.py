@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import METHODS
-from bench.errors import VidEditBenchError
-from bench.method import Method, load_preset_file
+from bench.api.catalog import METHODS
+from bench.api.errors import VidEditBenchError
+from bench.api.method import Method, load_preset_file
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "methods" / "presets"
 
@@ -76,8 +76,8 @@ def test_runner_applies_a_preset_from_method_options(tmp_path):
     """Through the runner (weights absent: the rows are 'skipped' but carry the resolved config)."""
     import json
 
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     cfg = RunConfig(suite="mini", methods=["controlnet-depth"], metrics=["temporal_flickering"],
                     results_dir=str(tmp_path), run_name="presets", device="cpu", limit=1,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.errors import NotApplicable, VidEditBenchError
-from bench.types import Video
+from bench.api.catalog import METHODS
+from bench.api.errors import NotApplicable, VidEditBenchError
+from bench.api.types import Video
 
 
 def _smooth_texture(rng, h, w, sigma, gain):

@@ -1,15 +1,15 @@
 """Diffusion adapters, group A: frame-wise SDEdit / InstructPix2Pix / Paint-by-Example, Text2Video-Zero,
 AnimateDiff V2V — end to end on the CPU with tiny random-weight pipelines loaded from hub-layout
-folders through the same loader (bench.models.create_model + from_pretrained) real weights use."""
+folders through the same loader (bench.weights.models.create_model + from_pretrained) real weights use."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.errors import NotApplicable, VidEditBenchError, WeightsMissing
-from bench.types import Video
+from bench.api.catalog import METHODS
+from bench.api.errors import NotApplicable, VidEditBenchError, WeightsMissing
+from bench.api.types import Video
 
 STEPS = 2
 T, H, W = 4, 44, 60  # deliberately not multiples of 8: the adapters resize to 48x64 and back
@@ -411,8 +411,8 @@ def test_bad_weights_path_is_a_clear_config_error(tmp_path):
 # through the runner
 # ------------------------------------------------------------------------------------------------
 def test_runner_edits_with_tiny_pipelines_and_skips_missing_weights(tiny, tmp_path):
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     fast = {"resolution": None, "num_inference_steps": STEPS}
     cfg = RunConfig(

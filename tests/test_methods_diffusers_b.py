@@ -74,7 +74,7 @@ def tiny_dirs(tmp_path_factory):
 
 @pytest.mark.parametrize("hybrid", [False, True], ids=["dpt", "dpt-hybrid"])
 def test_depth_maps_are_normalised_deterministic_plain_arrays(tiny_dirs, small_video, tmp_path, hybrid):
-    from bench.models import clear_model_cache
+    from bench.weights.models import clear_model_cache
     from methods.depth import estimate_depth
     from tiny_control import build_tiny_dpt
 
@@ -93,7 +93,7 @@ def test_depth_maps_are_normalised_deterministic_plain_arrays(tiny_dirs, small_v
 
 
 def test_depth_weights_missing_names_the_download_command(small_video):
-    from bench.errors import WeightsMissing
+    from bench.api.errors import WeightsMissing
     from methods.depth import estimate_depth
 
     with pytest.raises(WeightsMissing, match="videditbench weights download dpt-hybrid-midas"):
@@ -110,13 +110,13 @@ def _opts(tiny_dirs, **extra):
 
 @pytest.fixture
 def clip4(small_video):
-    from bench.types import Video
+    from bench.api.types import Video
 
     return Video(small_video.frames[:4], fps=8.0)
 
 
 def test_registry_targets_resolve():
-    from bench.catalog import METHODS
+    from bench.api.catalog import METHODS
     from methods.controlnet_depth import ControlNetDepth
     from methods.rave import RAVE
 
@@ -130,8 +130,8 @@ def test_registry_targets_resolve():
 
 @pytest.mark.parametrize("name", ["controlnet-depth", "rave"])
 def test_missing_weights_raise_with_the_download_command(name):
-    from bench.catalog import METHODS
-    from bench.errors import WeightsMissing
+    from bench.api.catalog import METHODS
+    from bench.api.errors import WeightsMissing
 
     method = METHODS.get(name)()
     assert method.required_weights() == ["stable-diffusion-v1-5", "controlnet-depth-sd15", "dpt-hybrid-midas"]
@@ -140,7 +140,7 @@ def test_missing_weights_raise_with_the_download_command(name):
 
 
 def test_controlnet_depth_missing_controlnet_names_its_command(tiny_dirs, clip4, monkeypatch):
-    from bench.errors import WeightsMissing
+    from bench.api.errors import WeightsMissing
     from methods.controlnet_depth import ControlNetDepth
 
     method = ControlNetDepth(weights=tiny_dirs["sd"], depth_model=tiny_dirs["dpt"], resolution=None,
@@ -155,7 +155,7 @@ def test_controlnet_depth_missing_controlnet_names_its_command(tiny_dirs, clip4,
 
 
 def test_controlnet_depth_output_and_determinism(tiny_dirs, small_video):
-    from bench.types import Video
+    from bench.api.types import Video
     from methods.controlnet_depth import ControlNetDepth
 
     video = Video(small_video.frames[:4, :48, :40].copy())  # non-square: generated at 48x40, same size back
@@ -230,7 +230,7 @@ def test_rave_output_determinism_and_shuffle_ablation(tiny_dirs, clip4):
 
 
 def test_rave_pads_the_last_grid(tiny_dirs, small_video):
-    from bench.types import Video
+    from bench.api.types import Video
 
     video = Video(small_video.frames[:5])  # 5 frames in 2x2 grids: one full grid + one padded
     out = _rave(tiny_dirs).edit(video, prompt="a watercolor painting")
@@ -264,13 +264,13 @@ def test_controlnet_loads_the_fp16_only_download_as_float32_on_cpu(tmp_path):
     assert [p.name for p in path.glob("*.safetensors")] == ["diffusion_pytorch_model.fp16.safetensors"]
     net = load_controlnet(str(path), "cpu")
     assert next(net.parameters()).dtype == torch.float32
-    assert load_controlnet(str(path), "cpu") is net  # loaded once per process (bench.models.create_model)
+    assert load_controlnet(str(path), "cpu") is net  # loaded once per process (bench.weights.models.create_model)
 
 
 def test_depth_methods_run_through_the_harness(tiny_dirs, tmp_path):
     """The runner's contract: setup, prepare once per source video, edit per sample, output validated."""
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     opts = {"weights": tiny_dirs["sd"], "controlnet": tiny_dirs["controlnet"], "depth_model": tiny_dirs["dpt"],
             "num_inference_steps": 2}

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.errors import MethodOutputError, VidEditBenchError
-from bench.types import Sample, Video
+from bench.api.catalog import METHODS
+from bench.api.errors import MethodOutputError, VidEditBenchError
+from bench.api.types import Sample, Video
 
 PY = sys.executable
 
@@ -32,7 +32,7 @@ print(f"inverted {len(files)} frames", flush=True)
 
 VIDEO_IO = """
 import sys
-from bench.video_io import read_video, read_mask_frames, write_mp4
+from bench.media.video_io import read_video, read_mask_frames, write_mp4
 frames, fps = read_video(sys.argv[1])
 mask = read_mask_frames(sys.argv[3])
 frames[mask] = (0, 255, 0)  # paint the masked region green

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.errors import MethodOutputError, VidEditBenchError
-from bench.types import Sample, Video
-from bench.video_io import write_frames, write_gif, write_mp4
+from bench.api.catalog import METHODS
+from bench.api.errors import MethodOutputError, VidEditBenchError
+from bench.api.types import Sample, Video
+from bench.media.video_io import write_frames, write_gif, write_mp4
 
 
 def _sample(video_id: str, edit_id: str, **meta) -> Sample:

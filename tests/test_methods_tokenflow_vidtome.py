@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.types import Video  # noqa: E402
+from bench.api.types import Video  # noqa: E402
 
 FAST = {"resolution": None, "num_inference_steps": 2, "num_inversion_steps": 2}
 
@@ -139,7 +139,7 @@ def test_tokenflow_can_invert_with_the_samples_source_caption(sd, clip):
 
 
 def test_tokenflow_inversion_steps_must_visit_the_editing_timesteps(sd, clip):
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
 
     with pytest.raises(VidEditBenchError, match="multiple of the number of denoising steps"):
         _tokenflow(sd, num_inference_steps=2, num_inversion_steps=3).prepare(clip)
@@ -148,10 +148,10 @@ def test_tokenflow_inversion_steps_must_visit_the_editing_timesteps(sd, clip):
 def test_tokenflow_and_vidtome_through_the_runner(sd, tmp_path):
     """Through the runner: ok rows with the source's shape, the same output for the same seed, another
     output for another seed (one whose TokenFlow keyframe draws differ from seed 0's)."""
-    from bench.catalog import METHODS
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
-    from bench.video_io import read_video
+    from bench.api.catalog import METHODS
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
+    from bench.media.video_io import read_video
     from methods.diffusion_common import cpu_generator
     from methods.tokenflow import sample_keyframes
 
@@ -188,8 +188,8 @@ def test_tokenflow_and_vidtome_through_the_runner(sd, tmp_path):
 
 
 def test_new_methods_name_their_weights_when_missing():
-    from bench.catalog import METHODS
-    from bench.errors import WeightsMissing
+    from bench.api.catalog import METHODS
+    from bench.api.errors import WeightsMissing
 
     for name in ("tokenflow", "vidtome"):
         method = METHODS.get(name)()

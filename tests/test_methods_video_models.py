@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.types import Video
+from bench.api.catalog import METHODS
+from bench.api.types import Video
 
 STEPS = 2
 T, H, W = 5, 30, 44  # not legal sizes: the adapters resize to multiples of 16/32 and back
@@ -93,7 +93,7 @@ def test_frame_plan_subsamples_longer_clips_and_maps_back_to_the_nearest_output(
 
 
 def test_frame_plan_rejects_illegal_fixed_counts():
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
     from methods.video_common import plan_frames
 
     with pytest.raises(VidEditBenchError, match="4k|k\\*4\\+1"):
@@ -343,8 +343,8 @@ def test_anyv2v_feature_injection_copies_source_features_at_the_scheduled_steps(
 
 
 def test_video_models_run_through_the_harness(dirs, tmp_path):
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     opts = {"num_inference_steps": STEPS, "resolution": None}
     cfg = RunConfig(suite="mini", methods=["wan-v2v", "wan-vace", "anyv2v", "cogvideox-v2v", "ltx-v2v"], metrics=["temporal_flickering"],
@@ -381,7 +381,7 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
     ("anyv2v", ["i2vgen-xl", "instruct-pix2pix"], {"text"}),
 ])
 def test_missing_weights_name_the_download_command(name, weights, tasks):
-    from bench.errors import WeightsMissing
+    from bench.api.errors import WeightsMissing
     from bench.weights import get_spec
 
     cls = METHODS.get(name)
@@ -396,7 +396,7 @@ def test_missing_weights_name_the_download_command(name, weights, tasks):
 
 
 def test_video_model_options_are_checked_in_one_line(dirs):
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
 
     with pytest.raises(VidEditBenchError, match="dtype"):
         make("wan-v2v", dirs["wan"], dtype="float8").setup()

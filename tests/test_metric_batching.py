@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.runner
-from bench.cache import FeatureCache
-from bench.runner import RunConfig, Runner, run_benchmark
-from bench.store import ResultStore
-from bench.types import EvalItem, Sample, Video
+import bench.running.runner
+from bench.store.feature_cache import FeatureCache
+from bench.running.runner import RunConfig, Runner, run_benchmark
+from bench.store.results import ResultStore
+from bench.api.types import EvalItem, Sample, Video
 
 FRAMES = 8
 TINY = {"num_frames": FRAMES, "size": 32}
@@ -116,8 +116,8 @@ def assert_same_numbers(got: dict, want: dict) -> None:
 
 
 def _distinct_edits(cfg: RunConfig) -> int:
-    from bench.hashing import hash_array
-    from bench.video_io import read_video
+    from bench.api.hashing import hash_array
+    from bench.media.video_io import read_video
 
     store = ResultStore(cfg.run_dir)
     try:
@@ -253,7 +253,7 @@ def test_failing_prefetch_falls_back_per_item_and_loses_no_rows(tiny, tmp_path, 
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(FrameEncoder, "encode_many", broken)
-    monkeypatch.setattr(bench.runner, "CHUNK_MAX_ITEMS", 2)  # three chunks per metric
+    monkeypatch.setattr(bench.running.runner, "CHUNK_MAX_ITEMS", 2)  # three chunks per metric
     logs: list[str] = []
     cfg = _cfg(tmp_path, "broken", metrics, opts, cross_batch=True)
     # one edit's frames vanish after the edits phase: its item cannot be built (an error row, like today)
@@ -278,8 +278,8 @@ def test_failing_prefetch_falls_back_per_item_and_loses_no_rows(tiny, tmp_path, 
 
 # ---- (d) batch size: per-device default, overrides, not a variant ---------------------------------------
 def test_batch_size_default_per_device_and_overrides():
-    from bench.device import resolve_batch_size
-    from bench.errors import VidEditBenchError
+    from bench.api.device import resolve_batch_size
+    from bench.api.errors import VidEditBenchError
 
     assert resolve_batch_size(None, "cpu") == 16
     assert resolve_batch_size(None, "cuda") == 64 and resolve_batch_size(None, "cuda:1") == 64
@@ -309,8 +309,8 @@ def _batch_size(cfg: RunConfig) -> int:
 
 
 def test_cli_batch_size_default_override_and_record(tiny, tmp_path):
-    from bench.cli import _build_config
-    from bench.merge import numbers_config
+    from bench.cli.run import _build_config
+    from bench.running.merge import numbers_config
 
     def build(batch_size, metric_opt=None):
         return _build_config("mini", None, ["clip_consistency"], "r", tmp_path, "cpu", 0, 2, None, True, False,

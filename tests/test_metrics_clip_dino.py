@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.cache import FeatureCache
-from bench.errors import NotApplicable, VidEditBenchError, WeightsMissing
-from bench.types import EvalItem, Sample, Video
+from bench.store.feature_cache import FeatureCache
+from bench.api.errors import NotApplicable, VidEditBenchError, WeightsMissing
+from bench.api.types import EvalItem, Sample, Video
 
 SAMPLE = Sample("t", "v", "e", "src")
 
@@ -359,8 +359,8 @@ def test_clip_metrics_share_one_vision_pass_per_video(tiny):
 
 
 def test_registry_targets_resolve():
-    from bench.catalog import METRICS
-    from bench.metric import Metric
+    from bench.api.catalog import METRICS
+    from bench.api.metric import Metric
 
     names = ["clip_text", "clip_consistency", "dino_consistency", "clip_image", "dino_image", "aesthetic",
              "pick_score", "subject_consistency", "background_consistency", "imaging_quality"]
@@ -384,7 +384,7 @@ def test_registry_targets_resolve():
     ],
 )
 def test_missing_weights_raise_with_fix_command(name, expected):
-    from bench.catalog import METRICS
+    from bench.api.catalog import METRICS
 
     m = METRICS.get(name)()
     assert m.required_weights() == expected
@@ -421,8 +421,8 @@ def test_options_are_validated_and_recorded(tiny):
 
 def test_runner_end_to_end_with_tiny_models(tiny, tmp_path):
     """The runner builds EvalItems from the mini suite and stores one row per metric with its variant."""
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     metrics = ["clip_text", "clip_consistency", "dino_consistency", "clip_image", "dino_image", "aesthetic"]
     opts = {

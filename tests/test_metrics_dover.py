@@ -225,7 +225,7 @@ def test_infer_config_and_checkpoint_wrappers():
 def test_loader_errors_name_the_file(tmp_path):
     import torch
 
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
     from metrics.dover.model import load_dover
 
     sd = tiny_state_dict()
@@ -247,7 +247,7 @@ def test_loader_errors_name_the_file(tmp_path):
 
 
 def test_registry_and_metadata():
-    from bench.catalog import METRICS
+    from bench.api.catalog import METRICS
     from metrics.dover import DoverScore
 
     assert METRICS.get("dover") is DoverScore
@@ -259,7 +259,7 @@ def test_registry_and_metadata():
 
 
 def test_missing_weights_is_reported(monkeypatch):
-    from bench.errors import VidEditBenchError, WeightsMissing
+    from bench.api.errors import VidEditBenchError, WeightsMissing
     from metrics.dover import DoverScore
 
     metric = DoverScore()
@@ -271,7 +271,7 @@ def test_missing_weights_is_reported(monkeypatch):
 
 
 def test_metric_end_to_end_tiny(tiny_weights, monkeypatch):
-    from bench.types import EvalItem, Sample, Video
+    from bench.api.types import EvalItem, Sample, Video
     from metrics.dover import DoverScore, fuse
 
     monkeypatch.setenv("VIDEDITBENCH_WEIGHT_DOVER", str(tiny_weights))
@@ -305,7 +305,7 @@ def test_metric_end_to_end_tiny(tiny_weights, monkeypatch):
 
 
 def test_metric_with_local_weights_path(tiny_weights):
-    from bench.types import EvalItem, Sample, Video
+    from bench.api.types import EvalItem, Sample, Video
     from metrics.dover import DoverScore
 
     metric = DoverScore(weights=str(tiny_weights))

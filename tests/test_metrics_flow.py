@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.cache import FeatureCache
-from bench.errors import WeightsMissing
-from bench.types import EvalItem, Sample, Video
+from bench.store.feature_cache import FeatureCache
+from bench.api.errors import WeightsMissing
+from bench.api.types import EvalItem, Sample, Video
 
 H = W = 48
 T = 6
@@ -68,7 +68,7 @@ def random_ptlflow_weights(tmp_path_factory):
 # registry facts
 # ---------------------------------------------------------------------------------------------
 def test_required_weights_follow_the_flow_option():
-    from bench.catalog import METRICS
+    from bench.api.catalog import METRICS
     from bench.weights import get_spec
 
     motion, warp, fid = (METRICS.get(n) for n in ("motion_alignment", "warp_error", "fid"))
@@ -96,7 +96,7 @@ def test_missing_flow_weights_raise_with_the_fix():
 def test_bad_checkpoint_format_is_explained(tmp_path, monkeypatch):
     import torch
 
-    from bench.errors import VidEditBenchError
+    from bench.api.errors import VidEditBenchError
     from metrics.flow import create_flow_model
 
     torch.save({"weights": {}}, tmp_path / "bad.pth")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import VidEditBenchError, WeightsMissing
-from bench.types import EvalItem, Sample, Video
+from bench.api.errors import VidEditBenchError, WeightsMissing
+from bench.api.types import EvalItem, Sample, Video
 
 SAMPLE = Sample("t", "v", "e", "src")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cache import FeatureCache
-from bench.errors import ManifestError, NotApplicable, VideoReadError
-from bench.types import EvalItem, Sample, Video
+from bench.store.feature_cache import FeatureCache
+from bench.api.errors import ManifestError, NotApplicable, VideoReadError
+from bench.api.types import EvalItem, Sample, Video
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "a", "red", "ball", "cat", "dog", "blue", "square"]
 
@@ -150,7 +150,7 @@ def test_box_metrics_through_the_tiny_detector_and_missed_frames(tiny_gdino):
 
 
 def test_missing_detector_weights_name_the_download_command():
-    from bench.errors import WeightsMissing
+    from bench.api.errors import WeightsMissing
     from metrics.motion_control import BoxMIoU
 
     m = BoxMIoU()
@@ -207,8 +207,8 @@ def test_manifest_box_track_is_validated_sampled_and_mapped_to_preprocessed_pixe
 
 
 def test_run_stores_both_metrics_and_the_subject_fallback_note(tmp_path, tiny_gdino):
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
 
     path = _manifest(tmp_path, {"boxes": [[4, 4, 30, 30]] * 10})
     data = json.loads(path.read_text())

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.errors import VidEditBenchError
-from bench.types import EvalItem, Sample, Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import EvalItem, Sample, Video
 
 SAMPLE = Sample("t", "v", "e", "inputs")
 
@@ -345,9 +345,9 @@ def test_aesthetic_quality_rejects_wrong_heads(tiny_openai_clip, tmp_path):
 @pytest.mark.parametrize("name,weights", [("motion_smoothness", ["amt-s"]), ("dynamic_degree", ["raft-things"]),
                                           ("aesthetic_quality", ["clip-vit-l-14-openai", "laion-aesthetic-v1-l14"])])
 def test_registered_with_weights_and_fix_command(name, weights):
-    from bench.catalog import METRICS
-    from bench.errors import WeightsMissing
-    from bench.metric import Metric
+    from bench.api.catalog import METRICS
+    from bench.api.errors import WeightsMissing
+    from bench.api.metric import Metric
     from bench.weights import get_spec
 
     cls = METRICS.get(name)

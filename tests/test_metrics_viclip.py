@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import NotApplicable, VidEditBenchError, WeightsMissing
-from bench.types import EvalItem, Sample, Video
+from bench.api.errors import NotApplicable, VidEditBenchError, WeightsMissing
+from bench.api.types import EvalItem, Sample, Video
 
 SAMPLE = Sample("t", "v", "e", "src")
 PROMPTS = {
@@ -124,7 +124,7 @@ def viclip_goldens() -> Path:
 
 
 def test_viclip_reproduces_v2vbench_golden_scores(viclip_goldens):
-    from bench.video_io import read_image
+    from bench.media.video_io import read_image
     from metrics.viclip import ViClipTextAlignment
 
     golden = json.loads((viclip_goldens / "expected.json").read_text())["v2vbench_viclip_text_alignment"]

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from bench.catalog import METRICS
-from bench.errors import NotApplicable, VidEditBenchError
-from bench.types import Efficiency, EvalItem, Sample, Video
+from bench.api.catalog import METRICS
+from bench.api.errors import NotApplicable, VidEditBenchError
+from bench.api.types import Efficiency, EvalItem, Sample, Video
 
 
 def _item(edited: np.ndarray, source: np.ndarray | None = None, mask=None, eff: Efficiency | None = None) -> EvalItem:

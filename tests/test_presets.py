@@ -8,9 +8,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bench.catalog import METRICS
+from bench.api.catalog import METRICS
 from bench.presets import list_presets, preset_path
-from bench.runner import parse_metric_spec
+from bench.running.runner import parse_metric_spec
 
 # the other issue-12 metrics, which may not be merged into this branch's registry yet
 PENDING = {"motion_smoothness", "dynamic_degree", "aesthetic_quality"}
@@ -52,7 +52,8 @@ def test_preset_metrics_resolve_and_their_variants_are_valid(name):
 
 
 def test_config_option_takes_a_preset_name_and_list_configs_shows_them(tmp_path, monkeypatch):
-    from bench.cli import _load_config_file, app
+    from bench.cli.run import _load_config_file
+    from bench.cli import app
 
     monkeypatch.chdir(tmp_path)
     assert _load_config_file(Path("ive-benchmark"))["metrics"] == TABLES["ive-benchmark"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import VidEditBenchError
+from bench.api.errors import VidEditBenchError
 from tiny_models import textured_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_scoring_imports_neither_lightning_nor_ptlflow(weights):
         "m = create_flow_model('raft', batch_size=1)\n"
         "f = m.estimate(np.zeros((1, 128, 128, 3), np.uint8), np.full((1, 128, 128, 3), 9, np.uint8))\n"
         "assert f.shape == (1, 128, 128, 2), f.shape\n"
-        "from bench.types import EvalItem, Sample, Video\n"
+        "from bench.api.types import EvalItem, Sample, Video\n"
         "from metrics.vbench_motion import DynamicDegree\n"
         "v = Video(np.random.default_rng(0).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8), fps=8.0)\n"
         "item = EvalItem(sample=Sample(suite='t', video_id='v', edit_id='0', source='v'), source=v, edited=v, "

@@ -14,9 +14,9 @@ ray = pytest.importorskip("ray")
 from typer.testing import CliRunner  # noqa: E402
 
 from bench import cli  # noqa: E402
-from bench.catalog import METHODS, METRICS  # noqa: E402
-from bench.runner import RunConfig  # noqa: E402
-from bench.store import ResultStore  # noqa: E402
+from bench.api.catalog import METHODS, METRICS  # noqa: E402
+from bench.running.runner import RunConfig  # noqa: E402
+from bench.store.results import ResultStore  # noqa: E402
 
 HERE = Path(__file__).parent
 TINY = {"num_frames": 4, "size": 32}
@@ -31,7 +31,7 @@ if "ray-counting-clip" not in METRICS.names():
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from bench.ray_executor import start_ray
+    from bench.running.ray_executor import start_ray
 
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE)] + ([old] if old else []))
@@ -152,7 +152,7 @@ def test_ray_executor_gives_the_local_quality_table(local_ray, tmp_path):
 
 
 def test_a_killed_worker_has_its_unit_retried_and_every_unit_done_once(local_ray, tmp_path):
-    from bench.ray_executor import run_on_ray
+    from bench.running.ray_executor import run_on_ray
 
     killed: list[int] = []
 
@@ -176,7 +176,7 @@ def test_a_killed_worker_has_its_unit_retried_and_every_unit_done_once(local_ray
 
 
 def test_an_exception_inside_a_method_is_an_error_row_without_retry(local_ray, tmp_path):
-    from bench.ray_executor import run_on_ray
+    from bench.running.ray_executor import run_on_ray
 
     calls = tmp_path / "calls.txt"
     cfg = RunConfig(suite="mini", methods=["ray-raises"], metrics=[], run_name="raises", results_dir=str(tmp_path),
@@ -197,7 +197,7 @@ def test_ctrl_c_stops_a_ray_run_cleanly_and_the_same_command_resumes(tmp_path):
     import time
 
     code = ("import sys\n"
-            "from bench.catalog import METHODS\n"
+            "from bench.api.catalog import METHODS\n"
             "METHODS.register('ray-slow-shift', 'ray_fixtures:SlowShift')\n"
             "from bench.cli import app\n"
             "sys.argv = ['videditbench'] + sys.argv[1:]\n"

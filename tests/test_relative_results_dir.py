@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
 
 
 def test_relative_results_dir_stores_resolvable_paths_and_scores(tmp_path, monkeypatch):

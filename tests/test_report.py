@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.leaderboard import build_leaderboard, export_leaderboard
-from bench.report import write_report
-from bench.video_io import write_frames
+from bench.report.table import build_leaderboard
+
+from bench.report.export import export_leaderboard
+from bench.report.html import write_report
+from bench.media.video_io import write_frames
 
 REPO = Path(__file__).resolve().parents[1]
 NAN = float("nan")
@@ -96,7 +98,7 @@ def _svg(path: Path):
 
 
 def test_plots_are_valid_svgs_showing_the_leaderboards_numbers(run):
-    from bench.incremental import stored_key
+    from bench.report.incremental import stored_key
 
     lb, paths, _, _ = run
     plots = {k: v for k, v in paths.items() if k.startswith("plot:")}
@@ -135,7 +137,7 @@ def test_plots_are_valid_svgs_showing_the_leaderboards_numbers(run):
     ref_bars = [r for r in _svg(plots["plot:bar:clip_consistency ↑"]).iter(f"{SVG}rect") if r.get("data-reference")]
     assert all(r.get("fill").startswith("url(#hatch") and not r.get("data-best") for r in ref_bars)
     # by edit type: the per-edit-type aggregates (a radar from 3 edit types, grouped bars below that)
-    from bench.leaderboard import per_group_aggregate
+    from bench.report.table import per_group_aggregate
 
     agg = per_group_aggregate(lb, "edit_type")
     root = _svg(plots["plot:radar_edit_type"])

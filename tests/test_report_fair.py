@@ -6,11 +6,11 @@ from __future__ import annotations
 import html
 import re
 
-from bench.runner import RunConfig, run_benchmark
+from bench.running.runner import RunConfig, run_benchmark
 
 
 def test_report_per_task_sections_reference_rows_and_image_guidance(tmp_path):
-    from bench.cli import _export
+    from bench.cli.run import _export
 
     cfg = RunConfig(suite="mini", methods=["source", "flow-propagate", "color-transfer"],
                     metrics=["temporal_flickering", "bg_psnr", "warp_error@flow=dis", "warp_error@flow=gt"],
@@ -46,7 +46,7 @@ def test_report_fits_1400px_in_headless_chromium(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from screenshot_report import measure_layout
 
-    from bench.cli import _export
+    from bench.cli.run import _export
 
     cfg = RunConfig(suite="mini", methods=["source", "flow-propagate", "color-transfer"],
                     metrics=["temporal_flickering", "bg_psnr", "bg_ssim", "warp_error@flow=dis", "warp_error@flow=gt",

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.catalog import METHODS
-from bench.method import Method
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
+from bench.api.catalog import METHODS
+from bench.api.method import Method
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"num_frames": 4, "size": 32}
@@ -159,7 +159,7 @@ def test_image_guided_methods_only_get_image_samples(tmp_path):
 
 
 def _leaderboard_csv(run_dir: Path) -> str:
-    from bench.leaderboard import build_leaderboard
+    from bench.report.table import build_leaderboard
 
     with ResultStore(run_dir) as store:
         lb = build_leaderboard(store.scores_frame(), store.edits_frame())
@@ -168,7 +168,7 @@ def _leaderboard_csv(run_dir: Path) -> str:
 
 SLOW_METHOD = '''
 import time, numpy as np
-from bench.method import Method
+from bench.api.method import Method
 class Slow(Method):
     name = "slow-test"
     tasks = frozenset({"text", "image"})
@@ -190,7 +190,7 @@ def _cli_env(tmp_path: Path) -> dict[str, str]:
 
 def _cli(tmp_path: Path, name: str) -> list[str]:
     # registers the plug-in at runtime, then runs the real CLI
-    code = ("import sys; from bench.catalog import METHODS; METHODS.register('slow-test', 'slow_plugin:Slow'); "
+    code = ("import sys; from bench.api.catalog import METHODS; METHODS.register('slow-test', 'slow_plugin:Slow'); "
             "from bench.cli import main; sys.argv = ['videditbench'] + sys.argv[1:]; main()")
     return [sys.executable, "-c", code, "run", "--methods", "slow-test,source", "--metrics",
             "temporal_flickering,bg_psnr,bg_ssim", "--num-frames", "4", "--size", "32", "--device", "cpu",
@@ -263,7 +263,7 @@ def test_shards_merge_into_the_same_results_as_one_run(tmp_path):
 
 
 def test_export_writes_overall_and_per_task_leaderboards_and_report(tmp_path):
-    from bench.cli import _export
+    from bench.cli.run import _export
 
     cfg = _cfg(tmp_path, ["source", "flow-propagate"], metrics=["temporal_flickering", "bg_psnr", "clip_text"])
     run_benchmark(cfg)
@@ -279,7 +279,7 @@ def test_export_writes_overall_and_per_task_leaderboards_and_report(tmp_path):
 
 
 def test_corrupt_video_inside_a_run_is_an_error_row_and_others_finish(tmp_path):
-    from bench.video_io import write_mp4
+    from bench.media.video_io import write_mp4
 
     y, x = np.mgrid[0:48, 0:48]
     frames = np.stack([np.stack([(x * 5 + t * 3) % 256, (y * 4) % 256, (x + y + t) % 256], -1) for t in range(8)])

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.errors import VidEditBenchError
-from bench.scaffold import class_name, module_name, write_method_scaffold
+from bench.api.errors import VidEditBenchError
+from bench.cli.scaffold import class_name, module_name, write_method_scaffold
 
 
 def _pytest(test_file: Path, cwd: Path) -> subprocess.CompletedProcess:

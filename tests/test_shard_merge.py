@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bench import cli
-from bench.catalog import METHODS, METRICS
-from bench.metric import Metric
-from bench.plan import balanced_shard
-from bench.store import ResultStore
+from bench.api.catalog import METHODS, METRICS
+from bench.api.metric import Metric
+from bench.running.plan import balanced_shard
+from bench.store.results import ResultStore
 from bench.suites import load_suite
-from bench.video_io import read_video, write_frames
+from bench.media.video_io import read_video, write_frames
 
 
 class _SetMean(Metric):

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cache import FeatureCache
-from bench.errors import VidEditBenchError
-from bench.types import EvalItem, Sample, Video
+from bench.store.feature_cache import FeatureCache
+from bench.api.errors import VidEditBenchError
+from bench.api.types import EvalItem, Sample, Video
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = Sample("t", "v", "e", "src")
@@ -58,7 +58,7 @@ def test_metric_modules_import_nothing_heavy():
 def test_clip_and_dino_scores_do_not_import_lightning_or_ptlflow(tiny):
     code = (
         "import numpy as np\n"
-        "from bench.types import EvalItem, Sample, Video\n"
+        "from bench.api.types import EvalItem, Sample, Video\n"
         "from metrics.clip import ClipTextAlignment\n"
         "from metrics.dino import DinoConsistency\n"
         "v = Video(np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8))\n"
@@ -153,7 +153,7 @@ def test_bf16_runs_in_bf16_and_is_cached_apart_from_fp32(tiny):
 def test_motion_alignment_precision_variant_and_refusals(tmp_path):
     import torch
 
-    from bench.types import Video
+    from bench.api.types import Video
     from metrics.flow.ptlflow_models import GMFlowEstimator, ptlflow_model_class
     from metrics.motion import MotionAlignment
 

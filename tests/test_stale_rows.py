@@ -9,9 +9,9 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from bench import cli
-from bench.catalog import METHODS
-from bench.method import Method
-from bench.video_io import write_frames
+from bench.api.catalog import METHODS
+from bench.api.method import Method
+from bench.media.video_io import write_frames
 
 
 class FailsOn(Method):
@@ -78,7 +78,7 @@ def test_a_method_failing_on_a_replaced_source_video_shows_no_old_mean(tmp_path)
 
 
 def test_a_newer_error_row_beats_an_older_ok_row_of_the_same_edit():
-    from bench.leaderboard import build_leaderboard
+    from bench.report.table import build_leaderboard
 
     def score(method, uid, value, status, created):
         return dict(method=method, method_key=method, sample_uid=uid, metric="m", metric_family="m", variant_id="v",

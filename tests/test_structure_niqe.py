@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.types import EvalItem, Sample, Video
+from bench.api.types import EvalItem, Sample, Video
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_structure_distance_preprocessing_and_token_count(tiny_vit):
 
 
 def test_structure_distance_weights_are_registered_and_missing_offline():
-    from bench.runner import missing_weights_message
+    from bench.running.runner import missing_weights_message
     from metrics.structure import StructureDistance
 
     msg = missing_weights_message(StructureDistance().required_weights())
@@ -82,8 +82,8 @@ def test_structure_distance_weights_are_registered_and_missing_offline():
 def test_niqe_is_skipped_with_the_install_hint_without_pyiqa(tmp_path, monkeypatch):
     import builtins
 
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
     from metrics.niqe import NIQE
 
     real_import = builtins.__import__

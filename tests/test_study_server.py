@@ -150,7 +150,8 @@ def test_bad_input_is_one_clear_line(tmp_path, study):
 def test_cli_create_results_export_and_report(tmp_path):
     from typer.testing import CliRunner
 
-    from bench.cli import _export, app
+    from bench.cli.run import _export
+    from bench.cli import app
 
     run = make_study_run(tmp_path, metric_order=("gamma", "beta", "alpha"))
     cli = CliRunner()

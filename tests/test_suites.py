@@ -11,12 +11,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench.errors import ManifestError, UnknownNameError, VideoReadError
-from bench.hashing import hash_array
+from bench.api.errors import ManifestError, UnknownNameError, VideoReadError
+from bench.api.hashing import hash_array
 from bench.suites import datasets_dir, list_suites, load_suite
 from bench.suites import preprocess as pp
 from bench.suites import synthetic as syn
-from bench.types import EDIT_TYPES
+from bench.api.types import EDIT_TYPES
 
 SMALL = dict(num_frames=8, size=64)
 
@@ -544,7 +544,7 @@ def test_davis_loader_reads_palette_annotations(tmp_path):
 
 
 def test_folder_loader_with_csv_and_mp4(tmp_path):
-    from bench.video_io import write_mp4
+    from bench.media.video_io import write_mp4
 
     root = tmp_path / "myclips"
     root.mkdir()
@@ -589,7 +589,7 @@ def test_unknown_suite_lists_choices():
 
 
 def test_evenly_spaced_indices_known_answers():
-    from bench.suites.preprocess import evenly_spaced
+    from bench.media.video_io import evenly_spaced
 
     assert evenly_spaced(24, 8) == [0, 3, 7, 10, 13, 16, 20, 23]
     assert evenly_spaced(10, 4) == [0, 3, 6, 9]

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.plots import method_colors, radar_by_group
-from bench.svg import Canvas, log_ticks, nice_ticks, tick_labels
+from bench.report.plots import method_colors, radar_by_group
+from bench.report.svg import Canvas, log_ticks, nice_ticks, tick_labels
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -1,13 +1,13 @@
-"""Issue 8: the unit functions (bench.plan / bench.units) on their own: no store, OOM retried once."""
+"""Issue 8: the unit functions (bench.running.plan / bench.running.units) on their own: no store, OOM retried once."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.method import Method
-from bench.plan import EditUnit, edit_key
+from bench.api.method import Method
+from bench.running.plan import EditUnit, edit_key
 from bench.suites import load_suite
-from bench.units import MethodWorker
+from bench.running.units import MethodWorker
 
 
 class _OomOnce(Method):
@@ -45,7 +45,7 @@ def _run(tmp_path, fails: int, oom_retries: int):
 def test_an_out_of_memory_is_retried_once_and_the_retry_is_the_result(tmp_path):
     row, method, loaded = _run(tmp_path, fails=1, oom_retries=1)
     assert row.status == "ok" and method.calls == 2
-    from bench.video_io import read_video
+    from bench.media.video_io import read_video
 
     np.testing.assert_array_equal(read_video(row.output_dir)[0], 255 - loaded.video.frames)
     assert not (tmp_path / "run" / "results.sqlite").exists()  # a unit never writes the store

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench.judge_cache import JudgeCache
-from bench.runner import RunConfig, run_benchmark
-from bench.store import ResultStore
+from bench.store.judge_cache import JudgeCache
+from bench.running.runner import RunConfig, run_benchmark
+from bench.store.results import ResultStore
 
 GOOD_EV = "Prompt Following: 3 - good\nEdit Quality: 2 - fine\nBackground Consistency: 1 - changed\nTotal Score: 6"
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench.types import EvalItem, Sample, Video
+from bench.api.types import EvalItem, Sample, Video
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>"]
@@ -115,9 +115,9 @@ def test_scripted_tiny_qwen2vl_answer_is_parsed_into_editverse_scores(tiny_vlms)
 
 
 def test_random_tiny_qwen2vl_answers_become_error_rows_after_bounded_retries(tiny_vlms, tmp_path):
-    from bench.runner import RunConfig, run_benchmark
-    from bench.store import ResultStore
-    from bench.judge_cache import JudgeCache
+    from bench.running.runner import RunConfig, run_benchmark
+    from bench.store.results import ResultStore
+    from bench.store.judge_cache import JudgeCache
 
     clip = tmp_path / "clip"
     clip.mkdir()

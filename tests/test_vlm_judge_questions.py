@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bench.suites import load_suite
-from bench.types import Sample
+from bench.api.types import Sample
 from metrics.vlm_judge.metric import VlmJudge, pair_indices, uniform_indices
 from metrics.vlm_judge.parse import Unparseable, parse_editverse, parse_multi_choice, parse_yes_no
 from metrics.vlm_judge.questions import (

@@ -313,7 +313,7 @@ def analyse(votes: pd.DataFrame, questions: dict[str, str], methods: list[str], 
 
 
 def analyse_store(run_dir, name: str, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> StudyResults:
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
     from bench.study.storage import StudyStore
 
     with StudyStore(run_dir, create=False) as s:

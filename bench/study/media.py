@@ -20,7 +20,7 @@ FPS = 8.0
 
 def encode_webm(frames: np.ndarray, path: str | os.PathLike, fps: float = FPS) -> Path:
     """Write frames (T,H,W,3) uint8 as VP9 WebM, atomically (temp file renamed into place)."""
-    from bench.video_io import encode_video
+    from bench.media.video_io import encode_video
 
     return encode_video(path, frames, fps, codec="libvpx-vp9", pix_fmt="yuv420p", container="webm",
                         options={"crf": "30", "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"})
@@ -58,7 +58,7 @@ def encode_folder(frames_dir: str | os.PathLike, dest: str | os.PathLike, *, bro
 
 
 def _encode_folder(frames_dir: str | os.PathLike, dest: str | os.PathLike, broken: bool) -> Path:
-    from bench.video_io import read_video
+    from bench.media.video_io import read_video
 
     frames, _ = read_video(frames_dir)
     return encode_webm(broken_copy(frames) if broken else frames, dest)
@@ -83,7 +83,7 @@ def _clean_worker():
 
 def copy_image(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """A reference image as PNG (browsers show it whatever format it came in)."""
-    from bench.video_io import read_image, write_image
+    from bench.media.video_io import read_image, write_image
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,7 @@ def study_section(run_dir: str | Path | None, n_boot: int = 1000) -> tuple[str, 
 
 
 def report_hook(run_dir: str | Path | None, out_dir: str | Path):
-    """What bench/report.py inserts: the study section as safe HTML (also written as out_dir/study.md).
+    """What bench/report/html.py inserts: the study section as safe HTML (also written as out_dir/study.md).
     A broken study never breaks the report: it shows one line saying why."""
     from markupsafe import Markup
 

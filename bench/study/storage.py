@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.store import ResultStore
+from bench.store.results import ResultStore
 from bench.study.design import CHOICES
 
 STUDY_SCHEMA = """

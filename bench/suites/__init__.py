@@ -14,6 +14,7 @@
 `overrides` are preprocessing options (``num_frames``, ``size``, ``max_stride``, ``resample``);
 loaders also take ``prompts=<file>`` (davis, folder) and ``name=<suite name>``.
 Loading a suite never decodes a video; `Suite.load(sample)` does.
+The suites room imports the interfaces and media rooms only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError, UnknownNameError
+from bench.api.errors import ManifestError, UnknownNameError
 from bench.suites.manifest import PREPROCESS_KEYS, Manifest, load_manifest, parse_manifest, validate_preprocess
 from bench.suites.suite import Suite, build_suite
 

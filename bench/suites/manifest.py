@@ -26,7 +26,7 @@ A manifest::
         box: [120, 40, 300, 250]    # optional: a static rectangle [x0, y0, x1, y1) in SOURCE pixels
         edits:                      # required, non-empty
           - id: style-0             # optional (default: the edit's index)
-            edit_type: style        # required: one of bench.types.EDIT_TYPES
+            edit_type: style        # required: one of bench.api.types.EDIT_TYPES
             target_prompt: ...      # required for text-guided edits
             reference: refs/a.png   # required for texture_transfer / object_modification / subject
             mask_type: fine         # fine | box | none (default: fine for texture_transfer,
@@ -53,9 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError
+from bench.api.errors import ManifestError
 from bench.suites.preprocess import RESAMPLE_FILTERS, PreprocessConfig
-from bench.types import EDIT_TYPES, IMAGE_GUIDED_TYPES
+from bench.api.types import EDIT_TYPES, IMAGE_GUIDED_TYPES
 
 TOP_KEYS = ("name", "description", "version", "preprocess", "videos")
 PREPROCESS_KEYS = ("num_frames", "size", "max_stride", "resample")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 RESAMPLE_FILTERS = ("bicubic", "bilinear", "area", "lanczos", "nearest")
 
 
@@ -46,16 +47,6 @@ def choose_stride(n_frames: int, num_frames: int, max_stride: int | None = None,
     if max_stride is not None:
         stride = min(stride, max(1, int(max_stride)))
     return stride
-
-
-def evenly_spaced(n_frames: int, k: int) -> list[int]:
-    """k indices spread evenly over n_frames, ends included: rounded `linspace(0, n_frames - 1, k)`
-    (half to even, as numpy rounds); [0] for k == 1. Repeats indices when k > n_frames."""
-    if n_frames < 1 or k < 1:
-        raise ValueError(f"need at least one frame and one index, got {n_frames} frames, k={k}")
-    if k == 1:
-        return [0]
-    return [int(i) for i in np.rint(np.linspace(0, n_frames - 1, k))]
 
 
 def frame_indices(n_frames: int, num_frames: int, stride: int, start: int = 0) -> list[int]:

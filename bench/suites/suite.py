@@ -15,12 +15,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from bench.errors import VideoReadError
-from bench.hashing import hash_array
+from bench.api.errors import VideoReadError
+from bench.api.hashing import hash_array
 from bench.suites import preprocess as pp
 from bench.suites.manifest import Manifest
-from bench.types import LoadedSample, Sample, Video
-from bench.video_io import IMAGE_EXTS, list_frame_files, read_image, read_video
+from bench.api.types import LoadedSample, Sample, Video
+from bench.media.video_io import IMAGE_EXTS, list_frame_files, read_image, read_video
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Suite:
         import dataclasses
         import os
 
-        from bench.hashing import hash_obj
+        from bench.api.hashing import hash_obj
 
         base = str(Path(self.file).parent) if self.file else ""
 
@@ -193,7 +193,7 @@ class Suite:
             box = tuple(float(v) for v in spec[4:].split(","))
             h, w = src.src_hw
             if box[0] >= w or box[1] >= h:
-                from bench.errors import ManifestError
+                from bench.api.errors import ManifestError
 
                 raise ManifestError(self.file or self.name, sample.uid, "box",
                                     f"box {[f'{v:g}' for v in box]} lies entirely outside the {w}x{h} source frame",
@@ -201,7 +201,7 @@ class Suite:
             masks = np.broadcast_to(pp.resize_crop_masks(pp.box_mask(h, w, box, 1), self.preprocess.size),
                                     (t, self.preprocess.size, self.preprocess.size)).copy()
             if not masks.any():
-                from bench.errors import ManifestError
+                from bench.api.errors import ManifestError
 
                 raise ManifestError(self.file or self.name, sample.uid, "box",
                                     f"box {[f'{v:g}' for v in box]} lies outside the centre crop of the {w}x{h} frame",
@@ -224,7 +224,7 @@ def read_sampled_frames(
     """(frames (T,H,W,3) uint8 at the chosen indices, fps, total frame count, indices).
 
     Only the needed frames are decoded where the format allows (decord random access, frame
-    folders); otherwise the whole clip is read with bench.video_io.read_video (decord, then PyAV).
+    folders); otherwise the whole clip is read with bench.media.video_io.read_video (decord, then PyAV).
     """
     p = Path(path)
     if not p.exists():
@@ -250,7 +250,7 @@ def read_sampled_frames(
     backend = "auto"
     if p.suffix.lower() != ".gif":
         try:
-            from bench.video_io import import_decord
+            from bench.media.video_io import import_decord
 
             decord = import_decord()
             vr = decord.VideoReader(str(p), ctx=decord.cpu(0))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.hashing import hash_obj
+from bench.api.hashing import hash_obj
 
 
 @dataclass(frozen=True)

@@ -93,11 +93,23 @@ def _import_narrow(module: str) -> Any:
     return mod
 
 
+def require_ptlflow(model_name: str) -> None:
+    """One line naming the extra when the optional ptlflow package (or the lightning it needs) is absent."""
+    import importlib.util
+
+    missing = [m for m in ("ptlflow", "lightning") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise VidEditBenchError(
+            f"flow backend '{model_name}-ptlflow' needs the optional package(s) {', '.join(missing)}: "
+            f"pip install 'videditbench[ptlflow]' (or use flow={model_name}, our own network, the same flows)")
+
+
 def ptlflow_model_class(model_name: str) -> Any:
     """The class `ptlflow.get_model(model_name)` instantiates (the module attribute of that name,
     which jsonargparse resolves), importing only the module that defines it."""
     if model_name not in MODEL_MODULES:
         raise VidEditBenchError(f"unknown ptlflow model '{model_name}'; valid: {', '.join(MODEL_MODULES)}")
+    require_ptlflow(model_name)
     with _IMPORT_LOCK:
         module = _import_narrow(MODEL_MODULES[model_name])
     return getattr(module, model_name)

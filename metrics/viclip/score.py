@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.errors import NotApplicable
 from bench.metric import Metric
-from bench.suites.preprocess import evenly_spaced
+from bench.media.video_io import evenly_spaced
 from bench.types import EvalItem
 from metrics._embed import CLIP_MEAN, CLIP_STD, registry_weight_names
 

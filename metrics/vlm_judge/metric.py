@@ -19,7 +19,7 @@ time to extract the total from the first answer; here the three scores are parse
 
 Every answer is parsed and validated (parse.py); an unparseable one is asked again, with a format
 reminder, up to `parse_retries` times, then the sample becomes an error row carrying the raw text.
-Answers are cached in the run's store (bench/judge_cache.py); calls and tokens are recorded per
+Answers are cached in the run's store (bench/store/judge_cache.py); calls and tokens are recorded per
 run in `judge_usage` and per sample in the score row's details, with the questions and answers.
 """
 
@@ -32,8 +32,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from bench.errors import VidEditBenchError
-from bench.hashing import hash_array
-from bench.judge_cache import CachedAnswer, JudgeCache, Usage, cache_key
+from bench.api.hashing import hash_array
+from bench.store.judge_cache import CachedAnswer, JudgeCache, Usage, cache_key
 from bench.metric import Metric, OutputInfo, Scores
 from bench.types import EvalItem
 from metrics.vlm_judge.backends import JudgeRequest
@@ -181,7 +181,7 @@ class VlmJudge(Metric):
                 return spec.name
         raise VidEditBenchError(
             f"vlm_judge: model '{ref}' is neither a local folder nor a registered weights name or hub id; "
-            "register it in bench/weights_catalog.py or pass --metric-opt vlm_judge.model=<local folder>"
+            "register it in bench/weights/catalog.py or pass --metric-opt vlm_judge.model=<local folder>"
         )
 
     # --- run plumbing -----------------------------------------------------------------------------

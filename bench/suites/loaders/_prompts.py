@@ -27,8 +27,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError
-from bench.types import EDIT_TYPES
+from bench.api.errors import ManifestError
+from bench.api.types import EDIT_TYPES
 
 PROMPT_FILES = ("prompts.yaml", "prompts.yml", "prompts.json", "prompts.csv")
 VIDEO_PASSTHROUGH = ("masks", "mask_object", "box", "stride", "max_stride", "start", "fps")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError
+from bench.api.errors import ManifestError
 from bench.suites.loaders._prompts import find_prompts, read_prompts, to_video_entries
 
 

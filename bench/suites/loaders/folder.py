@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError
+from bench.api.errors import ManifestError
 from bench.suites.loaders._prompts import find_prompts, read_prompts, to_video_entries
-from bench.video_io import VIDEO_EXTS
+from bench.media.video_io import VIDEO_EXTS
 
 
 def _find_video(root: Path, key: str, prompts: Path, label: str) -> str:

@@ -24,7 +24,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError
+from bench.api.errors import ManifestError
 from bench.suites.loaders._prompts import safe_id
 
 INDEX_NAMES = ("triplets.yaml", "triplets.yml", "triplets.json", "triplets.csv")

@@ -4,7 +4,7 @@
     root/frames/<video_id>/00.png … 23.png
 
 Per video the optional keys ``prompt`` / ``source_prompt`` (source prompt) and ``category`` are
-used; per edit ``type`` / ``edit_type`` when it is one of bench.types.EDIT_TYPES (otherwise the
+used; per edit ``type`` / ``edit_type`` when it is one of bench.api.types.EDIT_TYPES (otherwise the
 edit is labelled ``composite``, a free-form edit). Edit ids are the edit's index, as in V2VBench's
 own ``<edit_dir>/<video_id>/<edit_idx>`` output layout. Other keys are ignored. A video may also be
 ``videos/<video_id>.mp4`` instead of a frame folder.
@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ManifestError
-from bench.types import EDIT_TYPES
-from bench.video_io import VIDEO_EXTS
+from bench.api.errors import ManifestError
+from bench.api.types import EDIT_TYPES
+from bench.media.video_io import VIDEO_EXTS
 
 HF_REPO = "Wenhao-Sun/V2VBench"
 
