@@ -65,17 +65,24 @@ def edit_name_candidates(sample: Sample) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+LAYOUT = "<dir>/<video_id>/<edit_id> (or <dir>/<suite>/<video_id>/<edit_id>, or flat <dir>/<video_id>__<edit_id>)"
+
+
 def find_edit(root: Path, sample: Sample) -> tuple[Path | None, list[Path]]:
-    """(the stored edit or None, every path that was tried)."""
+    """(the stored edit or None, every path that was tried), in the layouts of `LAYOUT`: nested by
+    video id (V2VBench's `<video_id>/<edit_idx>`; the edit's id or its index), by the whole sample uid,
+    or flat `<video_id>__<edit_id>`; each as a frames folder or a video file."""
     tried: list[Path] = []
-    base = root / sample.video_id
-    for name in edit_name_candidates(sample):
-        folder = base / name
-        tried.append(folder)
-        if folder.is_dir() and list_frame_files(folder):
-            return folder, tried
+    names = edit_name_candidates(sample)
+    candidates = [root / sample.video_id / n for n in names]
+    candidates += [root / sample.suite / sample.video_id / n for n in names]
+    candidates += [root / f"{sample.video_id}__{n}" for n in names]
+    for stem in candidates:
+        tried.append(stem)
+        if stem.is_dir() and list_frame_files(stem):
+            return stem, tried
         for ext in VIDEO_EXTS:
-            f = base / f"{name}{ext}"
+            f = stem.with_name(stem.name + ext)
             tried.append(f)
             if f.is_file():
                 return f, tried
@@ -84,7 +91,7 @@ def find_edit(root: Path, sample: Sample) -> tuple[Path | None, list[Path]]:
 
 class PrecomputedMethod(Method):
     name = "precomputed"
-    description = "Reads already generated edits from <dir>/<video_id>/<edit_idx> (frames folder, .mp4 or .gif)"
+    description = "Reads already generated edits from <dir>/<video_id>/<edit_id> (frames folder, .mp4 or .gif)"
     tasks = frozenset({"text", "image"})
     needs = frozenset()
     receives_sample = True
@@ -98,7 +105,7 @@ class PrecomputedMethod(Method):
         self.last_output_png: list[bytes | None] | None = None
         if not self.cfg.get("dir"):
             raise VidEditBenchError(
-                "method 'precomputed' needs option dir: the folder holding <video_id>/<edit_idx> outputs "
+                "method 'precomputed' needs option dir: the folder holding <video_id>/<edit_id> outputs "
                 "(e.g. --method-opt precomputed.dir=outputs/my_method, or use `videditbench eval outputs/my_method`)"
             )
         self.root = Path(str(self.cfg["dir"])).expanduser()
@@ -124,7 +131,7 @@ class PrecomputedMethod(Method):
             shown = ", ".join(str(p) + ("/" if p.suffix == "" else "") for p in tried if p.suffix in ("", ".mp4", ".gif"))
             raise MethodOutputError(
                 f"precomputed: no stored edit for {sample.uid}; looked for {shown} (and other video extensions); "
-                f"expected layout <dir>/<video_id>/<edit_idx> as a frames folder, .mp4 or .gif"
+                f"expected layout {LAYOUT} as a frames folder, .mp4 or .gif"
             )
         png = None
         if path.is_dir():  # the files' bytes are kept only when they can be the stored frames as they are

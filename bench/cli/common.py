@@ -5,9 +5,33 @@ Only typer and rich are imported here: `--help` and `list` never import torch.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape as _esc
+
+
+def _piped_width(stream: object) -> int | None:
+    """A terminal keeps its width; piped or redirected output gets no folding (names and numbers
+    must survive `| grep` and files), unless COLUMNS says otherwise."""
+    if getattr(stream, "isatty", lambda: False)():
+        return None
+    return int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 4000
+
+
+def _flag_type(self: typer.core.TyperOption, ctx: object) -> str | None:
+    """On/off flags take no value: show no `<bool>` type in --help."""
+    return None if getattr(self, "is_bool_flag", False) else _option_type(self, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+#: help texts are plain text: `pip install -e '.[ray]'` must print its brackets
+HELP_MARKUP = None
 
 app = typer.Typer(
     name="videditbench",
@@ -15,9 +39,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(width=_piped_width(sys.stdout))
+err_console = Console(stderr=True, width=_piped_width(sys.stderr))
+
+
+def _version(value: bool) -> None:
+    if value:
+        import bench
+
+        console.print(f"videditbench {bench.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Benchmark and evaluation harness for diffusion-based video editing (V2VBench / IVE-Benchmark metrics)."""
 
 def _fail(msg: str, code: int = 2) -> None:
     """One line (untrusted text is escaped: rich markup in a path or message is printed as is)."""

@@ -8,15 +8,34 @@ from rich.table import Table
 from bench.api.errors import VidEditBenchError
 from bench.cli.common import _fail, console
 
-list_app = typer.Typer(help="List registered methods, metrics, suites, shipped configs.", no_args_is_help=True)
-suite_app = typer.Typer(help="Inspect and validate suites.", no_args_is_help=True)
+list_app = typer.Typer(rich_markup_mode=None, help="List registered methods, metrics, suites, shipped configs.", no_args_is_help=True)
+suite_app = typer.Typer(rich_markup_mode=None, help="Inspect and validate suites.", no_args_is_help=True)
+
+
+JSON_HELP = "Print JSON (one object per entry) instead of a table."
+
+
+def _print_json(rows: list[dict]) -> None:
+    import json
+
+    typer.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
 
 
 @list_app.command("methods")
-def list_methods(details: bool = typer.Option(False, "--details", help="Also show tasks, description and presets.")) -> None:
+def list_methods(details: bool = typer.Option(False, "--details", help="Also show tasks, description and presets."),
+                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Registered editing methods (no module is imported); --details shows tasks, description, presets."""
     from bench.api.catalog import METHODS
 
+    if as_json:
+        rows = []
+        for n in METHODS.names():
+            e = METHODS.entry(n)
+            row = {"name": n, "target": e.target, "origin": e.origin}
+            if details:
+                row.update(zip(("tasks", "description", "presets"), _method_details(n)))
+            rows.append(row)
+        return _print_json(rows)
     t = Table(title="methods")
     for c in ("name",) + (("tasks", "description", "presets") if details else ("target", "origin")):
         t.add_column(c, overflow="fold")
@@ -50,10 +69,25 @@ def _method_details(name: str) -> list[str]:
 
 
 @list_app.command("metrics")
-def list_metrics(details: bool = typer.Option(False, "--details", help="Import each metric to show its metadata.")) -> None:
+def list_metrics(details: bool = typer.Option(False, "--details", help="Import each metric to show its metadata."),
+                 as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Registered metrics; --details shows higher-is-better, range, needs and level."""
     from bench.api.catalog import METRICS
 
+    if as_json:
+        rows = []
+        for n in METRICS.names():
+            e = METRICS.entry(n)
+            row: dict = {"name": n, "target": e.target, "origin": e.origin}
+            if details:
+                try:
+                    cls = METRICS.get(n)
+                    row.update(higher_is_better=bool(cls.higher_is_better), value_range=list(cls.value_range),
+                               needs=sorted(cls.needs), level=cls.level, variant_options=dict(cls.defaults))
+                except Exception as ex:  # noqa: BLE001
+                    row["unavailable"] = f"{type(ex).__name__}: {ex}"
+            rows.append(row)
+        return _print_json(rows)
     t = Table(title="metrics")
     notes: list[tuple[str, str]] = []
     for c in ("name",) + (("↑/↓", "range", "needs", "level", "variant options") if details else ("target",)):
@@ -92,12 +126,38 @@ def list_configs_cmd() -> None:
 
 
 @list_app.command("suites")
-def list_suites_cmd() -> None:
+def list_suites_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Embedded suites."""
     from bench.suites import list_suites
 
+    if as_json:
+        return _print_json([{"name": n} for n in list_suites()])
     for n in list_suites():
         console.print(n)
+
+
+@suite_app.command("show")
+def suite_show(suite: str = typer.Argument(..., help="Suite name or manifest path."),
+               as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """The samples of a suite: ids (what `eval` folders are named after), task, edit type, prompt."""
+    from bench.suites import load_suite
+
+    try:
+        s = load_suite(suite)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    rows = [{"sample_uid": x.uid, "video_id": x.video_id, "edit_id": x.edit_id, "task": x.task,
+             "edit_type": x.edit_type, "category": x.category, "target_prompt": x.target_prompt,
+             "reference": bool(x.reference), "mask": bool(x.mask)} for x in s.samples]
+    if as_json:
+        return _print_json(rows)
+    t = Table(title=f"{s.name}: {len(rows)} samples (eval layout: <dir>/<video_id>/<edit_id>)")
+    for c in ("video_id", "edit_id", "task", "edit_type", "category", "target_prompt"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*(str(r[c] if r[c] is not None else "-") for c in ("video_id", "edit_id", "task", "edit_type",
+                                                                       "category", "target_prompt")))
+    console.print(t, markup=False, highlight=False)
 
 
 @suite_app.command("validate")

@@ -487,11 +487,11 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
 
 @app.command("eval")
 def eval_(
-    edits: Path = typer.Argument(..., help="Edited videos in the V2VBench layout <dir>/<video_id>/<edit_idx> (frames dir, .mp4 or .gif)."),
+    edits: Path = typer.Argument(..., help="Edited videos as <dir>/<video_id>/<edit_id> (V2VBench's layout; the edit's index works too), <dir>/<suite>/<video_id>/<edit_id> or flat <dir>/<video_id>__<edit_id>: a frames folder, .mp4 or .gif each. `videditbench suite show SUITE` lists the ids."),
     suite: str = typer.Option("mini", "--suite", "-s", help="The suite the edits were made from (source videos, prompts)."),
     label: Optional[str] = typer.Option(None, "--label", help="Method name to store the scores under (default: the folder name)."),
     metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-k"),
-    name: Optional[str] = typer.Option(None, "--name", "-n"),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Run name (default: the suite's run, e.g. results/mini, so the scores sit beside the `source` reference row of `videditbench run`)."),
     results_dir: Path = typer.Option(Path("results"), "--results-dir"),
     device: str = typer.Option("auto", "--device"),
     limit: Optional[int] = typer.Option(None, "--limit"),
@@ -505,8 +505,10 @@ def eval_(
 ) -> None:
     """Score edited videos that already exist on disk, without running any method."""
     _offline(offline)
+    from methods.precomputed import LAYOUT
+
     if not edits.is_dir():
-        _fail(f"{edits} is not a folder; expected <dir>/<video_id>/<edit_idx> frames, .mp4 or .gif")
+        _fail(f"{edits} is not a folder; expected {LAYOUT}: a frames folder, .mp4 or .gif each")
     label = label or edits.resolve().name
     from bench.store.runpaths import check_name
 
@@ -514,10 +516,38 @@ def eval_(
         check_name(label, "label", "--label")
     except VidEditBenchError as e:
         _fail(str(e))
-    cfg = _build_config(suite, ["precomputed"], metrics, name or f"eval-{label}", results_dir, device, 0, limit, None,
+    cfg = _build_config(suite, ["precomputed"], metrics, name, results_dir, device, 0, limit, None,
                         True, True, [f"precomputed.dir={json.dumps(str(edits.resolve()))}", f"precomputed.resize={str(resize).lower()}"],
                         metric_opt, None, num_frames, size, batch_size, 0, False, method_labels={"precomputed": label})
+    cfg.samples = _samples_with_edits(cfg, edits)
     _run(cfg, export=not no_export)
+
+
+def _samples_with_edits(cfg: Any, edits: Path) -> list[str]:
+    """The suite's samples that have an edit in `edits`; the missing ones are one summary line and a
+    list in `<run>/eval_missing.txt`, not an error row each."""
+    from bench.suites import load_suite
+    from methods.precomputed import LAYOUT, find_edit
+
+    try:
+        samples = list(load_suite(cfg.suite).samples)
+    except VidEditBenchError as e:
+        _fail(str(e))
+    found, missing = [], []
+    for s in samples:
+        (found if find_edit(edits, s)[0] is not None else missing).append(s)
+    if not found:
+        first = samples[0] if samples else None
+        example = f" (e.g. {edits / first.video_id / first.edit_id})" if first else ""
+        _fail(f"{edits}: no edit of any of the {len(samples)} samples of suite '{cfg.suite}'; expected {LAYOUT}"
+              f"{example}; `videditbench suite show {cfg.suite}` lists the ids")
+    if missing:
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        listing = cfg.run_dir / "eval_missing.txt"
+        listing.write_text("".join(f"{s.uid}\t{edits / s.video_id / s.edit_id}\n" for s in missing))
+        console.print(f"eval: {len(missing)} of {len(samples)} samples have no edit in {_esc(str(edits))}; scoring the "
+                      f"{len(found)} found (missing ones listed in {_esc(str(listing))})", highlight=False)
+    return [s.uid for s in found]
 
 
 @app.command()

@@ -11,7 +11,7 @@ from rich.table import Table
 from bench.api.errors import VidEditBenchError
 from bench.cli.common import _fail, _split, console
 
-weights_app = typer.Typer(help="Model weights: list, download, verify.", no_args_is_help=True)
+weights_app = typer.Typer(rich_markup_mode=None, help="Model weights: list, download, verify.", no_args_is_help=True)
 
 
 @weights_app.command("list")

@@ -69,6 +69,7 @@ class RunConfig:
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
     suite_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. num_frames, size
+    samples: list[str] | None = None  # only these sample uids (eval: the samples that have an edit)
     source_cache: bool = True
     # each edit decoded once per run for all metrics (bench.store.frame_cache); False (or VIDEDITBENCH_DECODE_ONCE=0)
     # restores the old path, one decode per metric, for benchmarks
@@ -172,7 +173,11 @@ class Runner:
         self.suite = load_suite(config.suite, **config.suite_overrides)
         self.device = resolve_device(config.device)
         self.batch_size = resolve_batch_size(config.batch_size, self.device)
-        samples = shard_filter(list(self.suite.samples), config.shard)
+        samples = list(self.suite.samples)
+        if config.samples is not None:
+            wanted = set(config.samples)
+            samples = [s for s in samples if s.uid in wanted]
+        samples = shard_filter(samples, config.shard)
         self.samples = samples[: config.limit] if config.limit else samples
         self.run_dir = config.run_dir
         self.store = None if worker else ResultStore(self.run_dir)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-study_app = typer.Typer(help="Human preference studies: create from a run, serve to raters, analyse the votes.",
+study_app = typer.Typer(rich_markup_mode=None, help="Human preference studies: create from a run, serve to raters, analyse the votes.",
                         no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
