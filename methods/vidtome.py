@@ -49,20 +49,26 @@ identity and our matching and returns the matching to use (a test hook that repl
 decisions); `on_step` sees each step's noise and latents; the returned state keeps every draw
 (`chunk_log`, `calls`).
 
-Differences from the official code that change output frames, in the `official` preset:
-* non-square sources: the official code outputs only the centre crop; the harness returns frames at
-  the source size, so the crop's output is resized (Lanczos) to the source size (stretched). Square
-  sources (e.g. V2VBench's 512x512) are unaffected.
-* chunks of more than 8 frames (chunk_size > 8, not the default 4): from the third local-merge round
-  on, the official code counts the wrong tokens as the previous rounds' leftovers (it keeps them
-  behind the destinations but indexes them as if in front); ours keeps them in front and indexes
-  them there.
-* a clip of more than 32 frames: the official default `frame_range: [0, 32, 1]` edits the first
-  32 frames only; we edit every frame (the harness needs all of them).
-* float-level noise only otherwise (attention via SDPA, the diffusers DDIM step, our token order
-  within the merged sequence), which can flip near-tie matches; on the golden the replayed run is
-  within the golden's tolerances and our own matching equals the official one except at the listed
-  near-ties (tests/test_method_goldens_vidtome.py).
+Differences from the official code that change output frames, in the `official` preset
+(`OFFICIAL_DIFFERENCES`, also the README's methods table):
+* non-square sources: the official centre crop's output stretched to the source size. The official
+  code outputs only the crop; the harness needs frames at the source size, so the crop's output is
+  resized (Lanczos) to it. Square sources (e.g. V2VBench's 512x512) are unaffected.
+* chunks over 16 frames: leftover tokens of earlier local rounds indexed where they are. A chunk
+  needs a third local-merge round only past target_stride^2 = 16 frames (chunk_size > 16; the
+  default is 4); there the official code has moved the previous rounds' leftovers behind the
+  destinations but still indexes them as if in front, so it merges the wrong tokens; ours keeps
+  and indexes them in front. Chunks up to 16 frames merge identically.
+* clips over 32 frames: every frame edited (official: the first 32). The official default
+  `frame_range: [0, 32, 1]` edits the first 32 frames; the harness needs all of them.
+Everything else equals the official code up to float noise (attention via SDPA, the diffusers DDIM
+step, our token order within the merged sequence), which can flip near-tie matches. On the golden
+(tests/test_method_goldens_vidtome.py) the draws are identical, the inversion is within 2.2e-5, the
+editing with the official decisions replayed is within the golden's tolerances, and our own matching
+equals the official one except at listed near-ties and bit-identical copies. Free-running, such
+flips cascade (as between two runs of the official code on 1 vs 2 threads), so the end-to-end
+output is only close (the RECIPE's loose bound); the first differing tensor is the noise of the
+first step with a flipped near-tie, caused by the official nearest-neighbour matching itself.
 The default (ours) further differs by `draws: independent`, `resize: shorter_side`, `uint8: round`
 and inverting with "" (prepared once per video; official inverts with a source caption).
 """
@@ -85,6 +91,13 @@ NEGATIVE_PROMPT = "ugly, blurry, low res"
 DRAWS = ("independent", "official")
 RESIZES = ("shorter_side", "official")
 UINT8 = ("round", "floor")
+#: differences from the official code that change output frames in the `official` preset (docstring and
+#: README's methods table name each; tests/test_method_goldens_vidtome.py keeps them in step)
+OFFICIAL_DIFFERENCES = (
+    "non-square sources: the official centre crop's output stretched to the source size",
+    "chunks over 16 frames: leftover tokens of earlier local rounds indexed where they are",
+    "clips over 32 frames: every frame edited (official: the first 32)",
+)
 
 
 # ------------------------------------------------------------------------------------------------
