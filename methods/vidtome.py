@@ -67,8 +67,12 @@ step, our token order within the merged sequence), which can flip near-tie match
 editing with the official decisions replayed is within the golden's tolerances, and our own matching
 equals the official one except at listed near-ties and bit-identical copies. Free-running, such
 flips cascade (as between two runs of the official code on 1 vs 2 threads), so the end-to-end
-output is only close (the RECIPE's loose bound); the first differing tensor is the noise of the
-first step with a flipped near-tie, caused by the official nearest-neighbour matching itself.
+output is only close (the RECIPE's loose bound). Fed the golden's inverted latents with our own
+decisions, the first tensor that differs is the guided noise of step 6 (t=301; steps 0-5 agree
+within 7e-5, step 6 by 0.16): its first differing decision is chunk 3's local merge in
+`up_blocks.2.attentions.0`, where token 224 goes to destination 0 instead of 51, a near-tie the
+golden lists (score gap 5.4e-7); the later blocks of that call then see different inputs. The cause
+is the official hard nearest-neighbour matching at float32 noise, not a behaviour we differ in.
 The default (ours) further differs by `draws: independent`, `resize: shorter_side`, `uint8: round`
 and inverting with "" (prepared once per video; official inverts with a source caption).
 """
