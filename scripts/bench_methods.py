@@ -7,6 +7,10 @@ Every method runs through `bench.running.runner.Runner` on the mini suite at a s
 stores medians-worthy rows; this script repeats each method `--repeats` times in fresh run folders
 and prints medians. The `source` method (a copy) is the baseline: its time is the harness's cost.
 Usage: python scripts/bench_methods.py [--repeats 3] [--samples 2] [--size 64] [--num-frames 4]
+
+`--goldens` instead times each adapter's `official` preset on its method golden
+(../shared/goldens/methods/<name>: the golden's tiny models, frames and settings): CPU seconds per
+edit (inversion included, model loading not), beside the official code's time the RECIPE gives.
 """
 
 from __future__ import annotations
@@ -55,6 +59,60 @@ def tiny_components(root: Path) -> dict[str, dict]:
     }
 
 
+def _golden_frames(folder: Path):
+    import numpy as np
+    from PIL import Image
+
+    from bench.types import Video
+
+    return Video(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]), fps=8.0)
+
+
+def golden_edit_vidtome(golden: Path) -> tuple[dict, object, dict, float | None]:
+    """(method options, video, edit kwargs, the official code's seconds per run from the RECIPE)."""
+    import json
+
+    exp = json.loads((golden / "expected.json").read_text())
+    cfg = exp["config_resolved"]
+    options = {"preset": "official", "weights": str(golden / "models" / "sd15-tiny"), "resolution": cfg["height"],
+               "num_inference_steps": cfg["generation"]["n_timesteps"], "num_inversion_steps": cfg["inversion"]["steps"]}
+    kwargs = {"prompt": exp["prompts"]["edit_prompt"], "source_prompt": exp["prompts"]["inversion_prompt"]}
+    return options, _golden_frames(golden / "inputs" / "bbb"), kwargs, exp.get("run_seconds_golden")
+
+
+#: method -> its golden edit (the golden folder is ../shared/goldens/methods/<method>)
+GOLDEN_EDITS = {"vidtome": golden_edit_vidtome}
+
+
+def bench_goldens(repeats: int, wanted: list[str]) -> None:
+    """Official-preset edits on the method goldens: CPU time per edit (process CPU and wall), medians."""
+    import torch
+
+    from bench.catalog import METHODS
+
+    root = Path(os.environ.get("VIDEDITBENCH_GOLDENS", ROOT.parent / "shared" / "goldens")) / "methods"
+    print(f"official presets on the method goldens ({root}), torch threads {torch.get_num_threads()}, "
+          f"{repeats} repeats (medians)\n")
+    print(f"{'method':14s} {'frames':>6s} {'CPU s/edit':>11s} {'wall s/edit':>12s} {'official code wall s':>21s}")
+    for name in wanted or list(GOLDEN_EDITS):
+        if not (root / name / "expected.json").is_file():
+            print(f"{name:14s} no golden at {root / name}")
+            continue
+        options, video, kwargs, official_s = GOLDEN_EDITS[name](root / name)
+        cpu, wall = [], []
+        for _ in range(repeats):
+            method = METHODS.get(name)(device="cpu", seed=123, **options)
+            method.setup()  # loading is not part of an edit
+            c, t = time.process_time(), time.perf_counter()
+            method.edit(video, **kwargs)
+            cpu.append(time.process_time() - c)
+            wall.append(time.perf_counter() - t)
+        ref = f"{official_s:21.1f}" if official_s else f"{'-':>21s}"
+        print(f"{name:14s} {video.num_frames:6d} {statistics.median(cpu):11.1f} {statistics.median(wall):12.1f} {ref}")
+    print("\nofficial code wall s: the RECIPE's time of one official run (inversion + editing + decoding, 1 thread, "
+          "CPU, float32).")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
@@ -62,7 +120,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--num-frames", type=int, default=4)
     ap.add_argument("--methods", default="", help="comma-separated subset")
+    ap.add_argument("--goldens", action="store_true", help="time the official presets on the method goldens")
     args = ap.parse_args()
+    if args.goldens:
+        bench_goldens(args.repeats, [m for m in args.methods.split(",") if m])
+        return
 
     from bench.running.runner import RunConfig, run_benchmark
     from bench.store.results import ResultStore
