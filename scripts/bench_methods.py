@@ -63,7 +63,7 @@ def _golden_frames(folder: Path):
     import numpy as np
     from PIL import Image
 
-    from bench.types import Video
+    from bench.api.types import Video
 
     return Video(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]), fps=8.0)
 
@@ -88,7 +88,7 @@ def bench_goldens(repeats: int, wanted: list[str]) -> None:
     """Official-preset edits on the method goldens: CPU time per edit (process CPU and wall), medians."""
     import torch
 
-    from bench.catalog import METHODS
+    from bench.api.catalog import METHODS
 
     root = Path(os.environ.get("VIDEDITBENCH_GOLDENS", ROOT.parent / "shared" / "goldens")) / "methods"
     print(f"official presets on the method goldens ({root}), torch threads {torch.get_num_threads()}, "
