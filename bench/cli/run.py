@@ -185,7 +185,40 @@ def _print_summary(summary, already_logged: set[str] | None = None) -> None:
     )
 
 
-def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> dict[str, Path]:
+def _select(scores: Any, edits: Any, methods: list[str] | None, exclude: list[str] | None,
+            metrics: list[str] | None, task: str | None) -> tuple[Any, Any]:
+    """The rows a leaderboard is built from, narrowed by `leaderboard --methods/--exclude-methods/
+    --metrics/--task` (reference rows such as `source` stay unless excluded by name)."""
+    from bench.store.pairing import is_reference_config
+
+    def check(kind: str, asked: list[str], have: set[str]) -> None:
+        unknown = [a for a in asked if a not in have]
+        if unknown:
+            _fail(f"{kind} {', '.join(unknown)} not in this run; valid: {', '.join(sorted(have)) or '(none)'}")
+
+    all_methods = set(edits["method"]) | set(scores["method"])
+    refs = set(edits.loc[[is_reference_config(c) for c in edits["method_config"]], "method"]) if len(edits) else set()
+    if methods:
+        check("method(s)", methods, all_methods)
+        keep = (set(methods) | refs) - set(exclude or [])
+    else:
+        keep = all_methods - set(exclude or [])
+    if exclude:
+        check("method(s)", exclude, all_methods)
+    scores, edits = scores[scores["method"].isin(keep)], edits[edits["method"].isin(keep)]
+    if metrics:
+        check("metric(s)", metrics, set(scores["metric"]) | set(scores["metric_family"]))
+        scores = scores[scores["metric"].isin(metrics) | scores["metric_family"].isin(metrics)]
+    if task:
+        check("task", [task], set(edits["task"]))
+        edits = edits[edits["task"] == task]
+        scores = scores[scores["sample_uid"].isin(set(edits["sample_uid"])) | scores["edit_key"].isna()]
+    return scores, edits
+
+
+def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True, methods: list[str] | None = None,
+            exclude: list[str] | None = None, metrics: list[str] | None = None,
+            task: str | None = None) -> dict[str, Path]:
     from bench.report.table import build_leaderboard
     from bench.report.export import export_leaderboard
     from bench.store.results import ResultStore
@@ -193,6 +226,8 @@ def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> 
     out = out_dir or (run_dir / "leaderboard")
     with ResultStore(run_dir) as store:
         scores, edits = store.scores_frame(), store.edits_frame()
+    if methods or exclude or metrics or task:
+        scores, edits = _select(scores, edits, methods, exclude, metrics, task)
     lb = build_leaderboard(scores, edits)
     paths = dict(export_leaderboard(lb, out))
     for task, sub in lb.sections.items():  # each task's paired comparison also gets files of its own
@@ -555,13 +590,21 @@ def leaderboard(
     run_dir: Path = typer.Argument(..., help="A run folder (results/<run>) or its results.sqlite."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: <run>/leaderboard)."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip the HTML report."),
+    methods: Optional[list[str]] = typer.Option(None, "--methods", "-m", help="Only these methods (comma-separated stored names; reference rows stay)."),
+    exclude_methods: Optional[list[str]] = typer.Option(None, "--exclude-methods", help="Leave these methods out (e.g. one that shrinks the paired set)."),
+    metrics: Optional[list[str]] = typer.Option(None, "--metrics", "-k", help="Only these metrics (names or families, comma-separated)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Only this task: text, image or subject."),
 ) -> None:
     """Build the leaderboard (CSV, Markdown, JSON, plots) and the HTML report from a run's store."""
     path = run_dir.parent if run_dir.suffix == ".sqlite" else run_dir
     if not (path / "results.sqlite").is_file():
         _fail(f"{path} has no results.sqlite; pass a run folder like results/mini")
+    if (methods or exclude_methods or metrics or task) and out is None:
+        _fail("--methods/--exclude-methods/--metrics/--task write a narrowed leaderboard: give it its own --out folder "
+              "(the run's leaderboard/ stays the full one)")
     try:
-        exported = _export(path, out, report=not no_report)
+        exported = _export(path, out, report=not no_report, methods=_split(methods) or None,
+                           exclude=_split(exclude_methods) or None, metrics=_split(metrics) or None, task=task)
     except VidEditBenchError as e:
         _fail(str(e))
     for kind, p in exported.items():

@@ -173,6 +173,10 @@ def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
     else:
         parts = [f"{level} {title[0].upper() + title[1:]}: unpaired means", "",
                  "Each method over all of its own samples (not a paired comparison).", ""]
+    for r in s.get("paired_shrink") or []:
+        parts += [f"Paired set shrunk by {_md_escape(r['method'])}: it finished {r['n_finished']} of {s['n_samples']} "
+                  f"samples; without it the others are compared on {r['n_without']} (`videditbench leaderboard RUN "
+                  f"--exclude-methods {_md_escape(r['method'])}`).", ""]
     parts += [markdown_table(display_table(lb)), ""]
     missing = not_computed_headers(lb)
     if missing:

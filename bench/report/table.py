@@ -647,6 +647,20 @@ def _references(edits: pd.DataFrame, methods: list[str], explicit: Iterable[str]
     return [m for m in methods if m in refs or m.split("#", 1)[0] in refs]
 
 
+def paired_set_shrinkers(finished: dict[str, set[str]], compared: list[str], n_paired: int) -> list[dict]:
+    """Methods whose unfinished samples shrink the paired set: [{method, n_finished, n_without}],
+    n_without = the paired set's size without that method (largest first)."""
+    out = []
+    if len(compared) < 2:
+        return out
+    for m in compared:
+        others = [finished[c] for c in compared if c != m]
+        n_without = len(set.intersection(*others))
+        if n_without > n_paired:
+            out.append({"method": m, "n_finished": len(finished[m]), "n_without": n_without})
+    return sorted(out, key=lambda r: (-r["n_without"], r["method"]))
+
+
 def _dropped(uids: set[str], compared: list[str], finished: dict[str, set[str]], edits: pd.DataFrame) -> pd.DataFrame:
     """One row per (dropped sample, compared method that did not finish it) with that edit's status."""
     idx = {(m, u): (st, msg) for m, u, st, msg in zip(edits["method"], edits["sample_uid"], edits["status"], edits["message"])}
@@ -917,10 +931,12 @@ def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool
     dropped = pd.DataFrame(columns=["sample_uid", "method", "status", "message"])
     n_paired = n_total = 0
     compared = compared_methods(finished, refs)
+    shrink: list[dict] = []
     if paired:
         pset = paired_set(finished, refs)
         all_uids = set(edits["sample_uid"]) | set(sample_scores["sample_uid"])
         n_paired, n_total = len(pset), len(all_uids)
+        shrink = paired_set_shrinkers(finished, compared, n_paired)
         dropped = _dropped(all_uids - pset, compared, finished, edits)
         in_p = sample_scores[sample_scores["sample_uid"].isin(pset)]
         fin = [u in finished.get(m, ()) for m, u in zip(in_p["method"], in_p["sample_uid"])]
@@ -1001,7 +1017,8 @@ def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool
                   "display_scales": {k: list(v) for k, v in sorted(scales.items())},
                   "aggregate_doc": AGGREGATE_DOC, "pairing_doc": PAIRING_DOC,
                   "rank_doc": RANK_DOC.format(n_boot=bootstrap, seed=seed, level=95),
-                  "unequal_n": unequal, "n_paired": n_paired, "n_samples": n_total, "compared": compared},
+                  "unequal_n": unequal, "n_paired": n_paired, "n_samples": n_total, "compared": compared,
+                  "paired_shrink": shrink},
         sample_values=values,
     )
     lb.edit_type_aggregate = per_group_aggregate(lb, "edit_type")
