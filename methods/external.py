@@ -19,17 +19,16 @@ Config:
 
   Use `{{` / `}}` for literal braces. A template that uses `{reference}` / `{mask}` / `{prompt}`
   makes the method need that input (samples without it are "not applicable"); override with `needs`.
-* `shell` (default false): run the template as one `/bin/sh -c` line.
+* `shell` (default false): run the template as one `/bin/sh -c` line (no placeholders allowed then).
 
-  Security: a prompt from a downloaded dataset must never run anything. Wherever a shell will parse
-  the text — `shell: true`, or the script argument of a shell in the argv (`sh -c "…"`,
-  `bash -lc '…'`, `conda run -n env bash -c "…"`) — a placeholder is NOT pasted in: it becomes a
-  reference to an environment variable holding the value (`"$VIDEDITBENCH_PROMPT"` unquoted,
-  `${VIDEDITBENCH_PROMPT}` inside double quotes, `'"$VIDEDITBENCH_PROMPT"'` inside single quotes),
-  and a shell never re-parses an expanded variable, so `;`, `$( )`, backticks and newlines stay
-  text. Every value is also exported as `VIDEDITBENCH_<PLACEHOLDER>` for scripts that prefer the
-  environment. Code that itself re-parses a value (`eval`, `python -c "…{prompt}…"`) is outside
-  what the template can protect: read the value from the environment there.
+  Security: a prompt from a downloaded dataset must never run anything, so a placeholder is only
+  ever substituted inside one argv element of a program that is neither a shell nor a program that
+  hands text to a shell or an interpreter (`methods/external_template.py` has the rule and the
+  lists). A template whose placeholders could reach such a parser — `shell: true`, `bash -o
+  pipefail -c "… {prompt}"`, `ssh host …`, `xargs`, `env -S`, `python -c "…{prompt}…"`, a
+  placeholder as the program, or anything the check cannot prove safe — is refused with one line
+  naming the template. Every value is exported as `VIDEDITBENCH_<PLACEHOLDER>`: scripts run by a
+  shell read `"$VIDEDITBENCH_PROMPT"` (a shell never re-parses an expanded variable).
 * `timeout_s` (default 3600): the whole process group is terminated (SIGTERM, then SIGKILL after
   5 s) when it runs longer.
 * `env` (mapping, merged over the current environment), `cwd` (working directory).
@@ -66,6 +65,7 @@ import numpy as np
 from bench.errors import MethodOutputError, VidEditBenchError, VideoReadError
 from bench.method import Method
 from bench.types import Sample, Video
+from methods.external_template import check_template
 
 PLACEHOLDERS = (
     "input", "input_video", "output", "prompt", "source_prompt", "reference", "mask", "seed", "width",
@@ -107,8 +107,6 @@ def template_fields(parts: list[str]) -> set[str]:
     return used
 
 
-#: programs whose `-c` argument is a script that a shell parses
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish"})
 ENV_PREFIX = "VIDEDITBENCH_"
 
 
@@ -117,94 +115,8 @@ def env_name(field: str) -> str:
 
 
 def placeholder_env(values: dict[str, Any]) -> dict[str, str]:
-    """Every placeholder's value as an environment variable (how shell-parsed templates receive them)."""
+    """Every placeholder's value as an environment variable (how shell scripts must read them)."""
     return {env_name(k): str(v) for k, v in values.items() if k in PLACEHOLDERS}
-
-
-def shell_script_positions(parts: list[str]) -> set[int]:
-    """Indices of argv elements that a shell will parse as a script: the first operand after a
-    `-c` flag (`-c`, `-lc`, `-ec`, …) of a shell program anywhere in the argv."""
-    out: set[int] = set()
-    for i, p in enumerate(parts):
-        if Path(p.strip()).name not in SHELLS:
-            continue
-        saw_c = False
-        for j in range(i + 1, len(parts)):
-            a = parts[j]
-            if a.startswith("-") and not a.startswith("--") and len(a) > 1:
-                saw_c = saw_c or "c" in a[1:]
-                continue
-            if a.startswith("--"):
-                continue
-            if saw_c:
-                out.add(j)
-            break
-    return out
-
-
-def _quote_state(text: str, state: str) -> str:
-    """The shell quoting state ('', "'", '"') after `text`, starting in `state`."""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if state == "'":
-            if c == "'":
-                state = ""
-        elif state == '"':
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                state = ""
-        else:
-            if c == "\\":
-                i += 1
-            elif c == "'":
-                state = "'"
-            elif c == '"':
-                state = '"'
-        i += 1
-    return state
-
-
-def shell_safe_format(template: str) -> str:
-    """Replace each `{placeholder}` of a shell-parsed template by a reference to its environment
-    variable, written for the quoting context it sits in, so the value is one word and never code."""
-    out: list[str] = []
-    state = ""
-    for literal, field, _, _ in string.Formatter().parse(template):
-        out.append(literal)
-        state = _quote_state(literal, state)
-        if field is None:
-            continue
-        var = env_name(field)
-        if state == "'":
-            out.append(f"'\"${{{var}}}\"'")
-        elif state == '"':
-            out.append(f"${{{var}}}")
-        else:
-            out.append(f"\"${{{var}}}\"")
-    return "".join(out)
-
-
-def check_no_nested_shell(script: str) -> None:
-    """Refuse placeholders inside a shell script that a shell-parsed template hands to another shell
-    (`sh -c 'bash -c "… {prompt}"'`) or to `eval`: the value would be parsed twice."""
-    text = "".join(lit + (f"__VEB_{f}__" if f is not None else "") for lit, f, _, _ in string.Formatter().parse(script))
-    lex = shlex.shlex(text, posix=True, punctuation_chars=True)
-    lex.whitespace_split = True
-    try:
-        tokens = list(lex)
-    except ValueError as e:
-        raise VidEditBenchError(f"external: cannot parse the shell command {script!r}: {e}") from None
-    nested = [tokens[i] for i in shell_script_positions(tokens) if "__VEB_" in tokens[i]]
-    if "eval" in tokens and "__VEB_" in text:
-        nested.append("eval")
-    if nested:
-        raise VidEditBenchError(
-            f"external: a placeholder sits inside a nested shell script or eval in {script!r}, where the value "
-            "would be parsed twice; in that inner script write \"$VIDEDITBENCH_PROMPT\" (every placeholder is "
-            "exported as VIDEDITBENCH_<NAME>) instead of {prompt}"
-        )
 
 
 def log_tail(path: Path, n: int = LOG_TAIL_CHARS) -> str:
@@ -382,8 +294,8 @@ class ExternalMethod(Method):
         if not self.parts:
             raise VidEditBenchError("external: command is empty")
         self.fields = template_fields(self.parts)
-        for i in range(len(self.parts)) if self.cfg["shell"] else shell_script_positions(self.parts):
-            check_no_nested_shell(self.parts[i])
+        shown = cmd if isinstance(cmd, str) else shlex.join(self.parts)
+        check_template(self.parts, bool(self.cfg["shell"]), shown if len(shown) <= 200 else shown[:197] + "...")
         if float(self.cfg["timeout_s"]) <= 0:
             raise VidEditBenchError(f"external: timeout_s must be > 0, got {self.cfg['timeout_s']}")
         if not isinstance(self.cfg["env"] or {}, dict):
@@ -439,11 +351,12 @@ class ExternalMethod(Method):
         return paths
 
     def _argv(self, values: dict[str, Any]) -> tuple[list[str] | str, str]:
+        # check_template proved that no placeholder reaches a shell or code parser: each value is
+        # substituted inside one argv element (with shell: true there are none; values are in the env)
         if self.cfg["shell"]:
-            line = shell_safe_format(self.parts[0])
+            line = self.parts[0].format_map(values)
             return line, line
-        script_parts = shell_script_positions(self.parts)
-        argv = [shell_safe_format(p) if i in script_parts else p.format_map(values) for i, p in enumerate(self.parts)]
+        argv = [p.format_map(values) for p in self.parts]
         return argv, shlex.join(argv)
 
     def edit(
