@@ -18,6 +18,7 @@ from rich.markup import escape as _esc
 from rich.table import Table
 
 from bench.errors import VidEditBenchError
+from bench.redaction import clip_text, redact
 
 app = typer.Typer(
     name="videditbench",
@@ -41,7 +42,7 @@ err_console = Console(stderr=True)
 
 def _fail(msg: str, code: int = 2) -> None:
     """One line (untrusted text is escaped: rich markup in a path or message is printed as is)."""
-    err_console.print(f"[bold red]error:[/] {_esc(str(msg))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {_esc(clip_text(redact(str(msg))))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -177,7 +178,7 @@ def _progress_and_log(interval: float = 5.0):
 
     def on_log(msg: str) -> None:
         logged.add(msg)
-        progress.console.print(msg, style="dim", highlight=False, soft_wrap=True, markup=False)
+        progress.console.print(clip_text(redact(msg)), style="dim", highlight=False, soft_wrap=True, markup=False)
 
     progress.logged = logged  # type: ignore[attr-defined]
     return progress, on_progress, on_log
@@ -215,7 +216,8 @@ def _print_summary(summary, already_logged: set[str] | None = None) -> None:
             break
         count = f" ×{n}" if n > 1 else ""
         # one plain line each: long paths and commands are never folded mid-name
-        console.print(f"  {kind} {what}{count} {status}: {msg}", soft_wrap=True, highlight=False, markup=False)
+        console.print(f"  {kind} {what}{count} {status}: {clip_text(redact(str(msg)))}", soft_wrap=True, highlight=False,
+                      markup=False)
         shown += 1
     console.print(
         f"new edits: {summary.edits_done} (already done: {summary.edits_skipped_existing}); "

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from bench.errors import VidEditBenchError
+from bench.redaction import clip_text, redact, scrub_env_secrets
 from bench.runpaths import resolve_stored, to_stored
 
 SCHEMA_VERSION = 1
@@ -134,6 +135,14 @@ def _finite_or_none(x: float | None) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
 
 
+def _safe_text(d: dict[str, Any]) -> dict[str, Any]:
+    """No registered secret in any text column; messages cut at the common length limit."""
+    d = {k: redact(v) if isinstance(v, str) else v for k, v in d.items()}
+    if isinstance(d.get("message"), str):
+        d["message"] = clip_text(d["message"])
+    return d
+
+
 def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
     """An existing database must be a store of ours, of this schema version (never silently adapted)."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -204,7 +213,8 @@ class ResultStore:
         with self._tx():
             self.conn.execute(
                 "INSERT INTO invocations (started, config, code_version, environment) VALUES (?,?,?,?)",
-                (time.time(), json.dumps(config, default=str), code_version, json.dumps(environment, default=str)),
+                (time.time(), redact(json.dumps(scrub_env_secrets(config), default=str)), code_version,
+             redact(json.dumps(environment, default=str))),
             )
 
     def put_edit(self, row: EditRow) -> None:
@@ -215,6 +225,7 @@ class ResultStore:
         for k in ("preprocess_s", "generate_s", "peak_memory_mb"):
             d[k] = _finite_or_none(d[k])
         d["output_dir"], d["source_dir"] = to_stored(self.run_dir, d["output_dir"]), to_stored(self.run_dir, d["source_dir"])
+        d = _safe_text(d)
         cols = ",".join(EDIT_COLUMNS)
         marks = ",".join("?" for _ in EDIT_COLUMNS)
         with self._tx():
@@ -240,6 +251,7 @@ class ResultStore:
             if d["value"] is not None:
                 v = float(d["value"])
                 d["value"] = v if v == v else None
+            d = _safe_text(d)
             values.append([d[c] for c in SCORE_COLUMNS])
         with self._tx():
             self.conn.executemany(f"INSERT OR REPLACE INTO scores ({cols}) VALUES ({marks})", values)
@@ -374,6 +386,7 @@ class ResultStore:
         """Insert an edit row as read from a store (merge): keeps its `created`, and its scores."""
         d = dict(d)
         d["output_dir"], d["source_dir"] = to_stored(self.run_dir, d["output_dir"]), to_stored(self.run_dir, d["source_dir"])
+        d = _safe_text(d)
         cols = ",".join(EDIT_COLUMNS)
         with self._tx():
             self.conn.execute(f"INSERT OR REPLACE INTO edits ({cols}) VALUES ({','.join('?' for _ in EDIT_COLUMNS)})",

@@ -65,6 +65,7 @@ import numpy as np
 from bench.errors import MethodOutputError, VidEditBenchError, VideoReadError
 from bench.method import Method
 from bench.types import Sample, Video
+from bench.redaction import is_secret, register_secret
 from methods.external_template import check_template
 
 PLACEHOLDERS = (
@@ -300,6 +301,9 @@ class ExternalMethod(Method):
             raise VidEditBenchError(f"external: timeout_s must be > 0, got {self.cfg['timeout_s']}")
         if not isinstance(self.cfg["env"] or {}, dict):
             raise VidEditBenchError("external: env must be a mapping of NAME: value")
+        for k, v in (self.cfg["env"] or {}).items():
+            if is_secret(k, v):
+                register_secret(v)
         if self.cfg["cwd"] and not Path(str(self.cfg["cwd"])).expanduser().is_dir():
             raise VidEditBenchError(f"external: cwd '{self.cfg['cwd']}' is not a folder")
         # instance-level task/need metadata derived from the template (shadows the class defaults)
@@ -318,7 +322,12 @@ class ExternalMethod(Method):
         self.last_run: ExternalRun | None = None
 
     def config(self) -> dict[str, Any]:
-        return {k: v for k, v in super().config().items() if k not in _NON_IDENTITY}
+        """The identity hashed into result keys and stored as method_config: secrets in `env` (by name or
+        token shape) are left out, since they cannot change the frames and must not be stored."""
+        cfg = {k: v for k, v in super().config().items() if k not in _NON_IDENTITY}
+        if isinstance(cfg.get("env"), dict):
+            cfg["env"] = {k: v for k, v in cfg["env"].items() if not is_secret(k, v)}
+        return cfg
 
     def _log_dir(self) -> Path:
         if self.cfg["log_dir"]:
