@@ -211,6 +211,15 @@ def validate_output(out: Any, source: Video, method: str) -> np.ndarray:
     return frames
 
 
+def _read_edit(folder: str) -> np.ndarray:
+    """An edit's frames; a symbolic link in its folder is refused, never followed out of the run."""
+    from bench.safe_files import refuse_links
+    from bench.video_io import read_video
+
+    refuse_links(folder)
+    return read_video(folder)[0]
+
+
 def _is_oom(e: BaseException) -> bool:
     if isinstance(e, MemoryError):
         return True
@@ -450,7 +459,7 @@ class Runner:
         from bench.video_io import read_video
 
         loaded = self.load(sample)
-        frames = self._frames.get(row["output_dir"], lambda: read_video(row["output_dir"])[0])
+        frames = self._frames.get(row["output_dir"], lambda: _read_edit(row["output_dir"]))
         return EvalItem(
             sample=sample, source=loaded.video, edited=Video(frames, fps=loaded.video.fps), prompt=sample.target_prompt,
             reference=loaded.reference, mask=loaded.mask, flow_gt=loaded.flow_gt,

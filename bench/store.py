@@ -339,7 +339,8 @@ class ResultStore:
         The other run's edit and source frame folders are copied along (paths are run-relative); a
         row whose path leaves the other run is taken without its path (the edit is redone on resume)."""
         import os
-        import shutil
+
+        from bench.safe_files import copy_tree_without_links
 
         other_path = Path(other)
         if other_path.is_dir():
@@ -361,7 +362,7 @@ class ResultStore:
                     rel = Path(r[k]).relative_to(src.run_dir.resolve())
                     dest = self.run_dir / rel
                     if Path(r[k]).is_dir() and not dest.is_dir():
-                        shutil.copytree(r[k], dest)
+                        copy_tree_without_links(r[k], dest)  # a link never brings outside files in
                     r[k] = str(dest)
                 self.put_edit_row(r)
             cols = ",".join(SCORE_COLUMNS)
