@@ -64,6 +64,8 @@ def _parse_options(values: list[str] | None, kind: str) -> dict[str, dict[str, A
     """`NAME.KEY=VALUE` (VALUE parsed as YAML) -> {NAME: {KEY: VALUE}}."""
     import yaml
 
+    from bench import safe_yaml
+
     out: dict[str, dict[str, Any]] = {}
     for item in values or []:
         if "=" not in item or "." not in item.split("=", 1)[0]:
@@ -72,7 +74,7 @@ def _parse_options(values: list[str] | None, kind: str) -> dict[str, dict[str, A
         lhs, value = item.split("=", 1)
         name, key = lhs.split(".", 1)
         try:
-            parsed = yaml.safe_load(value)
+            parsed = safe_yaml.load(value)
         except yaml.YAMLError as e:
             _fail(f"bad --{kind}-opt '{item[:200]}': the value is not valid YAML ({str(e).splitlines()[0]}); quote it")
         out.setdefault(name.strip(), {})[key.strip()] = parsed
@@ -103,6 +105,8 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
         return {}
     import yaml
 
+    from bench import safe_yaml
+
     if not path.is_file():
         from bench.presets import preset_path
 
@@ -110,7 +114,7 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
     if not path.is_file():
         _fail(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_yaml.load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:  # includes !!python/... tags, which safe_load refuses
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -142,13 +142,19 @@ def parse_metric_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """`name` or `name@key=value,key=value` (a metric variant chosen in the metric list itself)."""
     import yaml
 
+    from bench import safe_yaml
+
     name, _, rest = spec.partition("@")
     options: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         if "=" not in part:
             raise VidEditBenchError(f"bad metric spec '{spec}'; expected name@key=value[,key=value], e.g. warp_error@flow=dis")
         key, value = part.split("=", 1)
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = safe_yaml.load(value)
+        except yaml.YAMLError as e:
+            raise VidEditBenchError(f"bad metric spec '{spec[:200]}': {key.strip()}= is not valid YAML "
+                                    f"({str(e).splitlines()[0]}); quote the value") from None
     return name.strip(), options
 
 

@@ -139,8 +139,10 @@ def read_manifest_file(path: str | Path) -> dict:
     else:
         import yaml
 
+        from bench import safe_yaml
+
         try:
-            data = yaml.safe_load(text)
+            data = safe_yaml.load(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
