@@ -716,7 +716,7 @@ def suite_validate(suite: str = typer.Argument(..., help="Suite name or manifest
     by_task: dict[str, int] = {}
     for sample in s.samples:
         by_task[sample.task] = by_task.get(sample.task, 0) + 1
-    console.print(f"{s.name}: {len(s.samples)} samples ({', '.join(f'{k}: {v}' for k, v in sorted(by_task.items()))}) — valid"
+    console.print(f"{_esc(s.name)}: {len(s.samples)} samples ({', '.join(f'{k}: {v}' for k, v in sorted(by_task.items()))}) — valid"
                   + (f"; loaded {n_loaded}" if load else ""))
 
 
