@@ -56,3 +56,37 @@ def test_study_markdown_escapes_labels_and_commands_survive_markup(tmp_path):
     for cmd in (["study", "links", f"{run}:pilot"], ["study", "status", f"{run}:pilot"]):
         r = cli.invoke(app, cmd)
         assert r.exception is None or isinstance(r.exception, SystemExit), (cmd, repr(r.exception))
+
+
+# --- item 8: the study server checks the token and the body size before reading a body ---------------
+def _post_headers_only(base: str, path: str, length: int) -> bytes:
+    """Send a POST's headers announcing `length` bytes, never the body; the server's answer (or b'')."""
+    import socket
+    import urllib.parse
+
+    u = urllib.parse.urlsplit(base)
+    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {length}\r\n\r\n".encode() + b'{"pair_id": "')
+        s.settimeout(3)
+        try:
+            return s.recv(4096)
+        except (TimeoutError, OSError):
+            return b""
+
+
+def test_study_server_answers_before_reading_a_body(tmp_path):
+    import pytest
+
+    pytest.importorskip("uvicorn")
+    from bench.study.builder import create_study
+    from bench.study.server import running
+
+    run = make_study_run(tmp_path)
+    info = create_study(run, "s1", StudyDesign(methods=[], pairs_per_rater=4, raters=1, attention_checks=1, seed=1))
+    token = info["raters"][0][1]
+    with running(run, "s1") as base:
+        wrong = _post_headers_only(base, "/api/r/WRONGTOKEN123/vote", 200 * 2**20)
+        assert wrong.startswith(b"HTTP/1.1 403"), wrong[:80]
+        big = _post_headers_only(base, f"/api/r/{token}/vote", 200 * 2**20)
+        assert big.startswith(b"HTTP/1.1 413"), big[:80]
