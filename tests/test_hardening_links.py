@@ -78,3 +78,41 @@ def test_report_preview_never_shows_an_outside_image(tmp_path):
             assert np.abs(a - np.array(MAGENTA)).sum(-1).mean() > 60, f"{g} frame {i} is the outside image"
     html = next((run / "leaderboard").rglob("report.html")).read_text()
     assert "symbolic link" in html
+
+
+# --- item 10 (and 13: stale merge folders): merge takes the run lock --------------------------------
+def test_merge_refuses_a_run_folder_in_use_and_cleans_stale_merge_folders(tmp_path):
+    from bench.locking import RunLock
+
+    run = _run(tmp_path, "s0")
+    dest = _run(tmp_path, "dest")
+    stale = tmp_path / "runs" / ".dest.merge-k1ll3d"
+    stale.mkdir()
+    (stale / "results.sqlite").write_bytes(b"half")
+    with RunLock(dest):  # a `run` holds the destination
+        res = CliRunner().invoke(cli.app, ["merge", str(dest), str(run), "--no-export"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert [ln for ln in res.output.splitlines() if ln.startswith("error:")] and "in use" in res.output
+    res = CliRunner().invoke(cli.app, ["merge", str(dest), str(run), "--no-export"])
+    assert res.exit_code == 0, res.output
+    assert not stale.exists()
+
+
+def test_two_merges_into_one_new_folder_one_line_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    run = _run(tmp_path, "s0")
+    dest = tmp_path / "runs" / "merged"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    cmd = [sys.executable, str(repo / "run_bench.py"), "merge", str(dest), str(run), "--no-export"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for _ in range(3)]
+    outs = [(p.wait(timeout=300), p.stdout.read()) for p in procs]
+    assert any(rc == 0 for rc, _ in outs), outs
+    for rc, out in outs:
+        assert "Traceback" not in out, out
+        if rc:
+            assert rc == 2 and len([ln for ln in out.splitlines() if ln.startswith("error:")]) == 1, out
+    assert (dest / "results.sqlite").is_file()
+    assert not list(dest.parent.glob(".merged.merge-*"))
