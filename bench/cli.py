@@ -484,6 +484,9 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
 
     _check_numbers(seed, limit, batch_size, warmup, num_frames, size, timeout)
     _check_text("--suite", suite)
+    existing = next((p for p in (Path(results_dir), *Path(results_dir).parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        _fail(f"--results-dir {results_dir}: {existing} is a file, not a folder; choose a folder (it is created if absent)")
     try:
         if name is not None:
             check_name(name)
@@ -709,7 +712,12 @@ def suite_validate(suite: str = typer.Argument(..., help="Suite name or manifest
         n_loaded = 0
         if load:
             for sample in s.samples:
-                s.load(sample)
+                try:
+                    s.load(sample)
+                except VidEditBenchError:
+                    raise
+                except Exception as e:  # noqa: BLE001  (a file no reader handles: one line naming the sample)
+                    _fail(f"sample {sample.uid}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
                 n_loaded += 1
     except VidEditBenchError as e:
         _fail(str(e))

@@ -349,7 +349,10 @@ class Runner:
         return self.summary
 
     def _config_record(self) -> dict[str, Any]:
+        from bench.suites.spec import absolute_suite_spec
+
         d = asdict(self.config)
+        d["suite"] = absolute_suite_spec(d["suite"])  # later commands may start from another folder
         d["resolved_device"] = self.device
         d["resolved_batch_size"] = self.batch_size
         d["num_samples"] = len(self.samples)
