@@ -230,7 +230,30 @@ def _print_summary(summary, already_logged: set[str] | None = None) -> None:
     )
 
 
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> dict[str, Path]:
+    """Write the leaderboard and report; SIGTERM/Ctrl-C here is one line saying how to write them later."""
+    from bench.guard import RunInterrupted, interruptible, received_signal
+
+    try:
+        with interruptible():
+            return _write_exports(run_dir, out_dir, report)
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, RunInterrupted) else (received_signal() or 2)
+        _fail(f"interrupted ({signal_name(signum)}) while writing the leaderboard; the results are stored in "
+              f"{run_dir}; write it with: videditbench leaderboard {run_dir}", 128 + signum)
+        raise  # unreachable (_fail exits)
+
+
+def _write_exports(run_dir: Path, out_dir: Path | None = None, report: bool = True) -> dict[str, Path]:
     from bench.leaderboard import build_leaderboard, export_leaderboard
     from bench.store import ResultStore
 
@@ -279,8 +302,11 @@ def _run(config, do_edits: bool = True, export: bool = True, executor: dict | No
 
                 summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
     except KeyboardInterrupt as e:
-        signame = e.args[0] if isinstance(e, RunInterrupted) else "SIGINT"
-        code = 128 + (e.signum if isinstance(e, RunInterrupted) else 2)
+        from bench.guard import received_signal
+
+        # Ray re-raises a plain KeyboardInterrupt: the recorded signal says which one it was
+        signum = e.signum if isinstance(e, RunInterrupted) else (received_signal() or 2)
+        signame, code = signal_name(signum), 128 + signum
         _fail(f"interrupted ({signame}); finished edits and scores are stored in {config.run_dir}; "
               "run the same command again to resume", code)
     except VidEditBenchError as e:

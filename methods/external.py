@@ -256,6 +256,56 @@ def read_output_frames(out_dir: Path) -> tuple[np.ndarray, Path]:
     raise MethodOutputError(f"wrote no frames (PNG/JPG) or video file to {out_dir} (found: {listing})")
 
 
+WORKDIR_PREFIX = "videditbench-external-"
+LOCK_NAME, KEEP_MARK = ".owner.lock", ".keep"
+#: a work folder without its lock file (made by an older version, or killed before locking) is stale after this
+STALE_UNLOCKED_S = 3600.0
+
+
+def _hold(work: Path) -> int:
+    """An open fd with an exclusive flock on the work folder's lock file (released when closed or the process dies)."""
+    import fcntl
+
+    fd = os.open(work / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def clean_stale_workdirs(root: Path | None = None) -> int:
+    """Remove the work folders of killed `external` edits (kill -9 skips our clean-up): a folder whose lock no
+    live process holds. Folders kept on purpose (keep_workdir) stay. Returns how many went."""
+    import fcntl
+
+    root = Path(root or tempfile.gettempdir())
+    n = 0
+    for d in root.glob(WORKDIR_PREFIX + "*"):
+        if not d.is_dir() or d.is_symlink() or (d / KEEP_MARK).exists():
+            continue
+        lock = d / LOCK_NAME
+        if not lock.exists():
+            try:
+                if time.time() - d.stat().st_mtime > STALE_UNLOCKED_S:
+                    shutil.rmtree(d, ignore_errors=True)
+                    n += 1
+            except OSError:
+                pass
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live edit holds it
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+            n += 1
+        finally:
+            os.close(fd)
+    return n
+
+
 class ExternalMethod(Method):
     name = "external"
     description = "Runs a method's own script through a command template; reads back the frames or video it writes"
@@ -294,6 +344,7 @@ class ExternalMethod(Method):
             raise VidEditBenchError(f"external: command must be a string or a list of strings, got {type(cmd).__name__}")
         if not self.parts:
             raise VidEditBenchError("external: command is empty")
+        clean_stale_workdirs()
         self.fields = template_fields(self.parts)
         shown = cmd if isinstance(cmd, str) else shlex.join(self.parts)
         check_template(self.parts, bool(self.cfg["shell"]), shown if len(shown) <= 200 else shown[:197] + "...")
@@ -382,7 +433,8 @@ class ExternalMethod(Method):
         missing = [n for n, v in (("reference", reference), ("mask", mask)) if n in self.fields and v is None]
         if missing:
             raise VidEditBenchError(f"external: the command uses {{{missing[0]}}} but this sample has no {missing[0]}")
-        work = Path(tempfile.mkdtemp(prefix="videditbench-external-"))
+        work = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+        held = _hold(work)  # while held, no other process's start-up clean-up takes this folder
         try:
             values: dict[str, Any] = self._write_inputs(work, video, reference, mask)
             out_dir = work / "output"
@@ -399,6 +451,9 @@ class ExternalMethod(Method):
         finally:
             if not self.cfg["keep_workdir"]:
                 shutil.rmtree(work, ignore_errors=True)
+            else:
+                (work / KEEP_MARK).touch()
+            os.close(held)
 
     def _run(self, cmd: list[str] | str, shown: str, work: Path, sample: Sample | None,
              values: dict[str, Any] | None = None) -> np.ndarray:
