@@ -18,7 +18,8 @@ ALIAS_BUDGET = 10_000
 
 
 class AliasBombError(yaml.YAMLError):
-    """Raised for a document whose aliases expand beyond the budget (carries `problem` like PyYAML's errors)."""
+    """Raised for a document whose aliases expand beyond the budget, or that is nested too deep to read
+    (carries `problem` like PyYAML's errors)."""
 
     problem_mark = None
 
@@ -63,7 +64,10 @@ def load(text: str) -> Any:
     """`yaml.safe_load`, refusing alias bombs (AliasBombError, a yaml.YAMLError) before building objects."""
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise AliasBombError("it is nested deeper than it can be read (thousands of levels); flatten it") from None
         if node is None:
             return None
         distinct = len(text)  # an upper bound on the distinct nodes, so the cap can never be reached by them alone
@@ -73,6 +77,9 @@ def load(text: str) -> Any:
                 f"its aliases (*name) expand to more than {ALIAS_BUDGET} extra nodes (an alias bomb); "
                 "write the values out or use fewer nested aliases"
             )
-        return loader.construct_document(node)
+        try:
+            return loader.construct_document(node)
+        except RecursionError:
+            raise AliasBombError("it is nested deeper than it can be read (thousands of levels); flatten it") from None
     finally:
         loader.dispose()

@@ -68,3 +68,13 @@ def test_option_values_with_a_bomb_are_refused(tmp_path):
     res = CliRunner().invoke(cli.app, ["run", "--metric-opt", f"vlm_judge.model={flow_bomb()}", "--no-export",
                                        "--results-dir", str(tmp_path)])
     assert res.exit_code == 2 and "alias" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_nesting_too_deep_and_bad_utf8_are_one_error(tmp_path):
+    with pytest.raises(yaml.YAMLError, match="nested deeper"):
+        safe_yaml.load("a: " + "[" * 5000 + "]" * 5000)
+    for name, data in (("deep.yaml", ("videos: " + "[" * 5000 + "]" * 5000).encode()), ("bad.yaml", b"name: \xff\xfe\n"),
+                       ("deep.json", b"[" * 100000 + b"]" * 100000)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(VidEditBenchError):
+            load_manifest(tmp_path / name)

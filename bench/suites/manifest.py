@@ -130,9 +130,14 @@ def read_manifest_file(path: str | Path) -> dict:
         raise ManifestError(str(p), None, None, "manifest file not found", "check the suite name or path") from None
     except OSError as e:
         raise ManifestError(str(p), None, None, f"cannot read manifest ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(str(p), None, None, f"not UTF-8 text (byte {e.start}: {e.reason})",
+                            "save the manifest as UTF-8") from None
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise ManifestError(str(p), None, None, "nested deeper than it can be read", "flatten it") from None
         except json.JSONDecodeError as e:
             raise ManifestError(str(p), None, None, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
                                 "fix the JSON syntax") from None
