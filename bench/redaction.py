@@ -23,8 +23,12 @@ _secrets: set[str] = set()
 
 
 def is_secret(name: str, value: Any) -> bool:
-    """An environment entry to treat as a secret: its name says so, or its value looks like a token."""
-    return bool(SECRET_NAME.search(str(name)) or TOKEN_SHAPE.match(str(value)))
+    """An environment entry to treat as a secret: its value looks like a token, or its name says so and
+    the value is not a path (`HF_TOKEN_PATH=/home/me/.token` names a file, it is not the secret)."""
+    text = str(value)
+    if TOKEN_SHAPE.match(text):
+        return True
+    return bool(SECRET_NAME.search(str(name))) and not text.startswith(("/", "~", "./", "../"))
 
 
 def register_secret(value: Any) -> None:

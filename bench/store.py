@@ -135,9 +135,12 @@ def _finite_or_none(x: float | None) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
 
 
+_FREE_TEXT = ("message", "details", "method_config")
+
+
 def _safe_text(d: dict[str, Any]) -> dict[str, Any]:
-    """No registered secret in any text column; messages cut at the common length limit."""
-    d = {k: redact(v) if isinstance(v, str) else v for k, v in d.items()}
+    """No registered secret in the free-text columns; messages cut at the common length limit."""
+    d = {k: redact(v) if k in _FREE_TEXT and isinstance(v, str) else v for k, v in d.items()}
     if isinstance(d.get("message"), str):
         d["message"] = clip_text(d["message"])
     return d

@@ -185,3 +185,10 @@ def test_adapter_error_messages_are_capped_when_stored_and_printed():
 
     msg = describe_exception(RuntimeError("boom " * 1_000_000))
     assert len(msg) < MAX_TEXT_CHARS + 200
+
+
+def test_what_counts_as_a_secret():
+    from bench.redaction import is_secret
+
+    assert is_secret("MY_API_KEY", "abc123456") and is_secret("X", "sk-abcdef0123") and is_secret("HF_TOKEN", "hf_x")
+    assert not is_secret("HF_TOKEN_PATH", "/home/me/.token") and not is_secret("CUDA_VISIBLE_DEVICES", "0")
