@@ -19,17 +19,16 @@ Config:
 
   Use `{{` / `}}` for literal braces. A template that uses `{reference}` / `{mask}` / `{prompt}`
   makes the method need that input (samples without it are "not applicable"); override with `needs`.
-* `shell` (default false): run the template as one `/bin/sh -c` line.
+* `shell` (default false): run the template as one `/bin/sh -c` line (no placeholders allowed then).
 
-  Security: a prompt from a downloaded dataset must never run anything. Wherever a shell will parse
-  the text — `shell: true`, or the script argument of a shell in the argv (`sh -c "…"`,
-  `bash -lc '…'`, `conda run -n env bash -c "…"`) — a placeholder is NOT pasted in: it becomes a
-  reference to an environment variable holding the value (`"$VIDEDITBENCH_PROMPT"` unquoted,
-  `${VIDEDITBENCH_PROMPT}` inside double quotes, `'"$VIDEDITBENCH_PROMPT"'` inside single quotes),
-  and a shell never re-parses an expanded variable, so `;`, `$( )`, backticks and newlines stay
-  text. Every value is also exported as `VIDEDITBENCH_<PLACEHOLDER>` for scripts that prefer the
-  environment. Code that itself re-parses a value (`eval`, `python -c "…{prompt}…"`) is outside
-  what the template can protect: read the value from the environment there.
+  Security: a prompt from a downloaded dataset must never run anything, so a placeholder is only
+  ever substituted inside one argv element of a program that is neither a shell nor a program that
+  hands text to a shell or an interpreter (`methods/external_template.py` has the rule and the
+  lists). A template whose placeholders could reach such a parser — `shell: true`, `bash -o
+  pipefail -c "… {prompt}"`, `ssh host …`, `xargs`, `env -S`, `python -c "…{prompt}…"`, a
+  placeholder as the program, or anything the check cannot prove safe — is refused with one line
+  naming the template. Every value is exported as `VIDEDITBENCH_<PLACEHOLDER>`: scripts run by a
+  shell read `"$VIDEDITBENCH_PROMPT"` (a shell never re-parses an expanded variable).
 * `timeout_s` (default 3600): the whole process group is terminated (SIGTERM, then SIGKILL after
   5 s) when it runs longer.
 * `env` (mapping, merged over the current environment), `cwd` (working directory).
@@ -66,6 +65,8 @@ import numpy as np
 from bench.errors import MethodOutputError, VidEditBenchError, VideoReadError
 from bench.method import Method
 from bench.types import Sample, Video
+from bench.api.redaction import is_secret, register_secret
+from methods.external_template import check_template
 
 PLACEHOLDERS = (
     "input", "input_video", "output", "prompt", "source_prompt", "reference", "mask", "seed", "width",
@@ -107,8 +108,6 @@ def template_fields(parts: list[str]) -> set[str]:
     return used
 
 
-#: programs whose `-c` argument is a script that a shell parses
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish"})
 ENV_PREFIX = "VIDEDITBENCH_"
 
 
@@ -117,94 +116,8 @@ def env_name(field: str) -> str:
 
 
 def placeholder_env(values: dict[str, Any]) -> dict[str, str]:
-    """Every placeholder's value as an environment variable (how shell-parsed templates receive them)."""
+    """Every placeholder's value as an environment variable (how shell scripts must read them)."""
     return {env_name(k): str(v) for k, v in values.items() if k in PLACEHOLDERS}
-
-
-def shell_script_positions(parts: list[str]) -> set[int]:
-    """Indices of argv elements that a shell will parse as a script: the first operand after a
-    `-c` flag (`-c`, `-lc`, `-ec`, …) of a shell program anywhere in the argv."""
-    out: set[int] = set()
-    for i, p in enumerate(parts):
-        if Path(p.strip()).name not in SHELLS:
-            continue
-        saw_c = False
-        for j in range(i + 1, len(parts)):
-            a = parts[j]
-            if a.startswith("-") and not a.startswith("--") and len(a) > 1:
-                saw_c = saw_c or "c" in a[1:]
-                continue
-            if a.startswith("--"):
-                continue
-            if saw_c:
-                out.add(j)
-            break
-    return out
-
-
-def _quote_state(text: str, state: str) -> str:
-    """The shell quoting state ('', "'", '"') after `text`, starting in `state`."""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if state == "'":
-            if c == "'":
-                state = ""
-        elif state == '"':
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                state = ""
-        else:
-            if c == "\\":
-                i += 1
-            elif c == "'":
-                state = "'"
-            elif c == '"':
-                state = '"'
-        i += 1
-    return state
-
-
-def shell_safe_format(template: str) -> str:
-    """Replace each `{placeholder}` of a shell-parsed template by a reference to its environment
-    variable, written for the quoting context it sits in, so the value is one word and never code."""
-    out: list[str] = []
-    state = ""
-    for literal, field, _, _ in string.Formatter().parse(template):
-        out.append(literal)
-        state = _quote_state(literal, state)
-        if field is None:
-            continue
-        var = env_name(field)
-        if state == "'":
-            out.append(f"'\"${{{var}}}\"'")
-        elif state == '"':
-            out.append(f"${{{var}}}")
-        else:
-            out.append(f"\"${{{var}}}\"")
-    return "".join(out)
-
-
-def check_no_nested_shell(script: str) -> None:
-    """Refuse placeholders inside a shell script that a shell-parsed template hands to another shell
-    (`sh -c 'bash -c "… {prompt}"'`) or to `eval`: the value would be parsed twice."""
-    text = "".join(lit + (f"__VEB_{f}__" if f is not None else "") for lit, f, _, _ in string.Formatter().parse(script))
-    lex = shlex.shlex(text, posix=True, punctuation_chars=True)
-    lex.whitespace_split = True
-    try:
-        tokens = list(lex)
-    except ValueError as e:
-        raise VidEditBenchError(f"external: cannot parse the shell command {script!r}: {e}") from None
-    nested = [tokens[i] for i in shell_script_positions(tokens) if "__VEB_" in tokens[i]]
-    if "eval" in tokens and "__VEB_" in text:
-        nested.append("eval")
-    if nested:
-        raise VidEditBenchError(
-            f"external: a placeholder sits inside a nested shell script or eval in {script!r}, where the value "
-            "would be parsed twice; in that inner script write \"$VIDEDITBENCH_PROMPT\" (every placeholder is "
-            "exported as VIDEDITBENCH_<NAME>) instead of {prompt}"
-        )
 
 
 def log_tail(path: Path, n: int = LOG_TAIL_CHARS) -> str:
@@ -343,6 +256,56 @@ def read_output_frames(out_dir: Path) -> tuple[np.ndarray, Path]:
     raise MethodOutputError(f"wrote no frames (PNG/JPG) or video file to {out_dir} (found: {listing})")
 
 
+WORKDIR_PREFIX = "videditbench-external-"
+LOCK_NAME, KEEP_MARK = ".owner.lock", ".keep"
+#: a work folder without its lock file (made by an older version, or killed before locking) is stale after this
+STALE_UNLOCKED_S = 3600.0
+
+
+def _hold(work: Path) -> int:
+    """An open fd with an exclusive flock on the work folder's lock file (released when closed or the process dies)."""
+    import fcntl
+
+    fd = os.open(work / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def clean_stale_workdirs(root: Path | None = None) -> int:
+    """Remove the work folders of killed `external` edits (kill -9 skips our clean-up): a folder whose lock no
+    live process holds. Folders kept on purpose (keep_workdir) stay. Returns how many went."""
+    import fcntl
+
+    root = Path(root or tempfile.gettempdir())
+    n = 0
+    for d in root.glob(WORKDIR_PREFIX + "*"):
+        if not d.is_dir() or d.is_symlink() or (d / KEEP_MARK).exists():
+            continue
+        lock = d / LOCK_NAME
+        if not lock.exists():
+            try:
+                if time.time() - d.stat().st_mtime > STALE_UNLOCKED_S:
+                    shutil.rmtree(d, ignore_errors=True)
+                    n += 1
+            except OSError:
+                pass
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live edit holds it
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+            n += 1
+        finally:
+            os.close(fd)
+    return n
+
+
 class ExternalMethod(Method):
     name = "external"
     description = "Runs a method's own script through a command template; reads back the frames or video it writes"
@@ -381,13 +344,17 @@ class ExternalMethod(Method):
             raise VidEditBenchError(f"external: command must be a string or a list of strings, got {type(cmd).__name__}")
         if not self.parts:
             raise VidEditBenchError("external: command is empty")
+        clean_stale_workdirs()
         self.fields = template_fields(self.parts)
-        for i in range(len(self.parts)) if self.cfg["shell"] else shell_script_positions(self.parts):
-            check_no_nested_shell(self.parts[i])
+        shown = cmd if isinstance(cmd, str) else shlex.join(self.parts)
+        check_template(self.parts, bool(self.cfg["shell"]), shown if len(shown) <= 200 else shown[:197] + "...")
         if float(self.cfg["timeout_s"]) <= 0:
             raise VidEditBenchError(f"external: timeout_s must be > 0, got {self.cfg['timeout_s']}")
         if not isinstance(self.cfg["env"] or {}, dict):
             raise VidEditBenchError("external: env must be a mapping of NAME: value")
+        for k, v in (self.cfg["env"] or {}).items():
+            if is_secret(k, v):
+                register_secret(v)
         if self.cfg["cwd"] and not Path(str(self.cfg["cwd"])).expanduser().is_dir():
             raise VidEditBenchError(f"external: cwd '{self.cfg['cwd']}' is not a folder")
         # instance-level task/need metadata derived from the template (shadows the class defaults)
@@ -406,7 +373,12 @@ class ExternalMethod(Method):
         self.last_run: ExternalRun | None = None
 
     def config(self) -> dict[str, Any]:
-        return {k: v for k, v in super().config().items() if k not in _NON_IDENTITY}
+        """The identity hashed into result keys and stored as method_config: secrets in `env` (by name or
+        token shape) are left out, since they cannot change the frames and must not be stored."""
+        cfg = {k: v for k, v in super().config().items() if k not in _NON_IDENTITY}
+        if isinstance(cfg.get("env"), dict):
+            cfg["env"] = {k: v for k, v in cfg["env"].items() if not is_secret(k, v)}
+        return cfg
 
     def _log_dir(self) -> Path:
         if self.cfg["log_dir"]:
@@ -439,11 +411,12 @@ class ExternalMethod(Method):
         return paths
 
     def _argv(self, values: dict[str, Any]) -> tuple[list[str] | str, str]:
+        # check_template proved that no placeholder reaches a shell or code parser: each value is
+        # substituted inside one argv element (with shell: true there are none; values are in the env)
         if self.cfg["shell"]:
-            line = shell_safe_format(self.parts[0])
+            line = self.parts[0].format_map(values)
             return line, line
-        script_parts = shell_script_positions(self.parts)
-        argv = [shell_safe_format(p) if i in script_parts else p.format_map(values) for i, p in enumerate(self.parts)]
+        argv = [p.format_map(values) for p in self.parts]
         return argv, shlex.join(argv)
 
     def edit(
@@ -460,7 +433,8 @@ class ExternalMethod(Method):
         missing = [n for n, v in (("reference", reference), ("mask", mask)) if n in self.fields and v is None]
         if missing:
             raise VidEditBenchError(f"external: the command uses {{{missing[0]}}} but this sample has no {missing[0]}")
-        work = Path(tempfile.mkdtemp(prefix="videditbench-external-"))
+        work = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+        held = _hold(work)  # while held, no other process's start-up clean-up takes this folder
         try:
             values: dict[str, Any] = self._write_inputs(work, video, reference, mask)
             out_dir = work / "output"
@@ -477,6 +451,9 @@ class ExternalMethod(Method):
         finally:
             if not self.cfg["keep_workdir"]:
                 shutil.rmtree(work, ignore_errors=True)
+            else:
+                (work / KEEP_MARK).touch()
+            os.close(held)
 
     def _run(self, cmd: list[str] | str, shown: str, work: Path, sample: Sample | None,
              values: dict[str, Any] | None = None) -> np.ndarray:

@@ -100,10 +100,11 @@ def test_frames_in_frames_out_with_unsafe_prompt(scripts, clip, tmp_path):
     assert not run.workdir.exists()  # temporary inputs/outputs removed
 
 
-def test_shell_mode_quotes_values(scripts, clip, tmp_path):
+def test_shell_mode_reads_values_from_the_environment(scripts, clip, tmp_path):
     seen = tmp_path / "seen dir"
     seen.mkdir()
-    cmd = f"cd {shlex.quote(str(scripts))} && {shlex.quote(PY)} invert.py {{input}} {{output}} {{prompt}} {shlex.quote(str(seen))} > /dev/null"
+    cmd = (f'cd {shlex.quote(str(scripts))} && {shlex.quote(PY)} invert.py "$VIDEDITBENCH_INPUT" "$VIDEDITBENCH_OUTPUT" '
+           f'"$VIDEDITBENCH_PROMPT" {shlex.quote(str(seen))} > /dev/null')
     m = METHODS.get("external")(command=cmd, shell=True, log_dir=str(tmp_path / "logs"))
     prompt = "it's $HOME; `echo no`"
     out = m.edit(clip, prompt=prompt)
@@ -157,7 +158,7 @@ def test_missing_and_malformed_output(scripts, clip, tmp_path):
     with pytest.raises(MethodOutputError, match="wrote no frames") as e:
         nothing.edit(clip)
     assert "did nothing" in str(e.value)
-    garbage = METHODS.get("external")(command=[PY, "-c", "open('{output}/x.mp4', 'w').write('not a video')"], log_dir=logs)
+    garbage = METHODS.get("external")(command=[PY, "-c", "import os; open(os.environ['VIDEDITBENCH_OUTPUT'] + '/x.mp4', 'w').write('not a video')"], log_dir=logs)
     with pytest.raises(MethodOutputError, match="cannot decode"):
         garbage.edit(clip)
     wrong = METHODS.get("external")(command=[PY, str(scripts / "wrong.py"), "{output}", "7"], log_dir=logs)

@@ -55,6 +55,8 @@ def load_preset_file(method_name: str, package: str = PRESETS_PACKAGE) -> dict[s
 
     import yaml
 
+    from bench.api import safe_yaml
+
     try:
         path = resources.files(package).joinpath("presets", f"{method_name}.yaml")
     except ModuleNotFoundError:
@@ -63,7 +65,7 @@ def load_preset_file(method_name: str, package: str = PRESETS_PACKAGE) -> dict[s
         return {}
     where = f"{package}/presets/{method_name}.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_yaml.load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise _bad_preset_file(where, f"not valid YAML ({exc})") from exc
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@ import sys
 from rich.markup import escape as _esc
 
 from bench.api.errors import VidEditBenchError
+from bench.api.redaction import clip_text, redact
 from bench.cli import run  # noqa: F401,I001  (commands register on `app` in import order: --help lists them so)
 from bench.cli import develop  # noqa: F401,I001
 from bench.cli.common import app, err_console
@@ -31,5 +32,5 @@ def main() -> None:
     try:
         app()
     except VidEditBenchError as e:
-        err_console.print(f"[bold red]error:[/] {_esc(str(e))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {_esc(clip_text(redact(str(e))))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -13,6 +13,8 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape as _esc
 
+from bench.api.redaction import clip_text, redact
+
 
 def _piped_width(stream: object) -> int | None:
     """A terminal keeps its width; piped or redirected output gets no folding (names and numbers
@@ -60,7 +62,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def _fail(msg: str, code: int = 2) -> None:
     """One line (untrusted text is escaped: rich markup in a path or message is printed as is)."""
-    err_console.print(f"[bold red]error:[/] {_esc(str(msg))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {_esc(clip_text(redact(str(msg))))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

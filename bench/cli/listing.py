@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape as _esc
 from rich.table import Table
 
 from bench.api.errors import VidEditBenchError
@@ -171,12 +172,17 @@ def suite_validate(suite: str = typer.Argument(..., help="Suite name or manifest
         n_loaded = 0
         if load:
             for sample in s.samples:
-                s.load(sample)
+                try:
+                    s.load(sample)
+                except VidEditBenchError:
+                    raise
+                except Exception as e:  # noqa: BLE001  (a file no reader handles: one line naming the sample)
+                    _fail(f"sample {sample.uid}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
                 n_loaded += 1
     except VidEditBenchError as e:
         _fail(str(e))
     by_task: dict[str, int] = {}
     for sample in s.samples:
         by_task[sample.task] = by_task.get(sample.task, 0) + 1
-    console.print(f"{s.name}: {len(s.samples)} samples ({', '.join(f'{k}: {v}' for k, v in sorted(by_task.items()))}) — valid"
+    console.print(f"{_esc(s.name)}: {len(s.samples)} samples ({', '.join(f'{k}: {v}' for k, v in sorted(by_task.items()))}) — valid"
                   + (f"; loaded {n_loaded}" if load else ""))

@@ -17,12 +17,15 @@ from rich.markup import escape as _esc
 from rich.table import Table
 
 from bench.api.errors import VidEditBenchError
+from bench.api.redaction import clip_text, redact
 from bench.cli.common import _fail, _split, app, console
 
 
 def _parse_options(values: list[str] | None, kind: str) -> dict[str, dict[str, Any]]:
     """`NAME.KEY=VALUE` (VALUE parsed as YAML) -> {NAME: {KEY: VALUE}}."""
     import yaml
+
+    from bench.api import safe_yaml
 
     out: dict[str, dict[str, Any]] = {}
     for item in values or []:
@@ -32,7 +35,7 @@ def _parse_options(values: list[str] | None, kind: str) -> dict[str, dict[str, A
         lhs, value = item.split("=", 1)
         name, key = lhs.split(".", 1)
         try:
-            parsed = yaml.safe_load(value)
+            parsed = safe_yaml.load(value)
         except yaml.YAMLError as e:
             _fail(f"bad --{kind}-opt '{item[:200]}': the value is not valid YAML ({str(e).splitlines()[0]}); quote it")
         out.setdefault(name.strip(), {})[key.strip()] = parsed
@@ -63,6 +66,8 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
         return {}
     import yaml
 
+    from bench.api import safe_yaml
+
     if not path.is_file():
         from bench.presets import preset_path
 
@@ -70,7 +75,7 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
     if not path.is_file():
         _fail(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_yaml.load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:  # includes !!python/... tags, which safe_load refuses
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -138,7 +143,7 @@ def _progress_and_log(interval: float = 5.0):
 
     def on_log(msg: str) -> None:
         logged.add(msg)
-        progress.console.print(msg, style="dim", highlight=False, soft_wrap=True, markup=False)
+        progress.console.print(clip_text(redact(msg)), style="dim", highlight=False, soft_wrap=True, markup=False)
 
     progress.logged = logged  # type: ignore[attr-defined]
     return progress, on_progress, on_log
@@ -176,7 +181,8 @@ def _print_summary(summary, already_logged: set[str] | None = None) -> None:
             break
         count = f" ×{n}" if n > 1 else ""
         # one plain line each: long paths and commands are never folded mid-name
-        console.print(f"  {kind} {what}{count} {status}: {msg}", soft_wrap=True, highlight=False, markup=False)
+        console.print(f"  {kind} {what}{count} {status}: {clip_text(redact(str(msg)))}", soft_wrap=True, highlight=False,
+                      markup=False)
         shown += 1
     console.print(
         f"new edits: {summary.edits_done} (already done: {summary.edits_skipped_existing}); "
@@ -216,9 +222,32 @@ def _select(scores: Any, edits: Any, methods: list[str] | None, exclude: list[st
     return scores, edits
 
 
-def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True, methods: list[str] | None = None,
-            exclude: list[str] | None = None, metrics: list[str] | None = None,
-            task: str | None = None) -> dict[str, Path]:
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _export(run_dir: Path, out_dir: Path | None = None, report: bool = True, **select: Any) -> dict[str, Path]:
+    """Write the leaderboard and report; SIGTERM/Ctrl-C here is one line saying how to write them later."""
+    from bench.running.guard import RunInterrupted, interruptible, received_signal
+
+    try:
+        with interruptible():
+            return _write_exports(run_dir, out_dir, report, **select)
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, RunInterrupted) else (received_signal() or 2)
+        _fail(f"interrupted ({signal_name(signum)}) while writing the leaderboard; the results are stored in "
+              f"{run_dir}; write it with: videditbench leaderboard {run_dir}", 128 + signum)
+        raise  # unreachable (_fail exits)
+
+
+def _write_exports(run_dir: Path, out_dir: Path | None = None, report: bool = True, methods: list[str] | None = None,
+                   exclude: list[str] | None = None, metrics: list[str] | None = None,
+                   task: str | None = None) -> dict[str, Path]:
     from bench.report.table import build_leaderboard
     from bench.report.export import export_leaderboard
     from bench.store.results import ResultStore
@@ -270,8 +299,11 @@ def _run(config, do_edits: bool = True, export: bool = True, executor: dict | No
 
                 summary = run_benchmark(config, progress=on_progress, log=on_log, do_edits=do_edits)
     except KeyboardInterrupt as e:
-        signame = e.args[0] if isinstance(e, RunInterrupted) else "SIGINT"
-        code = 128 + (e.signum if isinstance(e, RunInterrupted) else 2)
+        from bench.running.guard import received_signal
+
+        # Ray re-raises a plain KeyboardInterrupt: the recorded signal says which one it was
+        signum = e.signum if isinstance(e, RunInterrupted) else (received_signal() or 2)
+        signame, code = signal_name(signum), 128 + signum
         _fail(f"interrupted ({signame}); finished edits and scores are stored in {config.run_dir}; "
               "run the same command again to resume", code)
     except VidEditBenchError as e:
@@ -475,6 +507,9 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
 
     _check_numbers(seed, limit, batch_size, warmup, num_frames, size, timeout)
     _check_text("--suite", suite)
+    existing = next((p for p in (Path(results_dir), *Path(results_dir).parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        _fail(f"--results-dir {results_dir}: {existing} is a file, not a folder; choose a folder (it is created if absent)")
     try:
         if name is not None:
             check_name(name)

@@ -83,6 +83,8 @@ def read_image(path: str | os.PathLike, mode: str = "RGB", data: bytes | None = 
         raise VideoReadError(str(path), "file not found", "check the path in the manifest") from None
     except VideoReadError:
         raise
+    except Image.DecompressionBombError as e:
+        raise VideoReadError(str(path), f"refused: {e}", "resize the image (at most ~179 megapixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         why = str(e) if buf is None else str(e).replace(repr(buf), repr(str(path)))  # name the file, not the buffer
         raise VideoReadError(str(path), f"not a readable image ({why})", "re-export it as PNG") from None

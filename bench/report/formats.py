@@ -120,13 +120,11 @@ def best_cells(lb: Leaderboard) -> set[tuple[str, str]]:
     return set(zip(b["method"], b["header"]))
 
 
-_MD_ESCAPES = {"|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;"}
-
-
 def _md_escape(x: Any, cell: bool = True) -> str:
-    """Text safe in a Markdown table cell: no raw HTML, no table breaks, no emphasis/link syntax."""
-    text = str(x).replace("\r", " ").replace("\n", " ")
-    return "".join(_MD_ESCAPES.get(ch, ch) for ch in text).replace("](", "\\](")
+    """Text safe in a Markdown table cell or heading (bench.api.markdown_text)."""
+    from bench.api.markdown_text import md_escape
+
+    return md_escape(x)
 
 
 def markdown_table(df: pd.DataFrame, index: bool = True) -> str:
@@ -167,11 +165,11 @@ def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
     s = lb.settings
     compared = ", ".join(lb.compared()) or "none"
     if lb.paired:
-        parts = [f"{level} {title[0].upper() + title[1:]}: paired comparison", "",
+        parts = [f"{level} {_md_escape(title[0].upper() + title[1:])}: paired comparison", "",
                  f"Paired samples: n = {s['n_paired']} of {s['n_samples']} (samples every compared method finished; "
                  f"compared: {_md_escape(compared)}; reference rows: {_md_escape(', '.join(lb.references) or 'none')}).", ""]
     else:
-        parts = [f"{level} {title[0].upper() + title[1:]}: unpaired means", "",
+        parts = [f"{level} {_md_escape(title[0].upper() + title[1:])}: unpaired means", "",
                  "Each method over all of its own samples (not a paired comparison).", ""]
     for r in s.get("paired_shrink") or []:
         parts += [f"Paired set shrunk by {_md_escape(r['method'])}: it finished {r['n_finished']} of {s['n_samples']} "
@@ -182,7 +180,7 @@ def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
     if missing:
         parts += [f"Not computed for any method here (reasons and fixes in Status): {_md_escape(', '.join(missing))}.", ""]
     if s.get("unequal_n"):
-        parts += [f"Note: methods were scored on different numbers of samples in {', '.join(s['unequal_n'])} "
+        parts += [f"Note: methods were scored on different numbers of samples in {_md_escape(', '.join(s['unequal_n']))} "
                   "(see Sample counts); compare those columns with care.", ""]
     shown = computed_headers(lb) + computed_headers(lb, _efficiency_headers(lb))
     parts += [f"{level}# Sample counts", "",
@@ -225,11 +223,11 @@ def to_markdown(lb: Leaderboard) -> str:
             table = board.by_edit_type if by == "edit_type" else board.by_category
             if table.empty:
                 continue
-            parts += [f"## By {title}" + (f" ({board.task}-guided)" if board.task else ""), ""]
+            parts += [f"## By {title}" + (f" ({_md_escape(board.task)}-guided)" if board.task else ""), ""]
             for header in _quality_headers(board):  # efficiency breakdowns: by_edit_type.csv
                 w = breakdown_wide(board, by, header, display=True)
                 if not w.empty:
-                    parts += [f"### {header}", "", markdown_table(w), ""]
+                    parts += [f"### {_md_escape(header)}", "", markdown_table(w), ""]
     parts += ["## Status: skipped, failed, not applicable, missing, dropped from the paired set", ""]
     # per task only: a multi-task run's all-sample board would repeat every row
     st = pd.concat([status_display(b).assign(task=b.task) for b in lb.task_boards()], ignore_index=True)

@@ -403,6 +403,7 @@ def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tupl
     """(gif path, '') or (None, reason). A GIF whose key (the frames' file bytes and the preview
     size, in its comment) matches is re-used: each edit's preview is encoded once."""
     from bench.report import incremental
+    from bench.media.safe_files import refuse_links
     from bench.media.video_io import GIF_ENCODING, read_video, write_gif
 
     if not frames_dir:
@@ -419,6 +420,7 @@ def _gif(frames_dir: str | None, dest: Path, max_frames: int, side: int) -> tupl
             key = incremental.digest(incremental.files_digest(src), max_frames, side, GIF_ENCODING)
             if incremental.up_to_date(dest, key):
                 return dest, ""
+        refuse_links(src)  # an outside image never reaches the preview
         frames, fps = read_video(src, max_frames=max_frames)
         return write_gif(dest, frames, fps=fps, max_side=side, comment=key), ""
     except Exception as e:  # noqa: BLE001  (a broken preview must not break the report)

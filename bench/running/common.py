@@ -76,6 +76,13 @@ def _is_oom(e: BaseException) -> bool:
 
 
 def describe_exception(e: BaseException) -> str:
+    """One line (or a capped block) for an error row and the console; secrets masked."""
+    from bench.api.redaction import clip_text, redact
+
+    return clip_text(redact(_describe(e)))
+
+
+def _describe(e: BaseException) -> str:
     if _is_oom(e):
         return f"out of memory: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
     if isinstance(e, VidEditBenchError):

@@ -6,7 +6,9 @@
   through `torch.from_numpy`) only touches the copy and is detected by a checksum afterwards.
 * `time_limit` (SIGALRM, main thread only) turns a Python adapter or metric that runs past the
   per-edit timeout into an error row; the run goes on.
-* `SystemExit` raised inside an adapter or metric becomes an error row too (it must not end the run).
+* `SystemExit` raised inside an adapter or metric becomes an error row too (it must not end the run);
+  so does `os._exit` (replaced while adapter code runs, see `no_process_exit`) and a KeyboardInterrupt
+  that no signal caused.
 * `interruptible()` turns SIGTERM into `RunInterrupted` (like Ctrl-C's KeyboardInterrupt), so the
   `external` adapter kills its process groups on the way out and the CLI prints how to resume.
 """
@@ -82,7 +84,13 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         yield
         return
 
+    fired = []
+
     def on_alarm(signum, frame):
+        # an adapter's bare `except:` may swallow this: the limit is enforced again from outside its
+        # frames (re-raised every 0.5 s, and checked when the call returns)
+        fired.append(True)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
         raise EditTimeout()
 
     # an outer alarm (e.g. pytest-timeout's) is kept: it fires first if due first, else resumes after
@@ -97,6 +105,8 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
     signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
         yield
+        if fired:  # the adapter caught EditTimeout and returned anyway: its result is past the limit
+            raise EditTimeout()
     except EditTimeout:
         raise VidEditBenchError(f"{what} timed out after {seconds:g} s (raise --timeout)") from None
     finally:
@@ -108,8 +118,15 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
 
 def _guarded_call(fn, what: str, timeout: float | None):
     try:
-        with time_limit(timeout, what):
+        with time_limit(timeout, what), no_process_exit(what):
             return fn()
+    except ProcessExitCalled as e:
+        raise VidEditBenchError(str(e)) from None
+    except KeyboardInterrupt:
+        err = _adapter_interrupt(what)
+        if err is not None:
+            raise err from None
+        raise
     except SystemExit as e:
         raise VidEditBenchError(f"{what} called sys.exit({e.code!r}); an adapter must raise an exception instead") from None
     except ValueError as e:
@@ -226,16 +243,67 @@ def check_value(value: Any, lo: float | None, hi: float | None, name: str) -> tu
 
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """SIGTERM raises RunInterrupted in the main thread while the run is going (restored afterwards)."""
+    """SIGTERM and SIGINT raise RunInterrupted in the main thread while the run is going (restored
+    afterwards), and are recorded: libraries that turn a KeyboardInterrupt into a new one (Ray's
+    `ray.get`) lose the signal, `received_signal()` keeps it; a KeyboardInterrupt raised by an
+    adapter with no signal received is the adapter's error, not the user's Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def on_term(signum, frame):
+    def on_signal(signum, frame):
+        _received.append(signum)
         raise RunInterrupted(signum)
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    _received.clear()
+    _active.append(True)
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _active.pop()
+
+
+_received: list[int] = []
+_active: list[bool] = []
+
+
+def received_signal() -> int | None:
+    """The last SIGTERM/SIGINT that `interruptible` caught (None: none since the run started)."""
+    return _received[-1] if _received else None
+
+
+def _adapter_interrupt(what: str) -> VidEditBenchError | None:
+    """The error for a KeyboardInterrupt that no signal caused (only known while `interruptible` is on)."""
+    if _active and received_signal() is None:
+        return VidEditBenchError(f"{what} raised KeyboardInterrupt although no Ctrl-C or SIGTERM arrived; an adapter "
+                                 "must raise an ordinary exception")
+    return None
+
+
+@contextmanager
+def no_process_exit(what: str) -> Iterator[None]:
+    """`os._exit` called by adapter code in this process raises instead of ending the run with exit 0 and no
+    leaderboard (it skips every `finally` and atexit). Forked children (data loaders) still exit normally."""
+    import os
+    import posix
+
+    real = os._exit
+    owner, thread = os.getpid(), threading.get_ident()
+
+    def guarded_exit(code: int = 0) -> None:
+        if os.getpid() != owner or threading.get_ident() != thread:  # a forked child, or another thread (Ray's own)
+            real(code)
+        raise ProcessExitCalled(f"{what} called os._exit({code!r}); an adapter must raise an exception instead")
+
+    os._exit = posix._exit = guarded_exit  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = posix._exit = real  # type: ignore[assignment]
+
+
+class ProcessExitCalled(BaseException):
+    """Raised in place of os._exit inside adapter code (a BaseException: `except Exception` cannot eat it)."""

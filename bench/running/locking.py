@@ -53,3 +53,35 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class SiblingLock:
+    """An exclusive lock on a folder that may not exist yet: `flock` on `.<name>.<what>.lock` beside it
+    (e.g. two merges into one new folder). The lock file goes when the lock is released."""
+
+    def __init__(self, folder: Path, what: str):
+        self.folder = Path(folder)
+        self.path = self.folder.parent / f".{self.folder.name}.{what}.lock"
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> "SiblingLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunLocked(f"another {self.what} into {self.folder} is running; wait for it to finish") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            try:
+                self.path.unlink()  # while still held: a waiter opening it now fails, a later one makes a new file
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None

@@ -148,8 +148,34 @@ def recompute_set_metrics(run_dir: Path, log: Callable[[str], None] = lambda m: 
 
 def merge_runs(dest: Path, sources: list[Path], log: Callable[[str], None] = lambda m: None) -> list[tuple[Path, dict]]:
     """Merge the sources' stores into `dest`; [(source, added counts)]. Raises VidEditBenchError
-    (and leaves nothing new behind) when a source is missing, foreign or differently configured."""
+    (and leaves nothing new behind) when a source is missing, foreign or differently configured,
+    or when another process holds `dest` (a `run`, or another merge into the same folder)."""
+    from bench.running.locking import RunLock, SiblingLock
+
     dest = Path(dest)
+    if not dest.parent.is_dir():
+        raise VidEditBenchError(f"{dest.parent} does not exist; create it first")
+    with SiblingLock(dest, "merge"):
+        removed = clean_stale_merges(dest)
+        if removed:
+            log(f"removed {removed} unfinished merge folder(s) of an earlier, interrupted merge into {dest.name}")
+        if (dest / ResultStore.FILENAME).is_file():
+            with RunLock(dest):
+                return _merge_runs(dest, sources, log)
+        return _merge_runs(dest, sources, log)
+
+
+def clean_stale_merges(dest: Path) -> int:
+    """The `.<dest>.merge-XXXX` temp folders a killed merge left beside `dest` (call under the merge lock)."""
+    n = 0
+    for p in dest.parent.glob(f".{dest.name}.merge-*"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+    return n
+
+
+def _merge_runs(dest: Path, sources: list[Path], log: Callable[[str], None]) -> list[tuple[Path, dict]]:
     for src in sources:
         if not (Path(src) / ResultStore.FILENAME).is_file():
             raise VidEditBenchError(f"{src} has no {ResultStore.FILENAME}; pass the run folders of the shards")
@@ -183,9 +209,13 @@ def merge_runs(dest: Path, sources: list[Path], log: Callable[[str], None] = lam
         if n:
             log(f"recomputed {n} set-level score(s) over the merged edits")
         if work != dest:
-            if dest.exists():
-                dest.rmdir()  # empty (checked above)
-            os.replace(work, dest)
+            try:
+                if dest.exists():
+                    dest.rmdir()  # empty (checked above)
+                os.replace(work, dest)
+            except OSError as e:
+                raise VidEditBenchError(f"{dest} was created by another process during the merge ({e.strerror}); "
+                                        "merge into it again, or choose another destination") from None
     except BaseException:
         if work != dest:
             shutil.rmtree(work, ignore_errors=True)

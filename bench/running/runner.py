@@ -144,13 +144,19 @@ def parse_metric_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """`name` or `name@key=value,key=value` (a metric variant chosen in the metric list itself)."""
     import yaml
 
+    from bench.api import safe_yaml
+
     name, _, rest = spec.partition("@")
     options: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         if "=" not in part:
             raise VidEditBenchError(f"bad metric spec '{spec}'; expected name@key=value[,key=value], e.g. warp_error@flow=dis")
         key, value = part.split("=", 1)
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = safe_yaml.load(value)
+        except yaml.YAMLError as e:
+            raise VidEditBenchError(f"bad metric spec '{spec[:200]}': {key.strip()}= is not valid YAML "
+                                    f"({str(e).splitlines()[0]}); quote the value") from None
     return name.strip(), options
 
 
@@ -158,6 +164,15 @@ def shard_filter(samples: list[Sample], shard: tuple[int, int] | None) -> list[S
     from bench.running.plan import balanced_shard
 
     return balanced_shard(samples, shard)
+
+
+def _read_edit(folder: str) -> np.ndarray:
+    """An edit's frames; a symbolic link in its folder is refused, never followed out of the run."""
+    from bench.media.safe_files import refuse_links
+    from bench.media.video_io import read_video
+
+    refuse_links(folder)
+    return read_video(folder)[0]
 
 
 class Runner:
@@ -230,7 +245,10 @@ class Runner:
         return self.summary
 
     def _config_record(self) -> dict[str, Any]:
+        from bench.suites.spec import absolute_suite_spec
+
         d = asdict(self.config)
+        d["suite"] = absolute_suite_spec(d["suite"])  # later commands may start from another folder
         d["resolved_device"] = self.device
         d["resolved_batch_size"] = self.batch_size
         d["num_samples"] = len(self.samples)
@@ -346,7 +364,7 @@ class Runner:
         from bench.media.video_io import read_video
 
         loaded = self.load(sample)
-        frames = self._frames.get(row["output_dir"], lambda: read_video(row["output_dir"])[0])
+        frames = self._frames.get(row["output_dir"], lambda: _read_edit(row["output_dir"]))
         return EvalItem(
             sample=sample, source=loaded.video, edited=Video(frames, fps=loaded.video.fps), prompt=sample.target_prompt,
             reference=loaded.reference, mask=loaded.mask, flow_gt=loaded.flow_gt,

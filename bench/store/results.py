@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from bench.api.errors import VidEditBenchError
+from bench.api.redaction import clip_text, redact, scrub_env_secrets
 from bench.store.runpaths import resolve_stored, to_stored
 
 SCHEMA_VERSION = 1
@@ -135,6 +136,17 @@ def _finite_or_none(x: float | None) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
 
 
+_FREE_TEXT = ("message", "details", "method_config")
+
+
+def _safe_text(d: dict[str, Any]) -> dict[str, Any]:
+    """No registered secret in the free-text columns; messages cut at the common length limit."""
+    d = {k: redact(v) if k in _FREE_TEXT and isinstance(v, str) else v for k, v in d.items()}
+    if isinstance(d.get("message"), str):
+        d["message"] = clip_text(d["message"])
+    return d
+
+
 def _check_ours(conn: sqlite3.Connection, path: Path) -> None:
     """An existing database must be a store of ours, of this schema version (never silently adapted)."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -235,7 +247,8 @@ class ResultStore:
         with self._tx():
             self.conn.execute(
                 "INSERT INTO invocations (started, config, code_version, environment) VALUES (?,?,?,?)",
-                (time.time(), json.dumps(config, default=str), code_version, json.dumps(environment, default=str)),
+                (time.time(), redact(json.dumps(scrub_env_secrets(config), default=str)), code_version,
+             redact(json.dumps(environment, default=str))),
             )
 
     def put_edit(self, row: EditRow) -> None:
@@ -246,6 +259,7 @@ class ResultStore:
         for k in ("preprocess_s", "generate_s", "peak_memory_mb"):
             d[k] = _finite_or_none(d[k])
         d["output_dir"], d["source_dir"] = to_stored(self.run_dir, d["output_dir"]), to_stored(self.run_dir, d["source_dir"])
+        d = _safe_text(d)
         cols = ",".join(EDIT_COLUMNS)
         marks = ",".join("?" for _ in EDIT_COLUMNS)
         with self._tx():
@@ -271,6 +285,7 @@ class ResultStore:
             if d["value"] is not None:
                 v = float(d["value"])
                 d["value"] = v if v == v else None
+            d = _safe_text(d)
             values.append([d[c] for c in SCORE_COLUMNS])
         with self._tx():
             self.conn.executemany(f"INSERT OR REPLACE INTO scores ({cols}) VALUES ({marks})", values)
@@ -358,7 +373,8 @@ class ResultStore:
         The other run's edit and source frame folders are copied along (paths are run-relative); a
         row whose path leaves the other run is taken without its path (the edit is redone on resume)."""
         import os
-        import shutil
+
+        from bench.media.safe_files import copy_tree_without_links
 
         other_path = Path(other)
         if other_path.is_dir():
@@ -380,7 +396,7 @@ class ResultStore:
                     rel = Path(r[k]).relative_to(src.run_dir.resolve())
                     dest = self.run_dir / rel
                     if Path(r[k]).is_dir() and not dest.is_dir():
-                        shutil.copytree(r[k], dest)
+                        copy_tree_without_links(r[k], dest)  # a link never brings outside files in
                     r[k] = str(dest)
                 self.put_edit_row(r)
             cols = ",".join(SCORE_COLUMNS)
@@ -405,6 +421,7 @@ class ResultStore:
         """Insert an edit row as read from a store (merge): keeps its `created`, and its scores."""
         d = dict(d)
         d["output_dir"], d["source_dir"] = to_stored(self.run_dir, d["output_dir"]), to_stored(self.run_dir, d["source_dir"])
+        d = _safe_text(d)
         cols = ",".join(EDIT_COLUMNS)
         with self._tx():
             self.conn.execute(f"INSERT OR REPLACE INTO edits ({cols}) VALUES ({','.join('?' for _ in EDIT_COLUMNS)})",

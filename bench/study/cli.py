@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as _esc
 from rich.table import Table
 
 study_app = typer.Typer(rich_markup_mode=None, help="Human preference studies: create from a run, serve to raters, analyse the votes.",
@@ -21,7 +22,7 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {_esc(str(msg))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -56,7 +57,7 @@ def _print_links(links: list[tuple[str, str]]) -> None:
     t.add_column("rater")
     t.add_column("link")
     for rater, url in links:
-        t.add_row(rater, url)
+        t.add_row(_esc(str(rater)), _esc(str(url)))
     console.print(t)
 
 
@@ -87,10 +88,10 @@ def create(
     except (StudyError, DesignError) as e:
         _fail(str(e))
         return
-    console.print(f"study [bold]{name}[/] in {run_dir / 'results.sqlite'}: {len(info['raters'])} rater(s), "
-                  f"{info['pairs']} pair(s) incl. attention checks; methods: {', '.join(design.methods)}")
+    console.print(f"study [bold]{_esc(name)}[/] in {_esc(str(run_dir / 'results.sqlite'))}: {len(info['raters'])} rater(s), "
+                  f"{info['pairs']} pair(s) incl. attention checks; methods: {_esc(', '.join(design.methods))}")
     _print_links([(r, f"{base_url.rstrip('/')}/r/{t}") for r, t in info["raters"]])
-    console.print(f"next: videditbench study serve {name}")
+    console.print(f"next: videditbench study serve {_esc(name)}")
 
 
 @study_app.command("serve")
@@ -112,11 +113,11 @@ def serve_cmd(
     if not 0 <= port <= 65535:
         _fail(f"bad --port {port}; expected 0–65535")
     if not is_loopback(host):
-        err_console.print(f"[yellow]warning:[/] binding {host}: anyone who can reach this address and has a link can vote")
+        err_console.print(f"[yellow]warning:[/] binding {_esc(host)}: anyone who can reach this address and has a link can vote")
 
     def ready(url: str) -> None:
         _print_links(rater_links(run_dir, study, url))
-        console.print(f"serving study {study} of {run_dir} at {url} (Ctrl-C to stop)")
+        console.print(f"serving study {_esc(study)} of {_esc(str(run_dir))} at {_esc(url)} (Ctrl-C to stop)")
 
     try:
         serve(run_dir, study, host=host, port=port, on_ready=ready)
@@ -158,24 +159,25 @@ def results_cmd(
     paths = export_votes(run_dir, study, out)
     md = out / "results.md"
     md.write_text(render_markdown(res) + "\n", encoding="utf-8")
-    console.print(f"study {study}: {res.n_votes} votes from {res.n_raters} rater(s)")
+    console.print(f"study {_esc(study)}: {res.n_votes} votes from {res.n_raters} rater(s)")
     for note in res.notes:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{_esc(note)}[/]")
     for q in res.questions if res.n_votes else []:
-        t = Table(title=f"{q.text}  (Krippendorff α = {_alpha(q)})")
+        t = Table(title=_esc(f"{q.text}  (Krippendorff α = {_alpha(q)})"))
         for c in ("rank", "method", "θ", f"{int(level * 100)}% CI"):
             t.add_column(c)
         for i, row in q.ranking().iterrows():
-            t.add_row(str(i + 1), row["method"], _f(row["theta"]), f"[{_f(row['low'])}, {_f(row['high'])}]")
+            t.add_row(str(i + 1), _esc(str(row["method"])), _f(row["theta"]), _esc(f"[{_f(row['low'])}, {_f(row['high'])}]"))
         console.print(t)
         if q.metrics:
             m = Table(title="metrics vs people")
             for c in ("metric", "Kendall τ", "τ CI", "pairwise agreement", "n"):
                 m.add_column(c)
             for a in q.metrics:
-                m.add_row(a.metric, _f(a.tau), f"[{_f(a.tau_low)}, {_f(a.tau_high)}]", _f(a.pair_agreement), str(a.pair_n))
+                m.add_row(_esc(str(a.metric)), _f(a.tau), _esc(f"[{_f(a.tau_low)}, {_f(a.tau_high)}]"), _f(a.pair_agreement),
+                          str(a.pair_n))
             console.print(m)
     if not res.n_votes:
         console.print(NO_VOTES)
     for kind, p in {**paths, "md": md}.items():
-        console.print(f"{kind}: {p}")
+        console.print(f"{_esc(str(kind))}: {_esc(str(p))}")

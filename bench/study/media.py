@@ -58,8 +58,10 @@ def encode_folder(frames_dir: str | os.PathLike, dest: str | os.PathLike, *, bro
 
 
 def _encode_folder(frames_dir: str | os.PathLike, dest: str | os.PathLike, broken: bool) -> Path:
+    from bench.media.safe_files import refuse_links
     from bench.media.video_io import read_video
 
+    refuse_links(frames_dir, "frames")
     frames, _ = read_video(frames_dir)
     return encode_webm(broken_copy(frames) if broken else frames, dest)
 

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from bench.study.analysis import QuestionResult, StudyResults
+from bench.api.markdown_text import md_escape
 
 e = html.escape
 
@@ -48,7 +49,7 @@ def _html_table(headers: list[str], rows: list[list[str]], label_cols: int = 1) 
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    esc = md_escape
     lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     return "\n".join(lines)
@@ -106,19 +107,20 @@ def render_html(res: StudyResults) -> str:
 
 
 def render_markdown(res: StudyResults) -> str:
-    out = [f"## Human study: {res.name}", "", _summary(res) + ".", "", EXPLAIN, ""]
-    out += [f"> {n}" for n in res.notes] + ([""] if res.notes else [])
+    out = [f"## Human study: {md_escape(res.name)}", "", _summary(res) + ".", "", EXPLAIN, ""]
+    out += [f"> {md_escape(n)}" for n in res.notes] + ([""] if res.notes else [])
     if not res.n_votes:
         return "\n".join(out + [NO_VOTES, ""])
     for q in res.questions:
         a = _alpha(q)
-        out += [f"### {q.text}", "", f"{q.n_votes} votes ({q.n_ties} not sure), {q.n_raters} rater(s), "
+        out += [f"### {md_escape(q.text)}", "", f"{q.n_votes} votes ({q.n_ties} not sure), {q.n_raters} rater(s), "
                 f"ν = {_f(q.nu)}, Krippendorff's α = {a}", "", _md_table(RANK_HEADERS, _ranking_rows(q)), "",
                 _md_table(*_win_rows(q)), ""]
         if _metric_rows(q):
             out += [_md_table(METRIC_HEADERS, _metric_rows(q)), ""]
         if _uncomparable(q):
-            out += ["Not comparable (values for fewer than two of the shown edits): " + ", ".join(_uncomparable(q)), ""]
+            out += ["Not comparable (values for fewer than two of the shown edits): "
+                    + md_escape(", ".join(_uncomparable(q))), ""]
     return "\n".join(out)
 
 

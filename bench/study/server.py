@@ -45,6 +45,39 @@ class Vote(BaseModel):
     answers: dict[str, str] = Field(max_length=32)
 
 
+#: a vote is a few hundred bytes; no POST body may be larger
+MAX_BODY_BYTES = 64 * 1024
+_API_TOKEN = re.compile(r"^/api/r/([^/]*)/")
+
+
+class BodyGuard:
+    """ASGI middleware run before any body is read: a POST must name a valid rater token of this study
+    (403) and declare a Content-Length of at most MAX_BODY_BYTES (411/413); the body is then read
+    only up to that length."""
+
+    def __init__(self, app, is_rater) -> None:  # noqa: ANN001
+        self.app = app
+        self.is_rater = is_rater
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        from starlette.concurrency import run_in_threadpool
+
+        m = _API_TOKEN.match(scope["path"])
+        if not m or not await run_in_threadpool(self.is_rater, m.group(1)):
+            return await JSONResponse({"detail": "unknown rater link"}, status_code=403,
+                                      headers={"Connection": "close"})(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is None or not length.isdigit():
+            return await JSONResponse({"detail": "a Content-Length is required"}, status_code=411,
+                                      headers={"Connection": "close"})(scope, receive, send)
+        if int(length) > MAX_BODY_BYTES:
+            return await JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413,
+                                      headers={"Connection": "close"})(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def create_app(run_dir: str | Path, study: str):
     """The ASGI app serving study `study` of the run in `run_dir`."""
     run_dir = Path(run_dir).resolve()
@@ -53,6 +86,15 @@ def create_app(run_dir: str | Path, study: str):
     questions: dict[str, str] = info["config"]["questions"]
 
     app = FastAPI(title=f"VidEditBench study {study}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def is_rater(token: str) -> bool:
+        if not TOKEN_RE.match(token or ""):
+            return False
+        with StudyStore(run_dir, create=False) as store:
+            rater = store.rater(token)
+        return rater is not None and rater["study"] == study
+
+    app.add_middleware(BodyGuard, is_rater=is_rater)
 
     @app.middleware("http")
     async def headers(request: Request, call_next):

@@ -130,17 +130,24 @@ def read_manifest_file(path: str | Path) -> dict:
         raise ManifestError(str(p), None, None, "manifest file not found", "check the suite name or path") from None
     except OSError as e:
         raise ManifestError(str(p), None, None, f"cannot read manifest ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(str(p), None, None, f"not UTF-8 text (byte {e.start}: {e.reason})",
+                            "save the manifest as UTF-8") from None
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise ManifestError(str(p), None, None, "nested deeper than it can be read", "flatten it") from None
         except json.JSONDecodeError as e:
             raise ManifestError(str(p), None, None, f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
                                 "fix the JSON syntax") from None
     else:
         import yaml
 
+        from bench.api import safe_yaml
+
         try:
-            data = yaml.safe_load(text)
+            data = safe_yaml.load(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -285,7 +285,7 @@ def _mask_from_image(path: Path, object_id: int | None) -> np.ndarray:
             arr = np.asarray(im.convert("L"))
     except FileNotFoundError:
         raise VideoReadError(str(path), "file not found", "check the mask path") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise VideoReadError(str(path), f"not a readable mask image ({e})", "re-export it as PNG") from None
     if object_id:
         return arr == object_id

@@ -47,10 +47,10 @@ class Question:
 
 @lru_cache(maxsize=1)
 def templates() -> dict[str, Any]:
-    import yaml
+    from bench.api import safe_yaml
 
     text = resources.files("metrics.vlm_judge").joinpath("templates.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return safe_yaml.load(text)
 
 
 def templates_text() -> str:

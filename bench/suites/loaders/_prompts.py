@@ -140,8 +140,13 @@ def _read_list(path: Path) -> list:
 
     import yaml
 
+    from bench.api import safe_yaml
+
     text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else safe_yaml.load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ManifestError(str(path), None, None, f"cannot parse the list ({str(e).splitlines()[0]})") from None
     if not isinstance(data, list):
         raise ManifestError(str(path), None, None, "expected a mapping or a list of entries")
     return data

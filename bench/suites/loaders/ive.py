@@ -49,9 +49,11 @@ def _read_index(path: Path) -> list[dict[str, Any]]:
 
     import yaml
 
+    from bench.api import safe_yaml
+
     text = path.read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else safe_yaml.load(text)
     except (ValueError, yaml.YAMLError) as e:
         raise ManifestError(str(path), None, None, f"cannot parse the index ({str(e).splitlines()[0]})") from None
     if isinstance(data, dict) and isinstance(data.get("triplets"), list):
