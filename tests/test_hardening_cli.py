@@ -161,10 +161,19 @@ def test_a_run_in_which_nothing_succeeded_exits_1_and_markup_is_printed_as_text(
 
 def test_eval_in_which_every_edit_failed_exits_1(tmp_path):
     edits = tmp_path / "my-edits"
-    (edits / "nothing-here").mkdir(parents=True)
+    _one_edit(edits, frames=1)  # found, but one frame for a 4-frame source: the edit fails
     res = _invoke(["eval", str(edits), "--metrics", "temporal_flickering", "--limit", "2", "--results-dir",
                    str(tmp_path / "results"), "--num-frames", "4", "--size", "32", "--device", "cpu"])
     _one_line_error(res, 1, "nothing succeeded")
+
+
+def _one_edit(edits, frames: int = 4) -> None:
+    """An edit of the mini suite's first sample (eval scores only samples that have one)."""
+    import numpy as np
+
+    from bench.media.video_io import write_frames
+
+    write_frames(edits / "bigbuckbunny" / "fg-bear", np.zeros((frames, 32, 32, 3), np.uint8))
 
 
 def test_a_successful_run_exits_0(tmp_path):
@@ -298,7 +307,7 @@ def test_corrupt_store_and_self_merge_through_the_cli_are_one_line(tmp_path):
 
 def test_eval_folder_with_yaml_special_characters(tmp_path, captured):
     edits = tmp_path / "my: edits #1"
-    edits.mkdir()
+    _one_edit(edits)
     res = _invoke(["eval", str(edits), "--label", "mine"])
     assert res.exit_code == 0, res.output
     assert captured[0].method_options["precomputed"]["dir"] == str(edits.resolve())
@@ -306,7 +315,7 @@ def test_eval_folder_with_yaml_special_characters(tmp_path, captured):
 
 def test_eval_takes_the_metric_batch_size_and_checks_it(tmp_path, captured):
     edits = tmp_path / "my-edits"
-    edits.mkdir()
+    _one_edit(edits)
     res = _invoke(["eval", str(edits), "--batch-size", "8"])
     assert res.exit_code == 0, res.output
     assert captured[0].batch_size == 8
