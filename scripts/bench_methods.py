@@ -7,6 +7,10 @@ Every method runs through `bench.runner.Runner` on the mini suite at a small siz
 stores medians-worthy rows; this script repeats each method `--repeats` times in fresh run folders
 and prints medians. The `source` method (a copy) is the baseline: its time is the harness's cost.
 Usage: python scripts/bench_methods.py [--repeats 3] [--samples 2] [--size 64] [--num-frames 4]
+
+`--goldens` instead times the official-mode adapters on the method goldens' tiny models, inputs and settings
+(../shared/goldens/methods/, $VIDEDITBENCH_GOLDENS): CPU seconds of one edit (inversion included, so the
+same work as the official preprocess + edit scripts), beside the golden's recorded time of the official code.
 """
 
 from __future__ import annotations
@@ -55,6 +59,30 @@ def tiny_components(root: Path) -> dict[str, dict]:
     }
 
 
+def golden_timings(repeats: int) -> None:
+    """Official-mode adapters on the method goldens: CPU (process) seconds per edit, median of `repeats`."""
+    from tokenflow_golden import SUBDIR, Golden
+
+    root = Path(os.environ.get("VIDEDITBENCH_GOLDENS", ROOT.parent / "shared" / "goldens"))
+    golden = Golden.load(root / SUBDIR)
+    method = golden.official()
+    method.setup()
+    cpu, wall = [], []
+    for _ in range(repeats):
+        t, w = time.process_time(), time.perf_counter()
+        method.edit(golden.video, prompt=golden.prompt, prepared=method.prepare(golden.video))
+        cpu.append(time.process_time() - t)
+        wall.append(time.perf_counter() - w)
+    import torch
+
+    print(f"{'method (goldens)':28s} {'CPU s/edit':>10s} {'wall s/edit':>11s} {'official s (golden run)':>24s}")
+    print(f"{'tokenflow preset=official':28s} {statistics.median(cpu):10.1f} {statistics.median(wall):11.1f} "
+          f"{golden.expected.get('edit_seconds', float('nan')):24.1f}")
+    print(f"({len(golden.video.frames)} frames at {golden.video.height}x{golden.video.width}, "
+          f"{golden.settings['n_timesteps']} editing + {golden.settings['n_inversion_steps']} inversion steps, "
+          f"torch threads {torch.get_num_threads()}; the golden's official run used {golden.expected.get('threads')})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
@@ -62,7 +90,11 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--num-frames", type=int, default=4)
     ap.add_argument("--methods", default="", help="comma-separated subset")
+    ap.add_argument("--goldens", action="store_true", help="official-mode adapters on the method goldens instead")
     args = ap.parse_args()
+    if args.goldens:
+        golden_timings(args.repeats)
+        return
 
     from bench.runner import RunConfig, run_benchmark
     from bench.store import ResultStore
