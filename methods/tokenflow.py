@@ -180,11 +180,20 @@ def propagate(key_out: Any, key_src: Any, frame_src: Any, prev: Any, nxt: Any, w
 
 
 def attention(q: Any, k: Any, v: Any) -> Any:
-    """softmax(q k^T * scale) v on (B, heads, N, d) tensors, as the official code computes it (a plain
-    matmul, scaled after the product, softmax over keys), not fused SDPA: near-ties in the nearest
-    neighbour fields make the edit sensitive to float rounding."""
-    sim = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    return sim.softmax(dim=-1) @ v
+    """softmax(q k^T * scale) v on (B, heads, N, d) queries and (B, heads, M, d) keys/values, computed as
+    the official code does (per head: a batched matmul, scaled after the product, softmax; up to 12
+    frames per matmul, else one at a time), not with fused SDPA: near-tie nearest neighbours make the
+    edit sensitive to float rounding."""
+    import torch
+
+    out = torch.empty_like(q)
+    step = q.shape[0] if q.shape[0] <= 12 else 1
+    scale = q.shape[-1] ** -0.5
+    for f in range(0, q.shape[0], step):
+        for j in range(q.shape[1]):
+            sim = torch.bmm(q[f:f + step, j], k[f:f + step, j].transpose(-1, -2)) * scale
+            out[f:f + step, j] = torch.bmm(sim.softmax(dim=-1), v[f:f + step, j])
+    return out
 
 
 def ddim_eps(x0: Any, noisiest: Any, alpha: Any) -> Any:
@@ -203,7 +212,8 @@ class TokenFlowTrace:
     start: Any = None  # x entering step 0
     keyframes: list[np.ndarray] = field(default_factory=list)
     steps: list[Any] = field(default_factory=list)  # x after each step
-    nn: list[tuple[int, str, list[Any]]] = field(default_factory=list)  # step 0: (batch, layer, [nn_b, nn_b-1])
+    nn: list[tuple[int, str, list[Any]]] = field(default_factory=list)  # step nn_step: (batch, layer, [nn_b, nn_b-1])
+    nn_step: int = 0
     decoded: Any = None  # float frames (T, h, w, 3) in [0, 1] before uint8
     teacher: Sequence[Any] | None = None
 
@@ -259,18 +269,16 @@ class TokenFlowAttnProcessor:
         heads = attn.heads
         head_dim = q.shape[-1] // heads
 
-        def split(x: Any) -> Any:
-            return x.view(x.shape[0], -1, heads, head_dim).transpose(1, 2)
+        def split(x: Any) -> Any:  # (B, M, heads * d) -> contiguous (B, heads, M, d)
+            return x.reshape(x.shape[0], -1, heads, head_dim).permute(0, 2, 1, 3).contiguous()
+
+        def frames_of(x: Any) -> Any:  # extended attention: every frame sees the tokens of all n frames
+            return x.reshape(1, n * tokens, -1).repeat(n, 1, 1) if state.mode == "keyframes" else x
 
         outs = [attention(split(q[:n]), split(k[:n]), split(v[:n]))]  # source: per frame
         for g in (1, 2):
             sl = slice(g * n, (g + 1) * n)
-            if state.mode == "keyframes":  # extended attention over all keyframes of the branch
-                k_ext = split(k[sl].reshape(1, n * tokens, -1))
-                v_ext = split(v[sl].reshape(1, n * tokens, -1))
-                outs.append(torch.cat([attention(split(q[sl][f:f + 1]), k_ext, v_ext) for f in range(n)]))
-            else:
-                outs.append(attention(split(q[sl]), split(k[sl]), split(v[sl])))
+            outs.append(attention(split(q[sl]), split(frames_of(k[sl])), split(frames_of(v[sl]))))
         out = torch.cat(outs).transpose(1, 2).reshape(batch, tokens, heads * head_dim).to(q.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
@@ -411,7 +419,7 @@ class TokenFlow(SourceInverted):
                 if trace is not None and trace.teacher is not None and i > 0:
                     x = torch.as_tensor(np.asarray(trace.teacher[i - 1]), device=x.device)
                 state.inject_conv, state.inject_attn = i < conv_steps, i < attn_steps
-                state.nn_log = trace.nn if trace is not None and i == 0 else None
+                state.nn_log = trace.nn if trace is not None and i == trace.nn_step else None
                 src = source[i]
                 keys = sample_keyframes(n, bs, generator)
                 chosen.append(keys)
