@@ -111,7 +111,8 @@ class SourceInverted(DiffusersMethod):
         return "{source_prompt}" in str(self.cfg["inversion_prompt"] or "")
 
     def prepare(self, video: Video) -> dict[str, np.ndarray] | None:
-        """{"latents": (S, T, 4, h/8, w/8) inverted x_t per editing timestep (denoising order), "timesteps": (S,)};
+        """{"latents": (S, T, 4, h/8, w/8) inverted x_t per editing timestep (denoising order), "timesteps": (S,),
+        "x0": (T, 4, h/8, w/8) the clean latents, "noisiest": x_t after the last inversion step, "noisiest_t": its t};
         None when the inversion prompt needs the sample's caption (then `edit` inverts)."""
         if self._needs_caption():
             return None
@@ -132,24 +133,34 @@ class SourceInverted(DiffusersMethod):
                 for i in range(0, len(frames), per_vae)
             ]) * float(vae.config.scaling_factor)
             cond = self._embed(prompt)
-            parts = []
+            parts, last = [], []
+            inverse = ddim_from(self.pipe.scheduler.config)
             for b in batches(len(latents), per_call):
                 text = cond.expand(len(b), -1, -1).to(unet.dtype)
 
                 def eps(x: Any, t: Any, text: Any = text) -> Any:
                     return unet(x.to(unet.dtype), t, encoder_hidden_states=text, return_dict=False)[0].float()
 
-                _, saved = ddim_invert(eps, latents[b.start:b.stop], ddim_from(self.pipe.scheduler.config),
-                                       int(self.cfg["num_inversion_steps"]), save_at=timesteps)
+                x_last, saved = ddim_invert(eps, latents[b.start:b.stop], inverse, int(self.cfg["num_inversion_steps"]),
+                                            save_at=timesteps)
                 parts.append(torch.stack([saved[t] for t in timesteps]))
+                last.append(x_last)
         stacked = torch.cat(parts, dim=1)
-        return {"latents": stacked.cpu().numpy().astype(np.float32), "timesteps": np.asarray(timesteps, np.int64)}
+        as_np = lambda x: x.cpu().numpy().astype(np.float32)  # noqa: E731
+        return {"latents": as_np(stacked), "timesteps": np.asarray(timesteps, np.int64),
+                "x0": as_np(latents), "noisiest": as_np(torch.cat(last)),
+                "noisiest_t": np.asarray(int(inverse.timesteps.max()), np.int64)}
 
     def source_latents(self, video: Video, prepared: Any, source_prompt: str | None = None) -> Any:
         """The prepared latents as a tensor on the device, checked against this video and these steps."""
-        import hashlib
-
         import torch
+
+        latents = np.asarray(self.source_prepared(video, prepared, source_prompt)["latents"], dtype=np.float32)
+        return torch.from_numpy(latents).to(self.device)
+
+    def source_prepared(self, video: Video, prepared: Any, source_prompt: str | None = None) -> dict[str, Any]:
+        """The inversion of this video (`prepared`, or inverted now), checked against this video and these steps."""
+        import hashlib
 
         if self._needs_caption():
             key = (hashlib.sha1(np.ascontiguousarray(video.frames).tobytes()).hexdigest(), self.inversion_text(source_prompt))
@@ -160,13 +171,13 @@ class SourceInverted(DiffusersMethod):
             prepared = self.prepare(video)
         h, w = self._size_for(video)
         factor = int(self.pipe.vae_scale_factor)
-        latents = torch.from_numpy(np.asarray(prepared["latents"], dtype=np.float32)).to(self.device)
+        shape = np.shape(prepared["latents"])
         timesteps = [int(t) for t in self._scheduler().timesteps]
-        if (latents.shape[1] != video.num_frames or tuple(latents.shape[-2:]) != (h // factor, w // factor)
+        if (shape[1] != video.num_frames or tuple(shape[-2:]) != (h // factor, w // factor)
                 or [int(t) for t in np.asarray(prepared.get("timesteps", []))] != timesteps):
-            raise VidEditBenchError(f"{self.name}: prepared latents {tuple(latents.shape)} do not match this video / "
+            raise VidEditBenchError(f"{self.name}: prepared latents {tuple(shape)} do not match this video / "
                                     "these steps (stale prepare cache?)")
-        return latents
+        return prepared
 
     def decode(self, latents: Any, video: Video) -> np.ndarray:
         import torch

@@ -94,7 +94,10 @@ def bench_goldens(repeats: int, wanted: list[str]) -> None:
     print(f"official presets on the method goldens ({root}), torch threads {torch.get_num_threads()}, "
           f"{repeats} repeats (medians)\n")
     print(f"{'method':14s} {'frames':>6s} {'CPU s/edit':>11s} {'wall s/edit':>12s} {'official code wall s':>21s}")
-    for name in wanted or list(GOLDEN_EDITS):
+    for name in wanted or [*GOLDEN_EDITS, "tokenflow"]:
+        if name == "tokenflow":  # its golden helper drives prepare + edit (tests/tokenflow_golden.py)
+            golden_timings(repeats)
+            continue
         if not (root / name / "expected.json").is_file():
             print(f"{name:14s} no golden at {root / name}")
             continue
@@ -111,6 +114,30 @@ def bench_goldens(repeats: int, wanted: list[str]) -> None:
         print(f"{name:14s} {video.num_frames:6d} {statistics.median(cpu):11.1f} {statistics.median(wall):12.1f} {ref}")
     print("\nofficial code wall s: the RECIPE's time of one official run (inversion + editing + decoding, 1 thread, "
           "CPU, float32).")
+
+
+def golden_timings(repeats: int) -> None:
+    """Official-mode adapters on the method goldens: CPU (process) seconds per edit, median of `repeats`."""
+    from tokenflow_golden import SUBDIR, Golden
+
+    root = Path(os.environ.get("VIDEDITBENCH_GOLDENS", ROOT.parent / "shared" / "goldens"))
+    golden = Golden.load(root / SUBDIR)
+    method = golden.official()
+    method.setup()
+    cpu, wall = [], []
+    for _ in range(repeats):
+        t, w = time.process_time(), time.perf_counter()
+        method.edit(golden.video, prompt=golden.prompt, prepared=method.prepare(golden.video))
+        cpu.append(time.process_time() - t)
+        wall.append(time.perf_counter() - w)
+    import torch
+
+    print(f"{'method (goldens)':28s} {'CPU s/edit':>10s} {'wall s/edit':>11s} {'official s (golden run)':>24s}")
+    print(f"{'tokenflow preset=official':28s} {statistics.median(cpu):10.1f} {statistics.median(wall):11.1f} "
+          f"{golden.expected.get('edit_seconds', float('nan')):24.1f}")
+    print(f"({len(golden.video.frames)} frames at {golden.video.height}x{golden.video.width}, "
+          f"{golden.settings['n_timesteps']} editing + {golden.settings['n_inversion_steps']} inversion steps, "
+          f"torch threads {torch.get_num_threads()}; the golden's official run used {golden.expected.get('threads')})")
 
 
 def main() -> None:
