@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.catalog import METHODS
+from bench.errors import NotApplicable
 from bench.types import Video
 
 STEPS = 2
@@ -127,7 +128,9 @@ def test_wan_vace_shape_determinism_prompt_and_mask_modes(dirs, video):
     a = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask)
     b = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask)
     c = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask, prompt="a green ball")
-    d = make("wan-vace", dirs["vace"]).edit(video, prompt="a green ball")  # text-guided, whole clip
+    with pytest.raises(NotApplicable, match="not a task VACE defines"):
+        make("wan-vace", dirs["vace"]).edit(video, prompt="a green ball")  # text-guided without a mask
+    d = make("wan-vace", dirs["vace"], unmasked_text="regenerate").edit(video, prompt="a green ball")  # opt-in
     for out in (a, c, d):
         assert out.shape == video.frames.shape and out.dtype == np.uint8
     assert mean_abs(a, b) == 0.0
@@ -420,7 +423,8 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
     av = edits[(edits.method == "anyv2v") & (edits.task == "text")]
     assert len(av) and set(av.status) == {"ok"}, av[["status", "message"]].to_dict("records")
     assert av.preprocess_s.notna().all()  # the inversion ran in prepare
-    assert set(vace.status) == {"ok"} and set(vace.task) == {"text", "image"}, vace[["status", "message"]].to_dict("records")
+    assert set(vace[vace.task == "image"].status) == {"ok"}, vace[["status", "message"]].to_dict("records")
+    assert set(vace[vace.task == "text"].status) == {"not_applicable"}  # no mask: not a VACE task
 
 
 # ------------------------------------------------------------------------------------------------
