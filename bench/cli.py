@@ -122,7 +122,7 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
     return _check_config(data, path)
 
 
-CONFIG_KEYS = ("methods", "metrics", "method_options", "metric_options")
+CONFIG_KEYS = ("methods", "metrics", "method_options", "metric_options", "method_preset")
 
 
 def _check_config(data: dict, path: Path) -> dict[str, Any]:
@@ -147,6 +147,10 @@ def _check_config(data: dict, path: Path) -> dict[str, Any]:
         if not isinstance(v, dict) or not all(isinstance(n, str) and isinstance(o, dict) for n, o in v.items()):
             _fail(f"{path}, field '{k}': expected NAME: {{KEY: VALUE}} mappings, got {v!r}"[:300])
         out[k] = {n: dict(o) for n, o in v.items()}
+    if data.get("method_preset") is not None:
+        if not isinstance(data["method_preset"], str) or not data["method_preset"].strip():
+            _fail(f"{path}, field 'method_preset': expected a preset name, e.g. method_preset: v2vbench")
+        out["method_preset"] = data["method_preset"].strip()
     return out
 
 
@@ -407,7 +411,7 @@ def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], me
             cls = METHODS.get(n)
         except Exception:  # noqa: BLE001  (an import error: reported by the run as error rows)
             continue
-        unknown = sorted(set(o) - set(getattr(cls, "defaults", {}) or {}))
+        unknown = sorted(set(o) - set(getattr(cls, "defaults", {}) or {}) - {"preset"})
         if unknown and not getattr(cls, "accepts_any_config", False):
             _fail(f"method '{n}' has no option(s) {unknown}; valid: {sorted(getattr(cls, 'defaults', {}) or {}) or '(none)'}")
         _try_create(lambda: cls(device="cpu", seed=0, **o), f"method '{n}'")
@@ -468,6 +472,25 @@ def _fresh_store(run_dir: Path, results_dir: Path, name: str, force: bool) -> No
         _fail(str(e))
 
 
+def _apply_config_presets(preset: str | None, method_names: list[str], m_opts: dict, labels: dict) -> dict:
+    """A paper config's `method_preset`: each method runs with its preset of that name (an explicit
+    --method-opt NAME.preset wins); a method with none runs with its defaults under a flagged name."""
+    if not preset:
+        return labels
+    from bench.presets import flagged_label, method_settings
+
+    for s in method_settings(preset, method_names):
+        if "preset" in m_opts.get(s.method, {}):
+            continue
+        if s.preset:
+            m_opts.setdefault(s.method, {})["preset"] = s.preset
+        elif s.flagged:
+            labels.setdefault(s.method, flagged_label(s.method, preset))
+            console.print(f"warning: method '{s.method}' has no '{preset}' preset: it runs with its own defaults, "
+                          f"stored as '{labels[s.method]}'", soft_wrap=True, highlight=False, markup=False)
+    return labels
+
+
 def _build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
                   method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache,
                   method_labels=None, force: bool = False, timeout: float | None = 3600.0):
@@ -499,6 +522,7 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
     k_opts = _merge_options(file_cfg.get("metric_options") or {}, _parse_options(metric_opt, "metric"))
     _check_option_targets(m_opts, method_names, "method")
     _check_option_targets(k_opts, [parse_metric_spec(m)[0] for m in metric_names], "metric")
+    method_labels = _apply_config_presets(file_cfg.get("method_preset"), method_names, m_opts, dict(method_labels or {}))
     _check_option_values(m_opts, k_opts, method_names, metric_names)
     overrides = {k: v for k, v in {"num_frames": num_frames, "size": size}.items() if v is not None}
     cfg = RunConfig(
@@ -671,16 +695,38 @@ def list_metrics(details: bool = typer.Option(False, "--details", help="Import e
 
 
 @list_app.command("configs")
-def list_configs_cmd() -> None:
+def list_configs_cmd(details: bool = typer.Option(False, "--details", help="Also the method settings each config applies.")) -> None:
     """Shipped run configs (`--config NAME`) reproducing the seed papers' tables."""
-    from bench.presets import list_presets
+    from bench.presets import list_presets, method_preset_of
 
     t = Table(title="configs")
     t.add_column("name")
     t.add_column("reproduces", overflow="fold")
+    t.add_column("method presets")
     for p in list_presets():
-        t.add_row(p.name, p.description)
+        t.add_row(p.name, p.description, method_preset_of(p.path) or "–")
     console.print(t)
+    if details:
+        _config_method_details(list_presets())
+
+
+def _config_method_details(presets) -> None:
+    """Per config with method presets: each registered method's preset options, or the flag."""
+    from bench.catalog import METHODS
+    from bench.presets import flagged_label, method_preset_of, method_settings
+
+    for p in presets:
+        name = method_preset_of(p.path)
+        if not name:
+            continue
+        console.print(f"\n[bold]{p.name}[/bold]: method preset '{name}'")
+        for s in method_settings(name, list(METHODS.names())):
+            if s.preset:
+                opts = ", ".join(f"{k}={v}" for k, v in s.options.items())
+                console.print(f"  {s.method}: preset {s.preset}: {opts}", markup=False, highlight=False, soft_wrap=True)
+            elif s.flagged:
+                console.print(f"  {s.method}: no '{name}' preset (FLAGGED: runs with its defaults as "
+                              f"'{flagged_label(s.method, name)}')", markup=False, highlight=False, soft_wrap=True)
 
 
 @list_app.command("suites")
