@@ -10,6 +10,13 @@ linear beta schedule (beta 0.00085-0.012, "linspace" timestep spacing, steps off
 SDEdit baseline; diffusers' example uses 0.5), resolution 512. The motion modules were trained on
 16-frame clips: longer clips are denoised in overlapping 16-frame windows (FreeNoise, stride 4);
 `context_length: null` denoises all frames at once (at most the adapter's 32 positions).
+
+Official mode: baseline only.
+
+Differences from the official code that change output frames:
+* algorithm: diffusers' AnimateDiffVideoToVideoPipeline (SDEdit on the clip with motion modules); the official AnimateDiff code has no video-to-video script, so this is our baseline, not the paper's method
+* schedule: "linspace" timestep spacing and strength 0.6 are from diffusers' example and ours, not from AnimateDiff's configs
+* long clips: FreeNoise windows past 16 frames (not in AnimateDiff)
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.diffusion_common import DiffusersMethod, cpu_generator, frames_to_pil, load_pipeline, own_pipeline
 
 #: AnimateDiff's own sampler settings (its inference yaml), applied over the checkpoint's schedule

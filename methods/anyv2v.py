@@ -5,7 +5,7 @@ source's features (plug-and-play injection).
 Our implementation on the I2VGen-XL components (diffusers `I2VGenXLUNet`, `AutoencoderKL`, CLIP
 text and vision encoders, `DDIMScheduler`; the deprecated `I2VGenXLPipeline` class is not used):
 
-* `prepare` (source only, cached): DDIM inversion of the source clip's latents (VAE posterior mean)
+* `prepare` (source only, cached): DDIM inversion of the source clip's latents (VAE posterior samples)
   with the source's first frame as the image condition, the inversion prompt (empty) and no
   guidance, `num_inversion_steps` steps; the inverted latents at the editing timesteps are kept.
 * the first frame is edited by the registered image method `image_editor` (default
@@ -21,45 +21,93 @@ text and vision encoders, `DDIMScheduler`; the deprecated `I2VGenXLPipeline` cla
   of the spatial and the temporal transformer blocks of decoder blocks 1-3 (all but the first layer
   of block 1). Paper/official thresholds: 0.2, 0.2, 0.5.
 
-Frames: I2VGen-XL generates 16 frames; `num_frames: 16` (official) maps a clip to 16 frames
-(pad with the last frame or sample uniformly, and back: methods.video_common.FramePlan), `null`
-uses the clip's own count. Size: official 512x512 (`height`/`width`; null = from `resolution`).
-Defaults (official i2vgen-xl configs): 50 steps, guidance 9.0, fps 8, the official negative
-prompt, 500 inversion steps, init step 1, no random latent blending, fp16 on CUDA.
-The inversion follows diffusers' DDIMInverseScheduler (the official one): the step to timestep t
-evaluates the UNet at t on the latent of the previous (lower) timestep; the editing steps' latents
-are among the 500 inversion steps (both "leading" schedules of the checkpoint), otherwise the
-nearest inverted step is used. Differences from the official code: every VAE encoding uses the
-posterior mean (official: random samples of the posterior for the first-frame image latents), so
-an edit is deterministic given the image editor's output.
+Frames: the model generates `num_frames` (official 16) frames at a time. The first window is the
+clip's first 16 frames, exactly the official input; a longer clip gets further 16-frame windows (each
+inverted on its own), each conditioned on the frame the previous window generated at its start
+(`frame_windows`), so every output frame is generated and none is a copy. A shorter clip is padded
+with its last frame and the padded outputs are dropped. `num_frames: null` runs the whole clip at once.
+Size: official 512x512 (`height`/`width`, aspect ratio ignored as the official LANCZOS resize);
+null = from `resolution`. Defaults (official i2vgen-xl configs): 50 steps, guidance 9.0, fps 8, the
+official negative prompt, 500 inversion steps, init step 1, no random latent blending, VAE
+posterior samples, fp16 on CUDA. The inversion follows diffusers' DDIMInverseScheduler (the official
+one): the step to timestep t evaluates the UNet at t on the latent of the previous (lower) timestep.
+The CLIP image crop is the official `_center_crop_wide` (BOX resize to cover width x width, centre
+crop, bilinear to the encoder's size).
+
+Official mode: equal to official code on goldens (preset `official`; tests/test_method_goldens_anyv2v.py).
+
+Differences from the official code that change output frames:
+* random draws: VAE posterior samples come from a CPU generator seeded with the run's seed (official: the global CUDA RNG after `seed_everything(8888)`); `vae_sampling: mean` is the goldens' shim
+* first-frame editor: the registered `framewise-ip2p` at its shorter-side-512 resize and the run's seed (official `edit_image.py`: InstructPix2Pix at the frame's own size, seed 42); its steps, guidance and negative prompt are official
+* frames past 16: further windows started from a generated frame (official: only the first 16 frames)
+* output size: frames resized back to the source size (official: saved at 512x512)
+* inverted steps: an editing step that is not an inversion step takes the nearest inverted latent (official: asserts the file exists; equal with the official 500/50 steps)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.diffusion_common import (
     DiffusersMethod,
     _load_error,
+    cpu_generator,
     detect_variant,
     dtype_kwarg,
     processing_size,
     resize_frames,
+    to_uint8,
     torch_dtype_for,
 )
-from methods.video_common import FramePlan, model_size, plan_frames
+from methods.video_common import model_size
 
 ANYV2V_NEGATIVE_PROMPT = ("Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, "
                           "disconnected limbs, Ugly faces, incomplete arms")
 #: decoder layers whose self-attention queries/keys are injected: {up block: [layer indices]}
 ATTENTION_LAYERS = {1: (1, 2), 2: (0, 1, 2), 3: (0, 1, 2)}
 CONV_LAYER = (1, 1)  # up_blocks[1].resnets[1]
+#: the first-frame editor's negative prompt in the official `edit_image.py` (its default)
+EDITOR_NEGATIVE_PROMPT = "worst quality, normal quality, low quality, low res, blurry, watermark, jpeg artifacts"
+VAE_SAMPLING = ("sample", "mean")
+
+
+def frame_windows(num_frames: int, window: int | None) -> list[tuple[int, int]]:
+    """Source-frame ranges [start, stop) the model generates, in order, covering every frame once or more.
+
+    The first window is the clip's first `window` frames (the official code keeps exactly these);
+    each later one starts on a frame the previous window generated (the last one, or further back so
+    that the final window ends on the clip's last frame). `None` = one window of the whole clip; a
+    clip shorter than the window is one window (padded with its last frame by the caller).
+    """
+    t = int(num_frames)
+    n = int(window) if window else t
+    if t < 1 or n < 2:
+        raise VidEditBenchError(f"anyv2v: need at least 1 frame and a window of at least 2, got {t} and {n}")
+    starts = [0]
+    while starts[-1] + n < t:
+        starts.append(min(starts[-1] + n - 1, t - n))
+    return [(s, min(s + n, t)) for s in starts]
+
+
+def center_crop_wide(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The official pipeline's crop: scale by min(W/width, H/height) (sides floor-divided, BOX
+    resampling) so the image covers width x height, then cut the centre width x height."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = min(w / width, h / height)
+    nw, nh = round(w // scale), round(h // scale)
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if (nw, nh) != (w, h):
+        pil = pil.resize((nw, nh), resample=Image.BOX)
+    x1, y1 = (nw - width) // 2, (nh - height) // 2
+    return np.asarray(pil.crop((x1, y1, x1 + width, y1 + height)))
 
 
 @dataclass
@@ -167,11 +215,11 @@ class AnyV2V(DiffusersMethod):
     defaults: ClassVar[dict[str, Any]] = {
         "weights": None,  # registry name or local I2VGen-XL folder; None = i2vgen-xl
         "image_editor": "framewise-ip2p",  # any registered text-guided method, run on the first frame
-        "image_editor_options": {},
+        "image_editor_options": {"negative_prompt": EDITOR_NEGATIVE_PROMPT},
         "resolution": 512,
         "height": 512,  # official 512x512; null = from resolution (aspect kept, multiples of 8)
         "width": 512,
-        "num_frames": 16,  # I2VGen-XL's clip length; null = the clip's own count
+        "num_frames": 16,  # I2VGen-XL's clip length (windows of it cover longer clips); null = the whole clip at once
         "num_inference_steps": 50,
         "num_inversion_steps": 500,
         "init_step": 1,  # start from the inverted latent at this index of the editing schedule
@@ -183,6 +231,7 @@ class AnyV2V(DiffusersMethod):
         "pnp_spatial_attn": 0.2,
         "pnp_temporal_attn": 0.5,
         "random_ratio": 0.0,  # blend of random noise into the initial latent (official 0)
+        "vae_sampling": "sample",  # VAE encodings: a posterior sample (official) or the posterior mean
     }
 
     def __init__(self, device: str = "cpu", seed: int = 0, **config: Any):
@@ -222,8 +271,15 @@ class AnyV2V(DiffusersMethod):
                               target_height=self.cfg.get("height"), target_width=self.cfg.get("width"))
         return processing_size(video.height, video.width, self.cfg.get("resolution"))
 
-    def frame_plan(self, num_frames: int) -> FramePlan:
-        return plan_frames(num_frames, 1, self.cfg.get("num_frames"))
+    def windows(self, num_frames: int) -> list[tuple[int, int]]:
+        """The source frames each model run generates (see `frame_windows`); every output frame is generated."""
+        return frame_windows(num_frames, self.cfg.get("num_frames"))
+
+    def _window_frames(self, video: Video, start: int, stop: int, size: tuple[int, int]) -> np.ndarray:
+        """The model's input frames of one window: the source frames, padded with the last one to the window length."""
+        n = int(self.cfg.get("num_frames") or video.num_frames)
+        idx = list(range(start, stop)) + [stop - 1] * (n - (stop - start))
+        return resize_frames(np.asarray(video.frames)[idx], size)
 
     def _scheduler(self, steps: int) -> Any:
         from diffusers import DDIMScheduler
@@ -245,18 +301,17 @@ class AnyV2V(DiffusersMethod):
         """uint8 (N, h, w, 3) -> float (N, 3, h, w) in [-1, 1] on the device."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        x = torch.from_numpy(np.array(frames, dtype=np.uint8)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return x.to(self.device, self.pipe.vae.dtype)
 
     def _image_embedding(self, image: np.ndarray) -> Any:
-        """CLIP image embedding (1, 1, D) of the centre square of the image at the encoder's crop size."""
+        """CLIP image embedding (1, 1, D): the official `_center_crop_wide` to width x width, then
+        bilinear to the encoder's crop size."""
         import torch
         from PIL import Image
 
         p = self.pipe
-        h, w = image.shape[:2]
-        s = min(h, w)
-        crop = image[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        crop = center_crop_wide(image, image.shape[1], image.shape[1])
         cs = p.feature_extractor.crop_size
         pil = Image.fromarray(np.ascontiguousarray(crop)).resize((cs["width"], cs["height"]), Image.BILINEAR)
         x = torch.from_numpy(np.array(pil)).permute(2, 0, 1)[None].float() / 255.0
@@ -265,12 +320,26 @@ class AnyV2V(DiffusersMethod):
         dtype = next(p.image_encoder.parameters()).dtype
         return p.image_encoder(pixel.to(self.device, dtype)).image_embeds[:, None]
 
-    def _image_latents(self, image: np.ndarray, num_frames: int) -> Any:
-        """(1, 4, F, h, w): the image's latent followed by position masks (i+1)/(F-1), as I2VGen-XL."""
+    def _encode(self, frames: np.ndarray, generator: Any) -> Any:
+        """VAE latents (N, 4, h, w) of uint8 frames, one frame per call (as official), times the scaling
+        factor: a posterior sample from `generator` (official) or the posterior mean (`vae_sampling`)."""
         import torch
 
         vae = self.pipe.vae
-        lat = vae.encode(self._pixels(image[None])).latent_dist.mean * float(vae.config.scaling_factor)
+        how = str(self.cfg["vae_sampling"])
+        if how not in VAE_SAMPLING:
+            raise VidEditBenchError(f"anyv2v: option 'vae_sampling' is {how!r}; valid: {', '.join(VAE_SAMPLING)}")
+        out = []
+        for i in range(len(frames)):
+            dist = vae.encode(self._pixels(frames[i:i + 1])).latent_dist
+            out.append(dist.sample(generator=generator) if how == "sample" else dist.mean)
+        return torch.cat(out).float() * float(vae.config.scaling_factor)
+
+    def _image_latents(self, image: np.ndarray, num_frames: int, generator: Any = None) -> Any:
+        """(1, 4, F, h, w): the image's latent followed by position masks (i+1)/(F-1), as I2VGen-XL."""
+        import torch
+
+        lat = self._encode(image[None], generator)
         lat = lat[:, :, None]
         masks = [torch.ones_like(lat) * ((i + 1) / (num_frames - 1)) for i in range(num_frames - 1)]
         return torch.cat([lat, *masks], dim=2) if masks else lat
@@ -294,12 +363,18 @@ class AnyV2V(DiffusersMethod):
 
     # --- prepare: DDIM inversion of the source ----------------------------------------------------------
     def prepare(self, video: Video) -> dict[str, Any]:
+        """DDIM inversion of every window of the source (see `windows`)."""
+        self.setup()
+        size = self._size(video)
+        wins = [self.invert(self._window_frames(video, start, stop, size)) | {"start": start, "stop": stop}
+                for start, stop in self.windows(video.num_frames)]
+        return {"windows": wins, "size": size, "num_frames": video.num_frames}
+
+    def invert(self, frames: np.ndarray) -> dict[str, Any]:
+        """DDIM inversion of one window's model frames (uint8 (F, h, w, 3) at the model size):
+        {"latents": {editing t: (4, F, h, w) inverted latent}, "first_frame", "frames": F}."""
         import torch
 
-        self.setup()
-        plan = self.frame_plan(video.num_frames)
-        size = self._size(video)
-        frames = resize_frames(plan.to_model(video.frames), size)
         edit_ts = [int(t) for t in self._scheduler(int(self.cfg["num_inference_steps"])).timesteps]
         sched = self._scheduler(int(self.cfg["num_inversion_steps"]))
         inv_ts = [int(t) for t in sched.timesteps.flip(0)]
@@ -308,12 +383,11 @@ class AnyV2V(DiffusersMethod):
             keep.setdefault(min(inv_ts, key=lambda s: abs(s - t)), []).append(t)
         alphas = sched.alphas_cumprod.to(self.device, torch.float32)
         prediction = sched.config.prediction_type
-        vae = self.pipe.vae
+        generator = cpu_generator(self.seed)  # the official script seeds the global RNG before its draws
         with torch.inference_mode():
-            lat = torch.cat([vae.encode(self._pixels(frames[i:i + 1])).latent_dist.mean for i in range(len(frames))])
-            x = (lat.float() * float(vae.config.scaling_factor)).permute(1, 0, 2, 3)[None]  # (1, 4, F, h, w)
+            x = self._encode(frames, generator).permute(1, 0, 2, 3)[None]  # (1, 4, F, h, w)
             text = self._text(str(self.cfg["inversion_prompt"]))
-            img_lat = self._image_latents(frames[0], len(frames))
+            img_lat = self._image_latents(frames[0], len(frames), generator)
             img_emb = self._image_embedding(frames[0])
             a_cur = sched.final_alpha_cumprod.to(self.device, torch.float32)
             saved: dict[int, np.ndarray] = {}
@@ -325,7 +399,7 @@ class AnyV2V(DiffusersMethod):
                 a_cur = a_next
                 for edit_t in keep.get(t, ()):
                     saved[edit_t] = x[0].cpu().numpy().astype(np.float32)
-        return {"latents": saved, "first_frame": frames[0], "size": size, "frames": plan.model_frames}
+        return {"latents": saved, "first_frame": frames[0], "frames": len(frames)}
 
     # --- edit ------------------------------------------------------------------------------------------
     def edit_first_frame(self, frame: np.ndarray, prompt: str) -> np.ndarray:
@@ -345,31 +419,43 @@ class AnyV2V(DiffusersMethod):
         source_prompt: str | None = None,
         edited_first_frame: np.ndarray | None = None,
     ) -> np.ndarray:
-        import torch
-
         text = self._require_prompt(prompt)
         self.setup()
-        if not (isinstance(prepared, dict) and "latents" in prepared):
+        if not (isinstance(prepared, dict) and "windows" in prepared):
             prepared = self.prepare(video)
-        plan = self.frame_plan(video.num_frames)
         size = self._size(video)
-        if tuple(prepared["size"]) != tuple(size) or prepared["frames"] != plan.model_frames:
+        spans = [(w["start"], w["stop"]) for w in prepared["windows"]]
+        if tuple(prepared["size"]) != tuple(size) or spans != self.windows(video.num_frames):
             raise VidEditBenchError("anyv2v: prepared inversion does not match this video (stale prepare cache?)")
-        if edited_first_frame is None:
-            edited_first_frame = self.edit_first_frame(prepared["first_frame"], text)
-        first = resize_frames(np.asarray(edited_first_frame, dtype=np.uint8)[None], size)[0]
-        latents, info = self.sample(prepared, first, text)
+        if edited_first_frame is None:  # the editor sees the clip's first frame at its own size (edit_image.py)
+            edited_first_frame = self.edit_first_frame(np.asarray(video.frames[0]), text)
+        cond = resize_frames(np.asarray(edited_first_frame, dtype=np.uint8)[None], size)[0]
+        out = np.zeros((video.num_frames, *size, 3), dtype=np.uint8)
+        done = 0
+        for win in prepared["windows"]:
+            start, stop = int(win["start"]), int(win["stop"])
+            if start > 0:  # a later window continues from the frame the previous one generated there
+                cond = out[start]
+            latents, _ = self.sample(win, cond, text)
+            frames = to_uint8(((self.decode(latents) / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1))
+            out[done:stop] = frames[done - start:stop - start]
+            done = stop
+        return self._finish(out, video)
+
+    def decode(self, latents: Any) -> Any:
+        """(1, 4, F, h, w) scaled latents -> float (F, 3, H, W) VAE output in [-1, 1] (one frame per call)."""
+        import torch
+
         vae = self.pipe.vae
         with torch.inference_mode():
             z = latents[0].permute(1, 0, 2, 3) / float(vae.config.scaling_factor)  # (F, 4, h, w)
-            images = torch.cat([vae.decode(z[i:i + 1].to(vae.dtype), return_dict=False)[0].float()
-                                for i in range(len(z))])
-        out = ((images / 2 + 0.5).clamp(0, 1)).permute(0, 2, 3, 1).cpu().numpy()
-        out = plan.from_model(np.round(out * 255).astype(np.uint8))
-        return self._finish(out, video)
+            return torch.cat([vae.decode(z[i:i + 1].to(vae.dtype), return_dict=False)[0].float()
+                              for i in range(len(z))])
 
-    def sample(self, prepared: dict[str, Any], first_frame: np.ndarray, prompt: str) -> tuple[Any, dict[str, int]]:
-        """DDIM sampling with PnP injection from the inverted latents; returns (latents, injection call counts)."""
+    def sample(self, window: dict[str, Any], first_frame: np.ndarray, prompt: str,
+               on_step: Callable[[int, Any], None] | None = None) -> tuple[Any, dict[str, int]]:
+        """DDIM sampling with PnP injection from one window's inverted latents (`invert`); returns
+        (latents (1, 4, F, h, w), injection call counts). `on_step(t, latents)` sees every step's result."""
         import torch
 
         sched = self._scheduler(int(self.cfg["num_inference_steps"]))
@@ -377,23 +463,24 @@ class AnyV2V(DiffusersMethod):
         start = int(self.cfg["init_step"])
         if not 0 <= start < len(all_ts):
             raise VidEditBenchError(f"anyv2v: init_step={start} is outside the {len(all_ts)}-step schedule")
-        inverted = {int(k): torch.from_numpy(v)[None].to(self.device) for k, v in prepared["latents"].items()}
-        n = int(prepared["frames"])
+        inverted = {int(k): torch.from_numpy(v)[None].to(self.device) for k, v in window["latents"].items()}
+        n = int(window["frames"])
         x = inverted[all_ts[start]].clone()
+        generator = cpu_generator(self.seed)  # the official editing script re-seeds before its draws
         ratio = float(self.cfg["random_ratio"])
         if ratio > 0:
-            gen = torch.Generator(device="cpu").manual_seed(self.seed)
-            x = torch.randn(x.shape, generator=gen).to(self.device) * ratio + x * (1 - ratio)
+            x = torch.randn(x.shape, generator=generator).to(self.device) * ratio + x * (1 - ratio)
         injector = FeatureInjector(self.pipe.unet, injection_steps(all_ts, self.cfg["pnp_conv"]),
                                    injection_steps(all_ts, self.cfg["pnp_spatial_attn"]),
                                    injection_steps(all_ts, self.cfg["pnp_temporal_attn"]))
         guidance = float(self.cfg["guidance_scale"])
         try:
             with torch.inference_mode():
-                src_first = np.asarray(prepared["first_frame"])
+                src_first = np.asarray(window["first_frame"])
                 text = torch.cat([self._text(str(self.cfg["inversion_prompt"])),
                                   self._text(str(self.cfg["negative_prompt"] or "")), self._text(prompt)])
-                src_lat, edit_lat = self._image_latents(src_first, n), self._image_latents(first_frame, n)
+                src_lat = self._image_latents(src_first, n, generator)
+                edit_lat = self._image_latents(first_frame, n, generator)
                 img_lat = torch.cat([src_lat, edit_lat, edit_lat])
                 edit_emb = self._image_embedding(first_frame)
                 img_emb = torch.cat([self._image_embedding(src_first), torch.zeros_like(edit_emb), edit_emb])
@@ -407,6 +494,8 @@ class AnyV2V(DiffusersMethod):
                     step = sched.step(guided.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w), t,
                                       x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)).prev_sample
                     x = step.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+                    if on_step is not None:
+                        on_step(t, x)
         finally:
             injector.remove()
         return x, dict(injector.calls)

@@ -13,6 +13,12 @@ Defaults follow the official CogVideoX inference demo (cli_demo.py) and diffuser
 example: 50 steps, guidance 6.0, dynamic CFG on, the checkpoint's scheduler, strength 0.8
 (diffusers' example), fp16/bf16 on CUDA (`dtype: auto` = bf16; the 2b model was trained in fp16,
 `dtype: float16` matches the official demo for it), `cpu_offload` / `vae_tiling` for small GPUs.
+
+Official mode: baseline only.
+
+Differences from the official code that change output frames:
+* algorithm: SDEdit on the clip through diffusers' CogVideoXVideoToVideoPipeline; CogVideoX has no official video editing, strength 0.8 is diffusers' example
+* frames: clips mapped to 49 frames (padding dropped; longer clips sampled uniformly)
 """
 
 from __future__ import annotations

@@ -12,11 +12,19 @@ Frames run in chunks, each led by frame 0 (the anchor; its duplicates are droppe
 Text2Video-Zero group's processor and chunking (`methods.text2video_zero`). Depth maps come from
 `methods.depth` in `prepare` (cached per source video by the harness).
 
-Defaults: 50 DDIM steps, guidance 7.5, ControlNet conditioning scale 1.0, shorter side 512, chunks of
-8 frames (Text2Video-Zero's), no negative prompt. `cross_frame_attention=False` is the frame-wise
-ControlNet ablation (same noise, independent frames). Preset `t2vz-official` has Text2Video-Zero's own
-ControlNet settings (20 steps, guidance 9.0, its prompt suffix and negative prompt);
-`methods/presets/controlnet-depth.yaml`.
+Defaults = Text2Video-Zero's ControlNet settings (preset `official`, `model.py`
+`Model.process_controlnet_depth`): 20 DDIM steps (eta 0), guidance 9.0, ControlNet conditioning
+scale 1.0, its prompt suffix ", best quality, extremely detailed" and negative prompt, chunks of 8
+frames. `cross_frame_attention=False` is the frame-wise ControlNet ablation (same noise,
+independent frames). `methods/presets/controlnet-depth.yaml` also has `v2vbench`.
+
+Official mode: declared differences (preset `official`).
+
+Differences from the official code that change output frames:
+* models: ControlNet v1.1 depth and DPT-Hybrid depth (official: ControlNet v1.0 `sd-controlnet-depth` and the ControlNet MiDaS annotator)
+* resize: shorter side scaled to 512, multiples of 8 (official `prepare_video`: longer side 512, multiples of 64)
+* random draws: the initial latent from a CPU generator seeded with the run's seed (official: the global RNG)
+* frames: every frame of the sample (official: re-sampled to its output fps, at most its frame limit)
 """
 
 from __future__ import annotations
@@ -26,8 +34,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.depth import DEPTH_WEIGHTS, DepthEstimator, resize_controls
 from methods.diffusion_common import (
     DiffusersMethod,
@@ -40,6 +48,10 @@ from methods.diffusion_common import (
 
 SD_WEIGHTS = "stable-diffusion-v1-5"
 CONTROLNET_WEIGHTS = "controlnet-depth-sd15"
+#: Text2Video-Zero's ControlNet prompt additions (model.py, Model.process_controlnet_depth)
+T2VZ_PROMPT_SUFFIX = ", best quality, extremely detailed"
+T2VZ_NEGATIVE_PROMPT = ("longbody, lowres, bad anatomy, bad hands, missing fingers, extra digit, fewer digits, "
+                        "cropped, worst quality, low quality")
 
 
 def _load_controlnet(path: Path, device: str, dtype: str) -> Any:
@@ -138,11 +150,11 @@ class ControlNetDepth(DepthConditioned):
         "controlnet": None,  # registry name or local ControlNet folder; None = controlnet-depth-sd15
         "depth_model": None,  # registry name or local DPT folder; None = dpt-hybrid-midas
         "resolution": 512,  # shorter side while generating (multiples of 8); None = source size
-        "num_inference_steps": 50,
-        "guidance_scale": 7.5,
+        "num_inference_steps": 20,  # Text2Video-Zero's ControlNet settings (model.py, process_controlnet_depth)
+        "guidance_scale": 9.0,
         "controlnet_conditioning_scale": 1.0,
-        "negative_prompt": "",
-        "prompt_suffix": "",  # appended to the target prompt (Text2Video-Zero: ", best quality, extremely detailed")
+        "negative_prompt": T2VZ_NEGATIVE_PROMPT,
+        "prompt_suffix": T2VZ_PROMPT_SUFFIX,  # appended to the target prompt
         "cross_frame_attention": True,
         "chunk_size": 8,  # frames per pipeline call, anchor frame 0 included
         "depth_batch_size": 8,

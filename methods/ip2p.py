@@ -6,6 +6,13 @@ every frame. The sample's target prompt is turned into the instruction with `ins
 
 Defaults follow the paper / official `edit_cli.py`: 100 Euler-ancestral steps (the checkpoint's
 scheduler), text guidance 7.5, image guidance 1.5, resolution 512.
+
+Official mode: declared differences.
+
+Differences from the official code that change output frames:
+* resize: shorter side scaled to 512, multiples of 8 (official `edit_cli.py`: longer side 512, crop-fit to multiples of 64)
+* step schedule: diffusers' Euler-ancestral scheduler (official: k-diffusion `sample_euler_ancestral` on the model's discrete sigmas)
+* random draws: one CPU generator per frame seeded with the run's seed (official: the global RNG, one image at a time)
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.types import Video
+from bench.api.types import Video
 from methods.diffusion_common import (
     DiffusersMethod,
     batches,

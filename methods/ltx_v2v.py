@@ -15,13 +15,18 @@ example: 40 steps, guidance 3.0, its negative prompt, 768x512-class size (shorte
 frame-rate conditioning is the clip's own fps (the `official` preset: 25, the pipeline's default);
 strength 0.7 is ours (no official SDEdit setting). bf16 on CUDA, `cpu_offload` /
 `vae_tiling` options.
+
+Official mode: baseline only.
+
+Differences from the official code that change output frames:
+* algorithm: SDEdit through LTX's frame conditioning (condition strength 1 - `strength`); LTX-Video has no official video editing, strength 0.7 is ours
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from bench.errors import VidEditBenchError
+from bench.api.errors import VidEditBenchError
 from methods.diffusion_common import own_pipeline
 from methods.video_common import VIDEO_MODEL_OPTIONS, VideoModelMethod
 

@@ -21,6 +21,15 @@ source pixels outside the mask at the source resolution, as inpainting benchmark
 
 Defaults: 50 PNDM steps (the checkpoint's scheduler; the official code uses PLMS), guidance 5.0 (the
 paper's / official default), resolution 512.
+
+Official mode: declared differences.
+
+Differences from the official code that change output frames:
+* sampler: PNDM, the checkpoint's scheduler (official: PLMS)
+* reference: the CLIP processor's resize and centre crop to 224 (official: squashed to 224x224)
+* mask: resized to the latent grid by nearest neighbour (official: bilinear)
+* paste back: source pixels kept outside the mask (`paste_back`, default on; official: the raw output)
+* resize: shorter side 512, multiples of 8 (official: 512x512)
 """
 
 from __future__ import annotations
@@ -32,8 +41,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import NotApplicable, VidEditBenchError
-from bench.types import Video
+from bench.api.errors import NotApplicable, VidEditBenchError
+from bench.api.types import Video
 from methods.diffusion_common import (
     SCHEDULERS,
     DiffusersMethod,

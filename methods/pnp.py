@@ -5,7 +5,8 @@
   the editing visits (the source branch of PnP), and whose `edit` decodes the edited latents. An
   inversion prompt containing `{source_prompt}` (the sample's source caption, as the official codes
   invert with a description of the source) cannot be prepared per video without its caption: the
-  inversion then runs inside `edit` (counted as generation time), once per (video, caption).
+  inversion then runs inside `edit` (counted as generation time), once per (video, caption); a
+  sample without a source caption is an error naming it, never an inversion with "".
 * `injection_layers`: the PnP self-attention injection layers (every decoder self-attention but
   the first, i.e. SD's decoder blocks 4-11, as both official codes).
 * `conv_injection`: the PnP residual-feature injection at decoder block `up_blocks[1].resnets[1]`:
@@ -20,8 +21,8 @@ from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.controlnet_depth import SD_WEIGHTS, ddim_from
 from methods.diffusion_common import DiffusersMethod, batches, ddim_invert, load_pipeline
 
@@ -103,9 +104,17 @@ class SourceInverted(DiffusersMethod):
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
         return x * 2.0 - 1.0
 
-    def inversion_text(self, source_prompt: str | None) -> str:
-        """The inversion prompt, `{source_prompt}` filled in with the sample's caption ("" without one)."""
-        return str(self.cfg["inversion_prompt"] or "").replace("{source_prompt}", source_prompt or "")
+    def inversion_text(self, source_prompt: str | None, video: Video | None = None) -> str:
+        """The inversion prompt, `{source_prompt}` filled in with the sample's caption; a sample without
+        one is an error (inverting with "" instead would silently change the method)."""
+        template = str(self.cfg["inversion_prompt"] or "")
+        if "{source_prompt}" in template and not str(source_prompt or "").strip():
+            where = f"the sample of {video.path}" if video is not None and video.path else "this sample"
+            raise VidEditBenchError(
+                f"{self.name}: {where} has no source caption, but inversion_prompt {template!r} inverts with "
+                "{source_prompt}; add source_prompt to the sample in the suite manifest, or set "
+                f"--method-opt {self.name}.inversion_prompt=\"\" to invert without one")
+        return template.replace("{source_prompt}", str(source_prompt or ""))
 
     def _needs_caption(self) -> bool:
         return "{source_prompt}" in str(self.cfg["inversion_prompt"] or "")
@@ -163,7 +172,8 @@ class SourceInverted(DiffusersMethod):
         import hashlib
 
         if self._needs_caption():
-            key = (hashlib.sha1(np.ascontiguousarray(video.frames).tobytes()).hexdigest(), self.inversion_text(source_prompt))
+            key = (hashlib.sha1(np.ascontiguousarray(video.frames).tobytes()).hexdigest(),
+                   self.inversion_text(source_prompt, video))
             if getattr(self, "_inverted", (None, None))[0] != key:  # one video at a time: the runner groups by video
                 self._inverted = (key, self.invert(video, key[1]))
             prepared = self._inverted[1]

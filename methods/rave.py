@@ -16,13 +16,21 @@ AutoencoderKL, CLIP text encoder), following the paper and the settings of the o
 
 When the frame count is not a multiple of grid_size², the last grid is filled with extra copies of
 randomly chosen frames (copies of the last frame without shuffling); each frame's result is read from
-its first cell, the copies are dropped. The official code instead truncates the video.
+its first cell, the copies are dropped.
 
-Defaults (official `configs/*.yaml`): 3x3 grids, 50 DDIM steps, 50 inversion steps, guidance 7.5,
-ControlNet conditioning scale 1.0, ControlNet also during inversion, empty inversion and negative
-prompts, cell area 512². Differences from the official code: the depth maps come from DPT-Hybrid
-(V2VBench's MiDaS; the official configs use ZoeDepth), and guidance applies at every step (the
-official `cond_step_start` comparison skips guidance at the very first step).
+Defaults (official `configs/*.yaml` and `pipelines/sd_controlnet_rave.py`): 3x3 grids, 50 DDIM steps,
+50 inversion steps, guidance 7.5 except at the first step (`cond_step_start` 0.0: the official
+comparison leaves the first step unguided, i.e. the negative-prompt prediction alone), ControlNet
+conditioning scale 1.0, ControlNet also during inversion, empty inversion and negative prompts,
+cell area 512², frames VAE-encoded as grid images (`vae_encode: grid`) and decoded as grids.
+
+Official mode: declared differences (preset `official`).
+
+Differences from the official code that change output frames:
+* frame count: the last grid is padded with copies and every frame is returned (official: the clip is truncated to a multiple of grid_size², e.g. 18 of 24 frames at 3x3)
+* depth: DPT-Hybrid (V2VBench's MiDaS; official configs: ZoeDepth or the ControlNet annotators), per frame at the cell size
+* random draws: grid permutations from numpy's seeded generator (official: `torch.randperm` on the global RNG)
+* resize: bicubic antialiased to the cell size (official: its PIL grid preprocessing)
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.types import Video
+from bench.api.types import Video
 from methods.controlnet_depth import DepthConditioned, ddim_from
 from methods.depth import resize_controls
 from methods.diffusion_common import ddim_invert
@@ -135,6 +143,10 @@ class RAVE(DepthConditioned):
         "inversion_prompt": "",
         "negative_prompt": "",
         "shuffle": True,  # False: the fixed-grid ablation
+        # no guidance while step/steps <= this (official `cond_step_start` 0.0: the first step uses the
+        # negative-prompt prediction alone); -1 = guidance at every step
+        "cond_step_start": 0.0,
+        "vae_encode": "grid",  # "grid": VAE-encode the frames as grid images (official); "frame": one by one
         "batch_size": 4,  # grids per UNet call (inversion: batch_size·grid_size² frames per call)
         "vae_batch_size": 1,  # frames per VAE encode / grids per VAE decode (memory only)
         "depth_batch_size": 8,
@@ -190,16 +202,34 @@ class RAVE(DepthConditioned):
         per_call = max(1, int(self.cfg["batch_size"])) * int(self.cfg["grid_size"]) ** 2
         per_vae = max(1, int(self.cfg["vae_batch_size"]))
         with torch.inference_mode():
-            latents = torch.cat([
-                vae.encode(frames[i:i + per_vae].to(self.device, vae.dtype)).latent_dist.mean.float()
-                for i in range(0, len(frames), per_vae)
-            ]) * float(vae.config.scaling_factor)
+            latents = self.encode(frames)
             cond = self._embed(str(self.cfg["inversion_prompt"]))
             inverted = torch.cat([
                 self._invert(latents[i:i + per_call], cond, control[i:i + per_call].to(self.device))
                 for i in range(0, len(latents), per_call)
             ])
         return {"depth": depth, "latents": inverted.cpu().numpy().astype(np.float32)}
+
+    def encode(self, frames: Any) -> Any:
+        """(N, 3, h, w) pixels in [-1, 1] -> (N, 4, h/8, w/8) scaled latents (VAE posterior mean): as
+        the grid images of the unshuffled order, split into cells (official), or frame by frame."""
+        import torch
+
+        vae = self.base.vae
+        per_vae = max(1, int(self.cfg["vae_batch_size"]))
+        how = str(self.cfg["vae_encode"])
+        if how not in ("grid", "frame"):
+            from bench.api.errors import VidEditBenchError
+
+            raise VidEditBenchError(f"rave: option 'vae_encode' is {how!r}; valid: grid, frame")
+        g = int(self.cfg["grid_size"])
+        order = grid_order(len(frames), g, shuffle=False)
+        images = frames_to_grids(frames, order, g) if how == "grid" else frames
+        latents = torch.cat([
+            vae.encode(images[i:i + per_vae].to(self.device, vae.dtype)).latent_dist.mean.float()
+            for i in range(0, len(images), per_vae)
+        ]) * float(vae.config.scaling_factor)
+        return grids_to_frames(latents, order, len(frames), g) if how == "grid" else latents
 
     def _invert(self, latents: Any, cond: Any, control: Any) -> Any:
         """Deterministic DDIM inversion x_0 -> x_T of single frames (no guidance), as the official code."""
@@ -214,7 +244,7 @@ class RAVE(DepthConditioned):
         """DDIM sampling from per-frame latents x_T (N, 4, h, w) with per-frame control (N, 3, 8h, 8w).
 
         Every step draws a new grid arrangement (seeded), denoises the grids with classifier-free
-        guidance and grid-shaped control, and returns to frame order. Returns (frame latents x_0,
+        guidance (none up to `cond_step_start`) and grid-shaped control, and returns to frame order. Returns (frame latents x_0,
         the grids of the last arrangement, that arrangement).
         """
         import torch
@@ -232,7 +262,9 @@ class RAVE(DepthConditioned):
         uncond = self._embed(str(self.cfg["negative_prompt"]))
         order = grid_order(n, g, shuffle=False)
         grids = frames_to_grids(latents, order, g)  # (what is returned if there are no steps)
-        for t in sched.timesteps:
+        start = float(self.cfg["cond_step_start"])
+        for i, t in enumerate(sched.timesteps):
+            weight = guidance if start < i / len(sched.timesteps) else 0.0  # official: eps_u alone early on
             order = grid_order(n, g, rng, shuffle=shuffle)
             grids = frames_to_grids(latents, order, g)
             control_grids = frames_to_grids(control, order, g)
@@ -242,7 +274,7 @@ class RAVE(DepthConditioned):
                 b = len(x)
                 text = torch.cat([uncond.expand(b, -1, -1), cond.expand(b, -1, -1)])
                 eps_u, eps_c = self._eps(torch.cat([x, x]), t, text, torch.cat([c, c]), scale).chunk(2)
-                stepped.append(sched.step(eps_u + guidance * (eps_c - eps_u), t, x).prev_sample)
+                stepped.append(sched.step(eps_u + weight * (eps_c - eps_u), t, x).prev_sample)
             grids = torch.cat(stepped)
             latents = grids_to_frames(grids, order, n, g)
         return latents, grids, order
@@ -269,7 +301,7 @@ class RAVE(DepthConditioned):
         latents = torch.from_numpy(np.asarray(prepared["latents"], dtype=np.float32)).to(self.device)
         factor = int(self.base.vae_scale_factor)
         if latents.shape[0] != n or tuple(latents.shape[-2:]) != (size[0] // factor, size[1] // factor):
-            from bench.errors import VidEditBenchError
+            from bench.api.errors import VidEditBenchError
 
             raise VidEditBenchError(f"rave: prepared latents {tuple(latents.shape)} do not match this video "
                                     f"({n} frames, cell {size}) (stale prepare cache?)")

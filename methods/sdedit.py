@@ -8,6 +8,11 @@ benchmarks, without any temporal module).
 Defaults: strength 0.6 (SDEdit's recommended t0 range is 0.3-0.6; 0.6 is the upper end that still
 keeps the layout), 50 DDIM steps (eta 0), classifier-free guidance 7.5, shorter side 512 px (SD 1.5
 training resolution, as V2VBench's 512x512 frames), no negative prompt.
+
+Official mode: baseline only.
+
+Differences from the official code that change output frames:
+* algorithm: frame-wise SDEdit through Stable Diffusion 1.5 image-to-image; the official SDEdit code runs pixel-space SDE models, so this is our baseline
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.types import Video
+from bench.api.types import Video
 from methods.diffusion_common import (
     DiffusersMethod,
     batches,

@@ -20,14 +20,18 @@ Noise (`noise` option):
 Defaults follow the official `process_pix2pix`: 50 Euler-ancestral steps, image guidance 1.0,
 text guidance 7.5, chunks of 8 frames, resolution 512. Built on diffusers'
 `StableDiffusionInstructPix2PixPipeline` with our own attention processor; diffusers' (deprecated)
-`TextToVideoZeroPipeline` is not used. Differences from the official code: the generator is a CPU
-generator (same noise on every device; the official one lives on the GPU), and frames are resized
-so that the SHORTER side is `resolution`, sides snapped to multiples of 8 (the official
-`utils.prepare_video` scales the LONGER side to `resolution` and snaps to multiples of 64).
+`TextToVideoZeroPipeline` is not used.
 
 The attention processor is installed on the (shared, cached) UNet only for the duration of an edit
 and the previous processors are restored afterwards, so other methods using the same checkpoint in
 the same process (e.g. framewise-ip2p) are unaffected.
+
+Official mode: declared differences.
+
+Differences from the official code that change output frames:
+* random draws: a CPU generator (official: the GPU generator), same seeding scheme
+* resize: shorter side scaled to 512, multiples of 8 (official `prepare_video`: longer side 512, multiples of 64)
+* prompts: the sample's target prompt goes to InstructPix2Pix as the instruction (`instruction_template` "{prompt}"); benchmark prompts are often descriptions, the official demo's are instructions
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
-from bench.types import Video
+from bench.api.types import Video
 from methods.diffusion_common import cpu_generator, frames_to_pil
 from methods.ip2p import FramewiseInstructPix2Pix
 
@@ -192,7 +196,7 @@ class Text2VideoZero(FramewiseInstructPix2Pix):
         text = self.instruction(prompt)
         mode = str(self.cfg["noise"])
         if mode not in ("official", "same"):
-            from bench.errors import VidEditBenchError
+            from bench.api.errors import VidEditBenchError
 
             raise VidEditBenchError(f"text2video-zero: option 'noise' must be 'official' or 'same', got {mode!r}")
         self.setup()

@@ -65,6 +65,14 @@ official: a description of the source, `inversion_prompt: "{source_prompt}"`); (
 scaled to 512 with antialiased bicubic (official: H x W = 512 x 512, Lanczos, `resize: square`);
 (7) uint8 by rounding (official: truncation, `uint8: floor`); (8) a clip whose length is not a multiple
 of `batch_size` keeps every frame, its last batch shorter with its own keyframe (`partial_batch: keep`).
+
+Official mode: equal to official code on goldens (tests/test_method_goldens_tokenflow.py).
+
+Differences from the official code that change output frames:
+* checkpoint: SD 1.5 unless `weights` names SD 2.1 base (official: SD 2.1 base).
+* output size: resized back to the source size, Lanczos (official: kept at 512×512).
+* partial batches: a clip whose frame count is not a multiple of `batch_size` is refused (official: edits only the first multiple).
+* CUDA precision: latents stay float32 between UNet calls (official: float16 under autocast, CPU float32 in both).
 """
 
 from __future__ import annotations
@@ -75,8 +83,8 @@ from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.diffusion_common import batches, cpu_generator, frames_to_pil, processing_size
 from methods.pnp import SourceInverted, conv_injection, injection_layers, pnp_qk
 

@@ -76,6 +76,13 @@ golden lists (score gap 5.4e-7); the later blocks of that call then see differen
 is the official hard nearest-neighbour matching at float32 noise, not a behaviour we differ in.
 The default (ours) further differs by `draws: independent`, `resize: shorter_side`, `uint8: round`
 and inverting with "" (prepared once per video; official inverts with a source caption).
+
+Official mode: equal to official code on goldens (tests/test_method_goldens_vidtome.py).
+
+Differences from the official code that change output frames:
+* non-square sources: the official centre crop's output stretched to the source size.
+* chunks over 16 frames: leftover tokens of earlier local rounds indexed where they are.
+* clips over 32 frames: every frame edited (official: the first 32).
 """
 
 from __future__ import annotations
@@ -87,8 +94,8 @@ from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
-from bench.errors import VidEditBenchError
-from bench.types import Video
+from bench.api.errors import VidEditBenchError
+from bench.api.types import Video
 from methods.diffusion_common import cpu_generator
 from methods.pnp import SourceInverted, conv_injection, injection_layers, pnp_qk
 

@@ -12,6 +12,11 @@ checkpoint's (UniPC on flow sigmas); `flow_shift` overrides its shift (official 
 video-to-video example: 3.0 at 480p, 5.0 at 720p). `strength` 0.7 is ours (an SDEdit
 baseline has no official value; diffusers' example uses 0.7). bf16 on CUDA, `cpu_offload` and
 `vae_tiling` for small GPUs; the VAE stays float32 as in diffusers' Wan examples.
+
+Official mode: baseline only.
+
+Differences from the official code that change output frames:
+* algorithm: SDEdit on the clip through diffusers' WanVideoToVideoPipeline; Wan 2.1 has no official video-to-video editing, strength 0.7 is diffusers' example
 """
 
 from __future__ import annotations

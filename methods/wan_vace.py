@@ -12,14 +12,25 @@ How samples map onto it:
   (True = edit = white) and the reference image; the target prompt if the sample has one, else
   `default_prompt`;
 * text-guided samples with a mask: the same without a reference (masked repainting);
-* text-guided samples without a mask: the whole clip is regenerated (all-white mask) with the
-  source frames as reactive context and the target prompt.
+* text-guided samples without a mask: not applicable by default. Regenerating the whole clip with
+  the raw source as full-mask context is not a task VACE defines (VACE edits a video's content
+  through its annotators, e.g. depth or pose); `unmasked_text: regenerate` runs it anyway (our
+  baseline, not VACE's).
 
 Frame count: the clip is padded to 4k+1 frames by repeating the last frame (dropped afterwards),
 size to multiples of 16 (methods.video_common); mask frames are padded the same way.
 Defaults are the official VACE settings of Wan 2.1's generate.py: 50 steps, guidance 5.0, sample
 shift 16, the official negative prompt, 480p; context scale 1.0. `weights` picks
 `wan2.1-vace-1.3b` (default) or `wan2.1-vace-14b` (or a local folder). bf16 on CUDA, VAE float32.
+
+Official mode: declared differences (preset `official`).
+
+Differences from the official code that change output frames:
+* size: shorter side 480 with the aspect ratio kept, sides multiples of 16 (official Wan: the preset's fixed area, aspect kept by area); the `official` preset fixes 832x480
+* frame rate: the sample's frames as they are (official: resampled to 16 fps)
+* frame count: padded to 4k+1 frames with copies of the last frame, dropped afterwards (official: the clip's frames as given)
+* masked pixels: gray 128 (VACE's inpainting annotator colour), applied by us instead of the annotator
+* random draws: a CPU generator seeded with the run's seed (official: a device generator)
 """
 
 from __future__ import annotations
@@ -28,14 +39,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.errors import NotApplicable
-from bench.types import Video
+from bench.api.errors import NotApplicable
+from bench.api.types import Video
 from methods.diffusion_common import image_to_pil, masks_to_pil, own_pipeline
 from methods.video_common import VIDEO_MODEL_OPTIONS, VideoModelMethod
 from methods.wan_v2v import WAN_NEGATIVE_PROMPT, scheduler_overrides
 
 #: the fill of masked pixels: VACE's inpainting annotators' MASK_COLOR (about 0 in the VAE's [-1, 1] range)
 GRAY = 128
+UNMASKED_TEXT_REASON = ("{name}: a text-guided sample without a mask is not a task VACE defines (it edits through "
+                        "annotators such as depth); set unmasked_text=regenerate to regenerate the whole clip anyway")
 
 
 def vace_context(frames: np.ndarray, mask: np.ndarray | None, gray_masked: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +92,22 @@ class WanVACE(VideoModelMethod):
         "gray_masked": True,  # masked pixels of the context become gray (VACE inpainting input)
         "use_reference": True,  # pass the sample's reference image (image-guided samples)
         "default_prompt": "",  # prompt for image-guided samples without one
+        "unmasked_text": "not_applicable",  # or "regenerate": text-guided samples without a mask (not a VACE task)
     }
+
+    def applicable(self, sample_task: str, has_prompt: bool, has_reference: bool, has_mask: bool) -> str | None:
+        reason = super().applicable(sample_task, has_prompt, has_reference, has_mask)
+        if reason is None and sample_task == "text" and not has_mask and self._unmasked_not_applicable():
+            return UNMASKED_TEXT_REASON.format(name=self.name)
+        return reason
+
+    def _unmasked_not_applicable(self) -> bool:
+        mode = str(self.cfg["unmasked_text"])
+        if mode not in ("not_applicable", "regenerate"):
+            from bench.api.errors import VidEditBenchError
+
+            raise VidEditBenchError(f"{self.name}: option 'unmasked_text' is {mode!r}; valid: not_applicable, regenerate")
+        return mode == "not_applicable"
 
     def _load(self) -> Any:
         return own_pipeline(super()._load(), "default", **scheduler_overrides(self.cfg["flow_shift"]))
@@ -111,6 +139,8 @@ class WanVACE(VideoModelMethod):
             if reference is None:
                 raise NotApplicable(f"{self.name} needs a target prompt or a reference image; the sample has neither")
             prompt = str(self.cfg["default_prompt"])
+        if mask is None and reference is None and self._unmasked_not_applicable():
+            raise NotApplicable(UNMASKED_TEXT_REASON.format(name=self.name))
         self.setup()
         plan, (h, w), frames, masks, refs = self.vace_inputs(video, mask, reference)
         with torch.inference_mode():

@@ -64,3 +64,60 @@ def test_readme_method_table_names_each_methods_shipped_presets():
         data = yaml.safe_load(f.read_text())
         presets = set((data.get("presets", data)).keys())
         assert set(re.findall(r"`([^`]+)`", rows[f.stem])) == presets, f.stem
+
+
+#: the README's "official mode" values (issue 21); "–" = no official code (reference rows, weight-free
+#: baselines, plumbing), "pending" = being brought to the goldens on another branch
+OFFICIAL_MODES = ("equal to official code on goldens", "declared differences", "baseline only")
+DIFFERENCES_HEADING = "Differences from the official code that change output frames:"
+
+
+def _method_rows() -> dict[str, list[str]]:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("\n## Methods\n")
+    lines = readme[start:readme.index("\n## ", start + 1)].splitlines()
+    header = next(line for line in lines if line.startswith("| method |"))
+    assert [c.strip() for c in header.split("|")[5:7]] == ["official mode", "differences from the official code"]
+    return {re.findall(r"`([^`]+)`", line.split("|")[1])[0]: [c.strip() for c in line.split("|")]
+            for line in lines if line.startswith("| `")}
+
+
+def _docstring_declaration(doc: str) -> tuple[str | None, list[str]]:
+    """("Official mode: X." value, the labels of the bullets under DIFFERENCES_HEADING) of a module docstring."""
+    mode = re.search(r"^Official mode: ([^.(]+?)\s*[.(]", doc, re.M)
+    labels: list[str] = []
+    if DIFFERENCES_HEADING in doc:
+        for line in doc.split(DIFFERENCES_HEADING, 1)[1].splitlines()[1:]:
+            if not line.startswith("* "):
+                break
+            labels.append(line[2:].split(":", 1)[0].strip())
+    return (mode.group(1) if mode else None), labels
+
+
+def test_readme_official_mode_and_differences_follow_each_adapters_docstring():
+    import sys
+
+    from bench.api.catalog import METHODS
+    from methods.diffusion_common import DiffusersMethod
+
+    rows = _method_rows()
+    checked = 0
+    for name, cells in rows.items():
+        mode_cell, diff_cell = cells[5], cells[6]
+        cls = METHODS.get(name)
+        doc = sys.modules[cls.__module__].__doc__ or ""
+        if mode_cell == "pending":
+            continue
+        if mode_cell == "–":
+            assert not issubclass(cls, DiffusersMethod), f"{name}: a diffusion adapter needs an official mode"
+            continue
+        assert mode_cell in OFFICIAL_MODES, f"{name}: official mode {mode_cell!r}; use one of {OFFICIAL_MODES}"
+        doc_mode, labels = _docstring_declaration(doc)
+        assert doc_mode == mode_cell, f"{name}: docstring says official mode {doc_mode!r}, README {mode_cell!r}"
+        assert labels, f"{name}: its docstring lists no differences under {DIFFERENCES_HEADING!r}"
+        readme_labels = [item.split(":", 1)[0].strip() for item in diff_cell.split("; ")]
+        assert readme_labels == labels, f"{name}: README differences {readme_labels} != docstring {labels}"
+        if mode_cell == OFFICIAL_MODES[0]:
+            assert (REPO / "tests" / f"test_method_goldens_{name}.py").is_file(), f"{name}: no golden test"
+        checked += 1
+    assert checked >= 12

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: the rooms in data-path order: a room may import only rooms with a smaller rank (equal ranks are
 #: independent of each other)
-ROOMS = {"api": 0, "presets": 0, "weights": 1, "media": 1, "suites": 2, "store": 3, "running": 4, "study": 5,
+ROOMS = {"api": 0, "presets": 1, "weights": 1, "media": 1, "suites": 2, "store": 3, "running": 4, "study": 5,
          "report": 6, "cli": 7}
 #: the stable plug-in import paths: `bench.<name>` re-exports `bench.api.<name>` (`bench.models`:
 #: bench.weights.models); bench's own code imports the room module, never these

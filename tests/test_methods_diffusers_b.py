@@ -287,3 +287,35 @@ def test_depth_methods_run_through_the_harness(tiny_dirs, tmp_path):
         assert len(rows) and set(rows.status) == {"ok"}, rows[["status", "message"]].to_dict("records")
         assert rows.preprocess_s.notna().all()  # prepare ran (depth maps; RAVE also inverts)
     store.close()
+
+
+def test_rave_first_step_is_unguided_as_the_official_cond_step_start(tiny_dirs, clip4):
+    """Official `cond_step_start` 0.0: step 0 uses the negative-prompt prediction alone, so with one
+    step the target prompt cannot matter; `cond_step_start: -1` guides it."""
+    method = _rave(tiny_dirs, seed=2, num_inference_steps=1)
+    prepared = method.prepare(clip4)
+    a = method.edit(clip4, prompt="a watercolor painting", prepared=prepared)
+    b = method.edit(clip4, prompt="a neon city at night", prepared=prepared)
+    assert np.array_equal(a, b)
+    guided = _rave(tiny_dirs, seed=2, num_inference_steps=1, cond_step_start=-1)
+    c = guided.edit(clip4, prompt="a watercolor painting", prepared=prepared)
+    d = guided.edit(clip4, prompt="a neon city at night", prepared=prepared)
+    assert not np.array_equal(c, d)
+
+
+def test_rave_encodes_the_grid_image_as_official(tiny_dirs, clip4):
+    """`vae_encode: grid` = the VAE latent of the 2x2 grid image of the frames, cut into cells."""
+    method = _rave(tiny_dirs)
+    method.setup()
+    frames = torch.rand(4, 3, 32, 32) * 2 - 1
+    vae = method.base.vae
+    grid = torch.cat([torch.cat([frames[0], frames[1]], dim=2), torch.cat([frames[2], frames[3]], dim=2)], dim=1)
+    with torch.inference_mode():
+        want = vae.encode(grid[None]).latent_dist.mean * float(vae.config.scaling_factor)  # (1, 4, 8, 8)
+        got = method.encode(frames)
+        by_frame = _rave(tiny_dirs, vae_encode="frame")
+        by_frame.setup()
+        per_frame = by_frame.encode(frames)
+    cells = [want[0, :, :4, :4], want[0, :, :4, 4:], want[0, :, 4:, :4], want[0, :, 4:, 4:]]
+    torch.testing.assert_close(got, torch.stack(cells), atol=1e-5, rtol=1e-5)
+    assert float((per_frame - got).abs().max()) > 1e-3  # encoding frame by frame is another result

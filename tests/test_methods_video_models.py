@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.api.catalog import METHODS
+from bench.api.errors import NotApplicable
 from bench.api.types import Video
 
 STEPS = 2
@@ -127,7 +128,9 @@ def test_wan_vace_shape_determinism_prompt_and_mask_modes(dirs, video):
     a = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask)
     b = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask)
     c = make("wan-vace", dirs["vace"]).edit(video, reference=ref, mask=mask, prompt="a green ball")
-    d = make("wan-vace", dirs["vace"]).edit(video, prompt="a green ball")  # text-guided, whole clip
+    with pytest.raises(NotApplicable, match="not a task VACE defines"):
+        make("wan-vace", dirs["vace"]).edit(video, prompt="a green ball")  # text-guided without a mask
+    d = make("wan-vace", dirs["vace"], unmasked_text="regenerate").edit(video, prompt="a green ball")  # opt-in
     for out in (a, c, d):
         assert out.shape == video.frames.shape and out.dtype == np.uint8
     assert mean_abs(a, b) == 0.0
@@ -284,14 +287,19 @@ def test_anyv2v_first_frame_condition_is_the_image_editors_output(dirs, video):
     the first-frame image latents the UNet receives decode to those images' VAE round trips."""
     import torch
 
-    m = anyv2v(dirs)
+    from methods.diffusion_common import resize_frames
+
+    m = anyv2v(dirs, vae_sampling="mean")  # image latents = posterior means, so they decode to round trips
     m.setup()
     prepared = m.prepare(video)
-    edited = m.edit_first_frame(prepared["first_frame"], "make it red")
+    win = prepared["windows"][0]
+    source_first = win["first_frame"]  # at the model size
+    edited = m.edit_first_frame(video.frames[0], "make it red")  # the editor sees the clip's own first frame
     direct = METHODS.get("framewise-ip2p")(device="cpu", seed=0, weights=dirs["ip2p"], num_inference_steps=STEPS,
-                                           resolution=None).edit(Video(prepared["first_frame"][None], fps=8.0),
+                                           resolution=None).edit(Video(video.frames[:1], fps=8.0),
                                                                  prompt="make it red")[0]
     assert np.array_equal(edited, direct)
+    edited = resize_frames(edited[None], source_first.shape[:2])[0]
     seen: dict[str, torch.Tensor] = {}
 
     def grab(module, args, kwargs):
@@ -317,7 +325,7 @@ def test_anyv2v_first_frame_condition_is_the_image_editors_output(dirs, video):
     lat = seen["image_latents"]  # (3 branches, 4, F, h, w): [source, negative, positive]
     assert lat.shape[0] == 3 and torch.equal(lat[1], lat[2])
     cond, src = decode(lat[2:3, :, 0]), decode(lat[0:1, :, 0])
-    want_cond, want_src = round_trip(edited), round_trip(prepared["first_frame"])
+    want_cond, want_src = round_trip(edited), round_trip(source_first)
     np.testing.assert_allclose(cond, want_cond, atol=1e-4)
     np.testing.assert_allclose(src, want_src, atol=1e-4)
     assert np.abs(want_cond - want_src).mean() > 1e-3  # the two conditions really differ
@@ -325,11 +333,59 @@ def test_anyv2v_first_frame_condition_is_the_image_editors_output(dirs, video):
     assert torch.allclose(lat[2, :, -1], torch.ones_like(lat[2, :, -1]))
 
 
+def test_anyv2v_windows_start_with_the_first_frames_and_cover_the_clip():
+    from methods.anyv2v import frame_windows
+
+    assert frame_windows(16, 16) == [(0, 16)]  # the official input: the first 16 frames
+    assert frame_windows(24, 16) == [(0, 16), (8, 24)]  # the second starts on a frame the first generated
+    assert frame_windows(40, 16) == [(0, 16), (15, 31), (24, 40)]
+    assert frame_windows(10, 16) == [(0, 10)]  # padded by the adapter, padding dropped
+    assert frame_windows(7, None) == [(0, 7)]
+
+
+def test_anyv2v_official_frames_are_the_first_n_and_every_output_frame_is_generated(dirs, video):
+    """With a 3-frame window on the 5-frame clip: frames 0-2 are exactly the edit of the first 3 frames
+    alone (the official input), frames 3-4 come from a second window; no output frame is a copy."""
+    m = anyv2v(dirs, num_frames=3)
+    assert m.windows(T) == [(0, 3), (2, 5)]
+    out = m.edit(video, prompt="make it red")
+    first = anyv2v(dirs, num_frames=3).edit(Video(video.frames[:3], fps=8.0), prompt="make it red")
+    assert out.shape == video.frames.shape
+    assert np.array_equal(out[:3], first)
+    flat = out.reshape(T, -1)
+    assert all(not np.array_equal(flat[i], flat[j]) for i in range(T) for j in range(i + 1, T))
+
+
+def test_anyv2v_vae_encodings_are_posterior_samples_as_official(dirs, video):
+    import torch
+
+    from methods.diffusion_common import cpu_generator
+
+    m = anyv2v(dirs)
+    m.setup()
+    frames = video.frames[:2]
+    with torch.inference_mode():
+        a, b = m._encode(frames, cpu_generator(0)), m._encode(frames, cpu_generator(0))
+        m.cfg["vae_sampling"] = "mean"
+        mean = m._encode(frames, cpu_generator(0))
+    assert torch.equal(a, b) and float((a - mean).abs().max()) > 1e-3
+
+
+def test_anyv2v_clip_image_crop_is_the_official_cover_and_centre_crop():
+    from methods.anyv2v import center_crop_wide
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (4, 8, 3), dtype=np.uint8)
+    assert np.array_equal(center_crop_wide(img, 4, 4), img[:, 2:6])  # already covers: centre cut only
+    small = rng.integers(0, 255, (2, 4, 3), dtype=np.uint8)  # upscaled x2 (BOX = replication), then cut
+    assert np.array_equal(center_crop_wide(small, 4, 4), np.repeat(np.repeat(small, 2, 0), 2, 1)[:, 2:6])
+
+
 def test_anyv2v_feature_injection_copies_source_features_at_the_scheduled_steps(dirs, video):
     m = anyv2v(dirs, num_inference_steps=4, num_inversion_steps=4, pnp_conv=0.5, pnp_spatial_attn=0.25,
                pnp_temporal_attn=1.0)
     m.setup()
-    prepared = m.prepare(video)
+    prepared = m.prepare(video)["windows"][0]
     first = prepared["first_frame"]
     x_inj, calls = m.sample(prepared, first, "make it red")
     # 4 steps from init 0: conv at 2 steps (1 layer), spatial at 1 step and temporal at 4 (8 layers, q and k each)
@@ -367,7 +423,8 @@ def test_video_models_run_through_the_harness(dirs, tmp_path):
     av = edits[(edits.method == "anyv2v") & (edits.task == "text")]
     assert len(av) and set(av.status) == {"ok"}, av[["status", "message"]].to_dict("records")
     assert av.preprocess_s.notna().all()  # the inversion ran in prepare
-    assert set(vace.status) == {"ok"} and set(vace.task) == {"text", "image"}, vace[["status", "message"]].to_dict("records")
+    assert set(vace[vace.task == "image"].status) == {"ok"}, vace[["status", "message"]].to_dict("records")
+    assert set(vace[vace.task == "text"].status) == {"not_applicable"}  # no mask: not a VACE task
 
 
 # ------------------------------------------------------------------------------------------------

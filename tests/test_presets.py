@@ -35,7 +35,8 @@ def test_every_paper_table_is_shipped_with_its_columns_in_order():
         data = yaml.safe_load(presets[name].path.read_text())
         assert data["metrics"] == columns, name
         assert presets[name].description, name
-        assert set(data) <= {"methods", "metrics", "method_options", "metric_options"}, name
+        assert set(data) <= {"methods", "metrics", "method_options", "metric_options", "method_preset"}, name
+        assert data["method_preset"] == name, name  # each paper config applies the methods' presets of its name
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))

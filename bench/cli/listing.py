@@ -114,16 +114,42 @@ def list_metrics(details: bool = typer.Option(False, "--details", help="Import e
 
 
 @list_app.command("configs")
-def list_configs_cmd() -> None:
+def list_configs_cmd(details: bool = typer.Option(False, "--details", help="Also the method settings each config applies."),
+                     as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Shipped run configs (`--config NAME`) reproducing the seed papers' tables."""
-    from bench.presets import list_presets
+    from bench.presets import list_presets, method_preset_of
 
+    if as_json:
+        return _print_json([{"name": p.name, "reproduces": p.description, "method_preset": method_preset_of(p.path)}
+                            for p in list_presets()])
     t = Table(title="configs")
     t.add_column("name")
     t.add_column("reproduces", overflow="fold")
+    t.add_column("method presets")
     for p in list_presets():
-        t.add_row(p.name, p.description)
+        t.add_row(p.name, p.description, method_preset_of(p.path) or "–")
     console.print(t)
+    if details:
+        _config_method_details(list_presets())
+
+
+def _config_method_details(presets) -> None:
+    """Per config with method presets: each registered method's preset options, or the flag."""
+    from bench.api.catalog import METHODS
+    from bench.presets import flagged_label, method_preset_of, method_settings
+
+    for p in presets:
+        name = method_preset_of(p.path)
+        if not name:
+            continue
+        console.print(f"\n[bold]{_esc(p.name)}[/bold]: method preset '{_esc(name)}'")
+        for s in method_settings(name, list(METHODS.names())):
+            if s.preset:
+                opts = ", ".join(f"{k}={v}" for k, v in s.options.items())
+                console.print(f"  {s.method}: preset {s.preset}: {opts}", markup=False, highlight=False, soft_wrap=True)
+            elif s.flagged:
+                console.print(f"  {s.method}: no '{name}' preset (FLAGGED: runs with its defaults as "
+                              f"'{flagged_label(s.method, name)}')", markup=False, highlight=False, soft_wrap=True)
 
 
 @list_app.command("suites")

@@ -88,7 +88,7 @@ def _load_config_file(path: Path | None) -> dict[str, Any]:
     return _check_config(data, path)
 
 
-CONFIG_KEYS = ("methods", "metrics", "method_options", "metric_options")
+CONFIG_KEYS = ("methods", "metrics", "method_options", "metric_options", "method_preset")
 
 
 def _check_config(data: dict, path: Path) -> dict[str, Any]:
@@ -113,6 +113,10 @@ def _check_config(data: dict, path: Path) -> dict[str, Any]:
         if not isinstance(v, dict) or not all(isinstance(n, str) and isinstance(o, dict) for n, o in v.items()):
             _fail(f"{path}, field '{k}': expected NAME: {{KEY: VALUE}} mappings, got {v!r}"[:300])
         out[k] = {n: dict(o) for n, o in v.items()}
+    if data.get("method_preset") is not None:
+        if not isinstance(data["method_preset"], str) or not data["method_preset"].strip():
+            _fail(f"{path}, field 'method_preset': expected a preset name, e.g. method_preset: v2vbench")
+        out["method_preset"] = data["method_preset"].strip()
     return out
 
 
@@ -436,7 +440,7 @@ def _check_option_values(m_opts: dict, k_opts: dict, method_names: list[str], me
             cls = METHODS.get(n)
         except Exception:  # noqa: BLE001  (an import error: reported by the run as error rows)
             continue
-        unknown = sorted(set(o) - set(getattr(cls, "defaults", {}) or {}))
+        unknown = sorted(set(o) - set(getattr(cls, "defaults", {}) or {}) - {"preset"})
         if unknown and not getattr(cls, "accepts_any_config", False):
             _fail(f"method '{n}' has no option(s) {unknown}; valid: {sorted(getattr(cls, 'defaults', {}) or {}) or '(none)'}")
         _try_create(lambda: cls(device="cpu", seed=0, **o), f"method '{n}'")
@@ -497,6 +501,25 @@ def _fresh_store(run_dir: Path, results_dir: Path, name: str, force: bool) -> No
         _fail(str(e))
 
 
+def _apply_config_presets(preset: str | None, method_names: list[str], m_opts: dict, labels: dict) -> dict:
+    """A paper config's `method_preset`: each method runs with its preset of that name (an explicit
+    --method-opt NAME.preset wins); a method with none runs with its defaults under a flagged name."""
+    if not preset:
+        return labels
+    from bench.presets import flagged_label, method_settings
+
+    for s in method_settings(preset, method_names):
+        if "preset" in m_opts.get(s.method, {}):
+            continue
+        if s.preset:
+            m_opts.setdefault(s.method, {})["preset"] = s.preset
+        elif s.flagged:
+            labels.setdefault(s.method, flagged_label(s.method, preset))
+            console.print(f"warning: method '{s.method}' has no '{preset}' preset: it runs with its own defaults, "
+                          f"stored as '{labels[s.method]}'", soft_wrap=True, highlight=False, markup=False)
+    return labels
+
+
 def _build_config(suite, methods, metrics, name, results_dir, device, seed, limit, shard, resume, retry_errors,
                   method_opt, metric_opt, config_file, num_frames, size, batch_size, warmup, no_source_cache,
                   method_labels=None, force: bool = False, timeout: float | None = 3600.0):
@@ -531,6 +554,7 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
     k_opts = _merge_options(file_cfg.get("metric_options") or {}, _parse_options(metric_opt, "metric"))
     _check_option_targets(m_opts, method_names, "method")
     _check_option_targets(k_opts, [parse_metric_spec(m)[0] for m in metric_names], "metric")
+    method_labels = _apply_config_presets(file_cfg.get("method_preset"), method_names, m_opts, dict(method_labels or {}))
     _check_option_values(m_opts, k_opts, method_names, metric_names)
     overrides = {k: v for k, v in {"num_frames": num_frames, "size": size}.items() if v is not None}
     cfg = RunConfig(
