@@ -229,7 +229,7 @@ def _table_imports(path: Path) -> set[str]:
 
 
 def test_renderers_take_only_the_tables_type_and_constants_from_the_computation():
-    allowed = {"Leaderboard", "EFFICIENCY_FAMILIES", "EDIT_COLUMNS", "conform", "_pivot"}
+    allowed = {"Leaderboard", "EFFICIENCY_FAMILIES", "EDIT_COLUMNS", "conform"}
     for name in ("formats", "plots", "html", "export"):
         got = _table_imports(REPO / "bench" / "report" / f"{name}.py")
         assert got <= allowed, f"bench/report/{name}.py computes with {sorted(got - allowed)}"

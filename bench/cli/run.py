@@ -155,20 +155,14 @@ def _progress_and_log(interval: float = 5.0):
 
 def _print_summary(summary, already_logged: set[str] | None = None) -> None:
     statuses = ("ok", "error", "skipped", "not_applicable")
-    t = Table(title="Edits", show_lines=False)
-    t.add_column("method")
-    for s in statuses:
-        t.add_column(s, justify="right")
-    for method, counts in sorted(summary.edits.items()):
-        t.add_row(_esc(method), *[str(counts.get(s, 0) or "") for s in statuses])
-    console.print(t)
-    t = Table(title="Scores")
-    t.add_column("metric")
-    for s in statuses:
-        t.add_column(s, justify="right")
-    for metric, counts in sorted(summary.scores.items()):
-        t.add_row(_esc(metric), *[str(counts.get(s, 0) or "") for s in statuses])
-    console.print(t)
+    for title, first, rows in (("Edits", "method", summary.edits), ("Scores", "metric", summary.scores)):
+        t = Table(title=title)
+        t.add_column(first)
+        for s in statuses:
+            t.add_column(s, justify="right")
+        for name, counts in sorted(rows.items()):
+            t.add_row(_esc(name), *[str(counts.get(s, 0) or "") for s in statuses])
+        console.print(t)
     logged = " ".join(already_logged or ())
     lines: dict[tuple[str, str, str, str], int] = {}
     for kind, what, status, msg in summary.problems:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.table import EFFICIENCY_FAMILIES, Leaderboard, _pivot
+from bench.report.table import EFFICIENCY_FAMILIES, Leaderboard
 from bench.store.pairing import task_title
 
 
@@ -107,7 +107,7 @@ def display_table(lb: Leaderboard, with_ci: bool = True, headers: list[str] | No
                 s += " †"
             vals.append(s)
         out[header] = vals
-    counts = _pivot(cells, "n", lb.methods, heads).fillna(0) if len(cells) else pd.DataFrame()
+    counts = (lb.unpaired_counts if unpaired else lb.counts)[heads] if len(cells) else pd.DataFrame()
     out["n samples"] = [int(x) for x in counts.max(axis=1)] if len(heads) and len(counts) else [0] * len(lb.methods)
     return out
 

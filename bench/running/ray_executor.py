@@ -241,16 +241,9 @@ class RayExecutor:
         return r.summary
 
     def _run_method(self, name: str) -> None:
-        from bench.running.plan import plan_method
-
         r = self.runner
-        plan = plan_method(r, name)
-        if plan.create_error:
-            r.log(plan.create_error)
-        for row in plan.decided:
-            r.store.put_edit(row)
-        r.summary.edits_skipped_existing += plan.skipped_existing
-        if plan.create_error or not plan.units:
+        plan = r.begin_method(name)
+        if plan is None:
             return
         groups: dict[str, list] = {}
         for u in plan.units:

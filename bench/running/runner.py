@@ -307,10 +307,10 @@ class Runner:
                 and r["sample_key"] == self.sample_key(self._suite_by_uid[r["sample_uid"]])]
         return edits + more
 
-    def _run_method(self, name: str) -> None:
-        """Plan the method's units, set it up once, execute every unit, persist each record."""
+    def begin_method(self, name: str):
+        """Plan a method's units and store the rows decided without running it (local loop and Ray
+        driver); the plan when units are left to execute, else None."""
         from bench.running.plan import plan_method
-        from bench.running.units import MethodWorker, ready_check
 
         plan = plan_method(self, name)
         if plan.create_error:
@@ -318,7 +318,14 @@ class Runner:
         for row in plan.decided:
             self.store.put_edit(row)
         self.summary.edits_skipped_existing += plan.skipped_existing
-        if plan.create_error or not plan.units:
+        return None if plan.create_error or not plan.units else plan
+
+    def _run_method(self, name: str) -> None:
+        """Plan the method's units, set it up once, execute every unit, persist each record."""
+        from bench.running.units import MethodWorker, ready_check
+
+        plan = self.begin_method(name)
+        if plan is None:
             return
         self._method_setups += 1
         failed = ready_check(plan.method)
