@@ -185,8 +185,9 @@ def test_variants_become_separate_columns():
         rows.append(score("B", uid, "clip_text", 30.0, variant_id="t"))
     lb = build_leaderboard(pd.DataFrame(rows), None, bootstrap=0)
     headers = list(lb.columns["header"])
-    assert "clip_consistency [pairing=consecutive] ↑" in headers and "clip_consistency [pairing=all] ↑" in headers
-    assert lb.main.loc["A", "clip_consistency [pairing=consecutive] ↑"] == pytest.approx(0.9)
+    # the default variant (pairing=consecutive) is the plain name; another names what differs from it
+    assert "clip_consistency ↑" in headers and "clip_consistency [pairing=all] ↑" in headers
+    assert lb.main.loc["A", "clip_consistency ↑"] == pytest.approx(0.9)
     assert lb.main.loc["A", "clip_consistency [pairing=all] ↑"] == pytest.approx(0.5)
     assert lb.counts.loc["A", "clip_consistency [pairing=all] ↑"] == 4
     # family weight: clip_consistency variants average to A = (1 + 0)/2, clip_text A = 0 -> 0.25
@@ -330,3 +331,18 @@ def test_not_applicable_rows_are_not_failures_and_unequal_n_is_flagged():
     assert lb.settings["unequal_n"] == ["bg_psnr ↑"]
     md = to_markdown(lb)
     assert "different numbers of samples in bg_psnr ↑" in md and "30*" not in md
+
+
+def test_a_columns_header_depends_only_on_its_own_variant():
+    """The same variant gets the same header whatever other variants a run holds: CSVs of runs join."""
+    def board(labels: dict[str, str]):
+        rows = [score(m, uid, "clip_consistency", v, variant_id=vid, variant_label=lab)
+                for vid, lab in labels.items() for m, v in (("A", 0.9), ("B", 0.8)) for uid in SAMPLES]
+        return list(build_leaderboard(pd.DataFrame(rows), None, bootstrap=0).columns["header"])
+
+    alone = board({"c2": "backbone=L,pairing=all"})
+    both = board({"c1": "backbone=L,pairing=consecutive", "c2": "backbone=L,pairing=all"})
+    default_only = board({"c1": "backbone=L,pairing=consecutive"})
+    assert alone == ["clip_consistency [pairing=all] ↑"]
+    assert set(both) == {"clip_consistency ↑", "clip_consistency [pairing=all] ↑"}
+    assert default_only == ["clip_consistency ↑"]

@@ -272,6 +272,36 @@ def _short_variant_labels(labels: dict[str, str]) -> dict[str, str]:
     return {vid: (f"{lab} @{vid[:6]}" if seen[lab] > 1 else lab) for vid, lab in out.items()}
 
 
+def _default_variant(metric: str) -> dict[str, str] | None:
+    """The options of a metric's default variant as its label spells them (None: not importable here)."""
+    if metric not in _DEFAULTS:
+        try:
+            from bench.api.catalog import METRICS
+
+            _DEFAULTS[metric] = _parse_label(METRICS.get(metric)(device="cpu").variant_label())
+        except Exception:  # noqa: BLE001  (a plug-in metric not installed here: headers as before)
+            _DEFAULTS[metric] = None
+    return _DEFAULTS[metric]
+
+
+_DEFAULTS: dict[str, dict[str, str] | None] = {}
+
+
+def _stable_variant_labels(metric: str, labels: dict[str, str]) -> dict[str, str] | None:
+    """variant_id -> the options in which it differs from the metric's DEFAULT variant ('' for the
+    default itself): a column's header then depends only on its own variant, so the CSVs of two runs
+    join. None when the metric's defaults are unknown here or two variants would share a header."""
+    default = _default_variant(metric)
+    if default is None:
+        return None
+    out = {}
+    for vid, lab in labels.items():
+        p = {} if lab in ("", "default") else _parse_label(lab)
+        # options the metric does not know (resolved facts of an older version) do not name a column
+        out[vid] = ",".join(f"{k}={v}" for k, v in p.items() if k in default and default[k] != v)
+    return out if len(set(out.values())) == len(out) else None
+
+
 def _first(series: pd.Series, default: Any) -> Any:
     s = series.dropna()
     return s.iloc[0] if len(s) else default
@@ -315,10 +345,13 @@ def _column_table(scores: pd.DataFrame, scales: dict[str, tuple[float, str]]) ->
         group = by_metric[metric]
         first_label = {v: str(_first(group.loc[group["variant_id"] == v, "variant_label"], "")) for v in set(group["variant_id"])}
         ids = sorted((v for v in first_label if v), key=lambda v: (first_label[v], v))
-        if len(ids) <= 1:
+        labs = {vid: first_label[vid] for vid in ids}
+        stable = _stable_variant_labels(str(metric), labs) if ids else None
+        if stable is not None and not (group["variant_id"] == "").any():
+            variants = stable
+        elif len(ids) <= 1:
             variants = {vid: "" for vid in (ids or [""])}
         else:
-            labs = {vid: str(_first(group.loc[group["variant_id"] == vid, "variant_label"], "")) for vid in ids}
             variants = _short_variant_labels(labs)
             if (group["variant_id"] == "").any():
                 variants[""] = "variant ?"
