@@ -84,3 +84,23 @@ def test_leaderboard_filters_methods_metrics_and_task(run, tmp_path):
     assert bad.exit_code == 2 and "nope not in this run; valid:" in bad.output
     no_out = CliRunner().invoke(cli.app, ["leaderboard", str(run), "--methods", "filt-a"])
     assert no_out.exit_code == 2 and "--out" in no_out.output
+
+
+def test_a_config_run_exports_the_configs_columns_in_its_order(run, tmp_path):
+    """`run --config` (a paper's table) exports that config's metrics as columns, in its order, also when
+    the leaderboard is rebuilt later; other stored metrics are left out."""
+    suite = run.parent.parent / "suite.yaml"
+    cfg = tmp_path / "paper.yaml"
+    cfg.write_text("metrics:\n  - warp_error@flow=dis\n  - temporal_flickering\n")
+    res = CliRunner().invoke(cli.app, ["run", "--suite", str(suite), "--methods", "source,filt-a,filt-b", "--config",
+                                       str(cfg), "--device", "cpu", "--results-dir", str(tmp_path / "runs"),
+                                       "--name", "paper"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    for _ in range(2):  # as the run wrote it, then rebuilt by `videditbench leaderboard`
+        header = (tmp_path / "runs" / "paper" / "leaderboard" / "leaderboard.md").read_text()
+        line = next(ln for ln in header.splitlines() if ln.startswith("| method | rank"))
+        assert line.index("warp_error") < line.index("temporal_flickering")
+        board = _board(tmp_path / "runs" / "paper" / "leaderboard")
+        assert list(dict.fromkeys(board["metric"])) == ["warp_error", "temporal_flickering"]
+        res = CliRunner().invoke(cli.app, ["leaderboard", str(tmp_path / "runs" / "paper"), "--no-report"])
+        assert res.exit_code == 0, res.output

@@ -253,9 +253,14 @@ def _write_exports(run_dir: Path, out_dir: Path | None = None, report: bool = Tr
     out = out_dir or (run_dir / "leaderboard")
     with ResultStore(run_dir) as store:
         scores, edits = store.scores_frame(), store.edits_frame()
+        invocations = store.invocations()
+    # a run made with a paper config (--config ive-benchmark) shows that paper's columns, in its order
+    paper = (invocations[-1]["config"].get("export_metrics") if invocations else None) or None
+    if metrics is None and paper:
+        metrics = [m for m in paper if m in set(scores["metric"]) | set(scores["metric_family"])] or None
     if methods or exclude or metrics or task:
         scores, edits = _select(scores, edits, methods, exclude, metrics, task)
-    lb = build_leaderboard(scores, edits)
+    lb = build_leaderboard(scores, edits, metric_order=metrics)
     paths = dict(export_leaderboard(lb, out))
     for task, sub in lb.sections.items():  # each task's paired comparison also gets files of its own
         paths[f"md:{task}-guided"] = dict(export_leaderboard(sub, out / f"task-{task}", plots=False))["md"]
@@ -558,6 +563,8 @@ def _build_config(suite, methods, metrics, name, results_dir, device, seed, limi
         method_labels=method_labels or {}, suite_overrides=overrides, source_cache=not no_source_cache,
         timeout_s=timeout,
     )
+    if config_file is not None and not _split(metrics) and file_cfg.get("metrics"):
+        cfg.export_metrics = list(dict.fromkeys(parse_metric_spec(m)[0] for m in metric_names))
     try:
         check_name(cfg.name, "run name (from the suite name)")
     except VidEditBenchError as e:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -910,16 +910,18 @@ def build_leaderboard(
     display_scales: dict[str, tuple[float, str]] | None = None,
     references: Iterable[str] | None = None,
     paired: bool = True,
+    metric_order: Sequence[str] | None = None,
 ) -> Leaderboard:
     """All tables from the store's score and edit frames. `bootstrap=0` skips the CIs.
 
     `references`: method names shown but never ranked (default: methods whose stored config says
     `reference`, e.g. `source`). `paired=False` gives the per-method means over all samples. With
     several tasks the returned board holds those unpaired means and `sections` one paired board per
-    task. `display_scales`: family -> (factor, unit label) (default: the metric classes' metadata)."""
+    task. `display_scales`: family -> (factor, unit label) (default: the metric classes' metadata).
+    `metric_order`: metric names whose columns come first, in this order (a paper config's table)."""
     scores, edits, scales = _prepare(scores, edits, display_scales)
     kw = dict(bootstrap=bootstrap, seed=seed, aggregate_exclude=aggregate_exclude, scales=scales,
-              references=references)
+              references=references, metric_order=tuple(metric_order or ()))
     from bench.store.pairing import is_set_uid
 
     sample_level = ~scores["sample_uid"].map(is_set_uid)
@@ -939,6 +941,7 @@ def build_leaderboard(
 
 
 def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool, bootstrap: int, seed: int,
+           metric_order: tuple[str, ...] = (),
            aggregate_exclude: Iterable[str], scales: dict[str, tuple[float, str]],
            references: Iterable[str] | None) -> Leaderboard:
     from bench.store.pairing import compared_methods, is_set_uid, paired_set
@@ -953,6 +956,10 @@ def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool
     scores = scores[scores["method"].isin(methods)]
     refs = _references(edits, methods, references)
     cols = _column_table(scores, scales)
+    if metric_order and len(cols):
+        rank = {m: i for i, m in enumerate(metric_order)}
+        cols = cols.assign(_o=[rank.get(m, len(rank)) for m in cols["metric"]]).sort_values("_o", kind="stable")
+        cols = cols.drop(columns="_o").reset_index(drop=True)
     scores = _assign_columns(scores, cols) if len(scores) else scores.assign(column="", header="")
     is_set = scores["sample_uid"].map(is_set_uid).astype(bool) if len(scores) else pd.Series([], dtype=bool)
     sample_scores, set_scores = scores[~is_set], scores[is_set]

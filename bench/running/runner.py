@@ -70,6 +70,7 @@ class RunConfig:
     method_labels: dict[str, str] = field(default_factory=dict)  # registry name -> stored name (e.g. eval)
     suite_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. num_frames, size
     samples: list[str] | None = None  # only these sample uids (eval: the samples that have an edit)
+    export_metrics: list[str] | None = None  # a --config's metrics: the leaderboard's columns, in this order
     source_cache: bool = True
     # each edit decoded once per run for all metrics (bench.store.frame_cache); False (or VIDEDITBENCH_DECODE_ONCE=0)
     # restores the old path, one decode per metric, for benchmarks
