@@ -76,3 +76,21 @@ def test_a_degenerate_bootstrap_is_reported_not_shown_as_a_zero_width_interval()
     lb = build_leaderboard(*_frames(vals), bootstrap=200)
     cell = lb.cells.set_index(["method", "metric"]).loc[("A", "q")]
     assert cell["claim"] == "degenerate" and not np.isfinite(cell["diff_ci_low"])
+
+
+def test_the_aggregate_says_how_big_the_gaps_are():
+    """Min–max turns any two-method gap into 0 vs 1; gap_sd gives its size in per-sample SDs."""
+    n = 16
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.97, 0.01, n)
+    tiny = {"A": {"flicker": list(base + rng.normal(0, 0.01, n))},
+            "B": {"flicker": list(base + 0.0016 + rng.normal(0, 0.01, n))}}
+    big = {"A": {"flicker": list(base)}, "B": {"flicker": list(base + 0.2)}}
+    for vals, lo, hi in ((tiny, -0.5, 0.0), (big, -40.0, -5.0)):
+        lb = build_leaderboard(*_frames(vals), bootstrap=100)
+        gaps = lb.aggregate["gap_sd"]
+        best, other = (("B", "A") if lb.aggregate.loc["B", "aggregate"] > lb.aggregate.loc["A", "aggregate"]
+                       else ("A", "B"))
+        assert gaps[best] == 0.0 and lo < gaps[other] < hi, gaps.to_dict()
+        assert sorted(lb.aggregate.loc[["A", "B"], "aggregate"]) == [0.0, 1.0]  # what min–max alone shows
+        assert "Gap to the best, in per-sample standard deviations" in to_markdown(lb)

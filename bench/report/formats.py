@@ -176,6 +176,12 @@ def _section_markdown(lb: Leaderboard, level: str) -> list[str]:
                   f"samples; without it the others are compared on {r['n_without']} (`videditbench leaderboard RUN "
                   f"--exclude-methods {_md_escape(r['method'])}`).", ""]
     parts += [markdown_table(display_table(lb)), ""]
+    gaps = lb.aggregate.loc[[m for m in lb.compared() if m in lb.aggregate.index], "gap_sd"] \
+        if "gap_sd" in lb.aggregate else pd.Series(dtype=float)
+    if np.isfinite(gaps.astype(float)).any():
+        shown = ", ".join(f"{_md_escape(m)} {fmt_value(g, 2)}" for m, g in gaps.items() if np.isfinite(g))
+        parts += [f"Gap to the best, in per-sample standard deviations (mean over metric families; the aggregate's "
+                  f"min–max scale shows order, not size): {shown}.", ""]
     missing = not_computed_headers(lb)
     if missing:
         parts += [f"Not computed for any method here (reasons and fixes in Status): {_md_escape(', '.join(missing))}.", ""]

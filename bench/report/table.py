@@ -88,7 +88,10 @@ AGGREGATE_DOC = (
     "normalised score: (x − min) / (max − min) over methods, or 1 − that when lower is better "
     "(1 = best method, 0 = worst; 0.5 when all methods tie). Only main outputs of quality metrics "
     "enter it (efficiency metrics excluded); the min/max used are in the normalisation table. "
-    "Methods are compared only relative to the others in this leaderboard."
+    "Methods are compared only relative to the others in this leaderboard. Min–max scaling shows order, "
+    "not size: `gap_sd` gives the size, the mean over families of each column's gap to that column's best "
+    "method in units of the column's per-sample standard deviation (0 = best, −0.1 = a tenth of the "
+    "spread between samples)."
 )
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -741,6 +744,35 @@ def _pair_columns(sample_scores: pd.DataFrame, compared: list[str]) -> pd.DataFr
 
 
 # --- paired bootstrap of ranks -------------------------------------------------------------------------------
+def gap_in_sample_sd(work: pd.DataFrame, main: pd.DataFrame, compared: list[str], headers: list[str],
+                     hib: dict[str, bool], fam: dict[str, str]) -> pd.Series:
+    """Per compared method: mean over families of (its column mean − the column's best mean) / the
+    column's per-sample SD (within each method over its paired values, pooled over the compared
+    methods), sign-corrected (≤ 0; 0 = best).
+    How big the aggregate's gaps are, which min–max scaling hides."""
+    out = pd.Series(np.nan, index=pd.Index(compared, name="method"), dtype=float)
+    if not compared or not headers or work.empty or "header" not in work:
+        return out
+    ok = work[(work["status"] == "ok") & work["method"].isin(compared)]
+    per_fam: dict[str, list[pd.Series]] = {}
+    for h in headers:
+        col = ok[ok["header"] == h].assign(value=lambda d: pd.to_numeric(d["value"], errors="coerce"))
+        col = col[np.isfinite(col["value"])]
+        # the spread between samples within a method (pooled over methods), not the methods' own gap
+        var = col.groupby("method")["value"].var(ddof=1).dropna()
+        sd = float(np.sqrt(var.mean())) if len(var) else math.nan
+        means = pd.to_numeric(main.loc[compared, h], errors="coerce") if h in main.columns else None
+        if means is None or not np.isfinite(sd) or sd <= 0 or not np.isfinite(means).any():
+            continue
+        best = means.max() if hib.get(h, True) else means.min()
+        gap = (means - best) / sd if hib.get(h, True) else (best - means) / sd
+        per_fam.setdefault(fam[h], []).append(gap)
+    if not per_fam:
+        return out
+    fams = [pd.concat(g, axis=1).mean(axis=1, skipna=True) for g in per_fam.values()]
+    return pd.concat(fams, axis=1).mean(axis=1, skipna=True).reindex(out.index)
+
+
 def _has_width(lo: float, hi: float) -> bool:
     """An interval wider than float rounding (every resample giving the same difference is no interval)."""
     return hi - lo > 1e-9 * max(1.0, abs(lo), abs(hi))
@@ -1019,6 +1051,7 @@ def _build(scores: pd.DataFrame, edits: pd.DataFrame, *, task: str, paired: bool
     aggregate["n_families"] = aggregate["n_families"].fillna(0).astype(int)
     aggregate["rank"] = aggregate["aggregate"].rank(ascending=False, method="min")
     aggregate["reference"] = [m in refs for m in methods]
+    aggregate["gap_sd"] = gap_in_sample_sd(work, main, compared, agg_headers, hib, fam).reindex(methods)
     per_cell, per_agg = _rank_stats(work, cells, cols, compared, agg_headers, bootstrap, seed, 0.95)
     aggregate = aggregate.join(per_agg.reindex(methods))
     cells = cells.merge(per_cell, on=["method", "header"], how="left")
