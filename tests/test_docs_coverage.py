@@ -127,6 +127,11 @@ def test_readme_official_mode_and_differences_follow_each_adapters_docstring():
 def test_readme_is_a_first_page_whose_docs_links_exist():
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) <= 150, "README.md is a first page: move reference text to docs/"
-    links = re.findall(r"\]\((docs/[^)#\s]+\.md)(?:#[^)]*)?\)", readme)
+    links = re.findall(r"\]\((docs/[^)#\s]+\.md)(#[^)]*)?\)", readme)
     assert len(links) >= 10  # the reference pages are linked
-    assert [link for link in links if not (REPO / link).is_file()] == []
+    assert [page for page, _ in links if not (REPO / page).is_file()] == []
+    # a #fragment names a heading of its page (GitHub's anchor: lower case, punctuation dropped, spaces as -)
+    anchors = {page: {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                      for h in re.findall(r"^#+ (.+)$", (REPO / page).read_text(), re.M)}
+               for page, _ in links}
+    assert [page + frag for page, frag in links if frag and frag[1:] not in anchors[page]] == []
