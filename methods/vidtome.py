@@ -50,7 +50,7 @@ decisions); `on_step` sees each step's noise and latents; the returned state kee
 (`chunk_log`, `calls`).
 
 Differences from the official code that change output frames, in the `official` preset
-(`OFFICIAL_DIFFERENCES`, also the README's methods table):
+(`OFFICIAL_DIFFERENCES`, also the methods table of docs/methods.md):
 * non-square sources: the official centre crop's output stretched to the source size. The official
   code outputs only the crop; the harness needs frames at the source size, so the crop's output is
   resized (Lanczos) to it. Square sources (e.g. V2VBench's 512x512) are unaffected.
@@ -104,7 +104,7 @@ DRAWS = ("independent", "official")
 RESIZES = ("shorter_side", "official")
 UINT8 = ("round", "floor")
 #: differences from the official code that change output frames in the `official` preset (docstring and
-#: README's methods table name each; tests/test_method_goldens_vidtome.py keeps them in step)
+#: docs/methods.md's methods table name each; tests/test_method_goldens_vidtome.py keeps them in step)
 OFFICIAL_DIFFERENCES = (
     "non-square sources: the official centre crop's output stretched to the source size",
     "chunks over 16 frames: leftover tokens of earlier local rounds indexed where they are",

@@ -1,4 +1,5 @@
-"""The docs keep up with the registries: README's tables list every registered method and metric once,
+"""The docs keep up with the registries: the tables of docs/metrics.md and docs/methods.md list every
+registered metric and method once, README.md stays a first page whose docs links exist, and
 docs/architecture.md names every module (a merged branch that adds one must say what it is)."""
 
 from __future__ import annotations
@@ -12,26 +13,30 @@ from bench.api.catalog import BUILTIN_METHODS, BUILTIN_METRICS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _table_names(section: str) -> list[str]:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index(f"\n## {section}\n")
-    end = readme.index("\n## ", start + 1)
+def _page_head(page: str) -> str:
+    """docs/<page>.md up to its first `## ` subsection: where the page's reference table lives."""
+    text = (REPO / "docs" / f"{page}.md").read_text()
+    end = text.find("\n## ")
+    return text if end < 0 else text[:end]
+
+
+def _table_names(page: str) -> list[str]:
     names: list[str] = []
-    for line in readme[start:end].splitlines():
+    for line in _page_head(page).splitlines():
         if line.startswith("| `"):
             names += re.findall(r"`([^`]+)`", line.split("|")[1])
     return names
 
 
 def test_readme_metric_table_lists_every_registered_metric_once():
-    names = _table_names("Metrics")
+    names = _table_names("metrics")
     counts = Counter(names)
     assert sorted(set(BUILTIN_METRICS) - set(names)) == []
     assert [n for n in BUILTIN_METRICS if counts[n] > 1] == []
 
 
 def test_readme_method_table_lists_every_registered_method_once():
-    names = _table_names("Methods")
+    names = _table_names("methods")
     assert sorted(set(BUILTIN_METHODS) - set(names)) == []
     assert sorted(set(names) - set(BUILTIN_METHODS)) == []
     assert [n for n, c in Counter(names).items() if c > 1] == []
@@ -54,10 +59,8 @@ def test_architecture_names_every_module():
 def test_readme_method_table_names_each_methods_shipped_presets():
     import yaml
 
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("\n## Methods\n")
     rows = {re.findall(r"`([^`]+)`", line.split("|")[1])[0]: line.split("|")[4]
-            for line in readme[start:readme.index("\n## ", start + 1)].splitlines() if line.startswith("| `")}
+            for line in _page_head("methods").splitlines() if line.startswith("| `")}
     files = sorted((REPO / "methods" / "presets").glob("*.yaml"))
     assert files
     for f in files:
@@ -66,16 +69,14 @@ def test_readme_method_table_names_each_methods_shipped_presets():
         assert set(re.findall(r"`([^`]+)`", rows[f.stem])) == presets, f.stem
 
 
-#: the README's "official mode" values (issue 21); "–" = no official code (reference rows, weight-free
+#: docs/methods.md's "official mode" values (issue 21); "–" = no official code (reference rows, weight-free
 #: baselines, plumbing), "pending" = being brought to the goldens on another branch
 OFFICIAL_MODES = ("equal to official code on goldens", "declared differences", "baseline only")
 DIFFERENCES_HEADING = "Differences from the official code that change output frames:"
 
 
 def _method_rows() -> dict[str, list[str]]:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("\n## Methods\n")
-    lines = readme[start:readme.index("\n## ", start + 1)].splitlines()
+    lines = _page_head("methods").splitlines()
     header = next(line for line in lines if line.startswith("| method |"))
     assert [c.strip() for c in header.split("|")[5:7]] == ["official mode", "differences from the official code"]
     return {re.findall(r"`([^`]+)`", line.split("|")[1])[0]: [c.strip() for c in line.split("|")]
@@ -113,11 +114,24 @@ def test_readme_official_mode_and_differences_follow_each_adapters_docstring():
             continue
         assert mode_cell in OFFICIAL_MODES, f"{name}: official mode {mode_cell!r}; use one of {OFFICIAL_MODES}"
         doc_mode, labels = _docstring_declaration(doc)
-        assert doc_mode == mode_cell, f"{name}: docstring says official mode {doc_mode!r}, README {mode_cell!r}"
+        assert doc_mode == mode_cell, f"{name}: docstring says official mode {doc_mode!r}, docs/methods.md {mode_cell!r}"
         assert labels, f"{name}: its docstring lists no differences under {DIFFERENCES_HEADING!r}"
         readme_labels = [item.split(":", 1)[0].strip() for item in diff_cell.split("; ")]
-        assert readme_labels == labels, f"{name}: README differences {readme_labels} != docstring {labels}"
+        assert readme_labels == labels, f"{name}: docs/methods.md differences {readme_labels} != docstring {labels}"
         if mode_cell == OFFICIAL_MODES[0]:
             assert (REPO / "tests" / f"test_method_goldens_{name}.py").is_file(), f"{name}: no golden test"
         checked += 1
     assert checked >= 12
+
+
+def test_readme_is_a_first_page_whose_docs_links_exist():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150, "README.md is a first page: move reference text to docs/"
+    links = re.findall(r"\]\((docs/[^)#\s]+\.md)(#[^)]*)?\)", readme)
+    assert len(links) >= 10  # the reference pages are linked
+    assert [page for page, _ in links if not (REPO / page).is_file()] == []
+    # a #fragment names a heading of its page (GitHub's anchor: lower case, punctuation dropped, spaces as -)
+    anchors = {page: {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                      for h in re.findall(r"^#+ (.+)$", (REPO / page).read_text(), re.M)}
+               for page, _ in links}
+    assert [page + frag for page, frag in links if frag and frag[1:] not in anchors[page]] == []

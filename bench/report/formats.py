@@ -219,8 +219,8 @@ def to_markdown(lb: Leaderboard) -> str:
     for board in lb.task_boards():
         if len(board.normalization):
             parts += [markdown_table(board.normalization.assign(task=board.task), index=False), ""]
-    parts += ["## Efficiency", "", "Medians over successful edits (seconds, MB; see the README for how memory is "
-              "measured).", "", markdown_table(lb.efficiency), ""]
+    parts += ["## Efficiency", "", "Medians over successful edits (seconds, MB; see docs/leaderboard.md for how "
+              "memory is measured).", "", markdown_table(lb.efficiency), ""]
     eff = _efficiency_headers(lb)
     if eff:
         parts += [markdown_table(display_table(lb, headers=eff, ranks=False)), ""]
