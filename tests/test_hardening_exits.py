@@ -16,6 +16,7 @@ from unittest import mock
 from typer.testing import CliRunner
 
 import bench.cli as cli
+import bench.cli.run as cli_run
 from bench.api.catalog import METHODS
 from bench.method import Method
 from bench.store.results import ResultStore
@@ -70,7 +71,7 @@ def test_sigterm_during_export_is_one_line_with_how_to_resume(tmp_path):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
 
-    with mock.patch.object(cli, "_write_exports", slow_export):
+    with mock.patch.object(cli_run, "_write_exports", slow_export):
         res = CliRunner().invoke(cli.app, ["leaderboard", str(tmp_path / "r")])
     assert res.exit_code == 143, (res.exit_code, res.output)
     err = [ln for ln in res.output.splitlines() if ln.startswith("error:")]

@@ -133,9 +133,11 @@ def test_tokenflow_can_invert_with_the_samples_source_caption(sd, clip):
     assert np.array_equal(a, again) and method._inverted[0] == key  # same video + caption: inverted once
     b = method.edit(clip, prompt="a watercolor painting", source_prompt="a blue ball in the snow")
     assert not np.array_equal(a, b)  # the caption conditions the inversion and the source branch
-    empty = _tokenflow(sd, seed=1).edit(clip, prompt="a watercolor painting")
-    assert np.array_equal(empty, _tokenflow(sd, seed=1, inversion_prompt="{source_prompt}").edit(
-        clip, prompt="a watercolor painting", source_prompt=None))  # no caption: the empty prompt
+    from bench.api.errors import VidEditBenchError
+
+    with pytest.raises(VidEditBenchError, match="no source caption"):  # never a silent "" (issue 21)
+        _tokenflow(sd, seed=1, inversion_prompt="{source_prompt}").edit(
+            clip, prompt="a watercolor painting", source_prompt=None)
 
 
 def test_tokenflow_inversion_steps_must_visit_the_editing_timesteps(sd, clip):
