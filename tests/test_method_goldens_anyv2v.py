@@ -113,7 +113,15 @@ def tolerances(golden) -> dict:
 def main_run(golden, inputs):
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(1)  # the goldens' thread count (RECIPE §7); the tolerances hold across counts
+    try:
+        return _main_run(golden, inputs)
+    finally:
+        torch.set_num_threads(before)  # later test files run with the machine's own count
+
+
+def _main_run(golden, inputs):
     video, edited = inputs
     prompt = json.loads((golden / "expected.json").read_text())["cases"]["main"]["editing_prompt"]
     m = _method(golden)
@@ -131,6 +139,17 @@ def main_run(golden, inputs):
 
 @pytest.fixture(scope="module")
 def all_injection_run(golden, inputs, main_run):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as main_run
+    try:
+        return _all_injection_run(golden, inputs, main_run)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _all_injection_run(golden, inputs, main_run):
     video, edited = inputs
     m = _method(golden, init_step=0, pnp_conv=1.0, pnp_spatial_attn=1.0, pnp_temporal_attn=1.0)
     m.setup()
